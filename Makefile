@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT
+# spkd: `make` builds into build/, `make run` sets up and runs the main
+# job, `make test` sets up and runs every test.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+           -Wstrict-prototypes -Wno-missing-field-initializers
+DEPS    := libmicrohttpd jansson sqlite3 libuv zlib
+PKGCFG  = $(shell pkg-config --cflags $(DEPS) 2>/dev/null)
+PKGLIBS = $(shell pkg-config --libs $(DEPS) 2>/dev/null)
+BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
+BLAS_LIBS   := -lopenblas
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(PKGCFG) $(BLAS_CFLAGS) -pthread -MMD -MP \
+             -DSPK_WEB_DIR='"$(CURDIR)/web"'
+LIBS = $(PKGLIBS) $(BLAS_LIBS) -lm -pthread
+
+LIB_SRC  := $(wildcard engine/*.c) $(wildcard storage/*.c) \
+            $(filter-out server/main.c,$(wildcard server/*.c))
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+
+B   := build
+SAN := build/san
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=undefined
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
+SAN_OBJ   := $(LIB_SRC:%.c=$(SAN)/obj/%.o)
+TESTS     := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
+SAN_TESTS := $(TEST_SRC:tests/unit/%.c=$(SAN)/tests/%)
+
+.PHONY: all setup run test unit unit-san api clean format
+all: $(B)/spkd
+
+setup:
+	@./scripts/setup.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(SAN)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(B)/libspk.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SAN)/libspk.a: $(SAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/spkd: $(B)/obj/server/main.o $(B)/libspk.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libspk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libspk.a $(LIBS) -lcmocka
+
+$(SAN)/tests/%: tests/unit/%.c $(SAN)/libspk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN)/libspk.a $(LIBS) -lcmocka
+
+run: setup all
+	./scripts/run.sh
+
+unit: $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+
+unit-san: $(SAN_TESTS)
+	@set -e; for t in $(SAN_TESTS); do echo "== $$t"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+api: all
+	/usr/bin/python3 -m pytest -q tests/api
+
+test: setup
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-san
+	$(MAKE) api
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/unit/*.c)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(B)/obj/server/main.d

@@ -1,0 +1,636 @@
+/* SPDX-License-Identifier: MIT */
+/* The pipeline: choose the job's samples and inject its noise, then run
+ * spl, teacher, student and baseline one after the other. Each stage is a
+ * fresh model trained epoch by epoch by stage_train; after every epoch all
+ * training samples are scored in inference mode and reported. */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blas.h"
+#include "loss.h"
+#include "model.h"
+#include "noise.h"
+#include "rng.h"
+#include "spl.h"
+
+#define EVAL_BATCH 1000
+
+/* Random streams, so that every stage draws independently from the job
+ * seed and the student and baseline start alike. */
+enum {
+  STREAM_SUBSET = 1,
+  STREAM_SPLIT,
+  STREAM_SPL_INIT,
+  STREAM_SPL_SHUFFLE,
+  STREAM_TEACHER_INIT,
+  STREAM_TEACHER_SHUFFLE,
+  STREAM_STUDENT_INIT,
+  STREAM_STUDENT_SHUFFLE
+};
+
+static const char *const stage_names[PIPELINE_STAGE_COUNT] = {
+    "spl", "teacher", "student", "baseline"};
+
+const char *pipeline_stage_name(int stage) {
+  if (stage < 0 || stage >= PIPELINE_STAGE_COUNT)
+    return "unknown";
+  return stage_names[stage];
+}
+
+int pipeline_stage_from_name(const char *name) {
+  for (int i = 0; i < PIPELINE_STAGE_COUNT; i++)
+    if (strcmp(stage_names[i], name) == 0)
+      return i;
+  return -1;
+}
+
+void pipeline_spec_defaults(pipeline_spec_t *spec) {
+  optim_config_t o = {OPTIM_SGD, 0.05, 0.9, 5e-4, 128,
+                      OPTIM_SCHEDULE_COSINE};
+
+  memset(spec, 0, sizeof *spec);
+  spec->seed = 1;
+  spec->threads = 2;
+  spec->validation_fraction = 0.1;
+  spec->spl = (pipeline_stage_spec_t){"mlp", 10, o};
+  spec->spl_warmup_epochs = 2;
+  spec->pace_start = 0.5;
+  spec->pace_end = 0.8;
+  spec->teacher = (pipeline_stage_spec_t){"mlp", 15, o};
+  spec->student = (pipeline_stage_spec_t){"mlp", 20, o};
+  spec->kd_alpha = 0.7;
+  spec->kd_temperature = 2.0;
+  spec->has_baseline = 1;
+  spec->baseline = spec->student;
+}
+
+/* Everything one run holds: the job's samples, the per-sample buffers of
+ * the epoch being reported, and what passes from stage to stage. */
+typedef struct {
+  const pipeline_spec_t *spec;
+  const dataset_t *file; /* the whole training file */
+  const dataset_t *test;
+  const pipeline_hooks_t *hooks;
+  int classes;
+
+  int n_train, n_val;
+  int32_t *train_index, *val_index;
+  uint8_t *observed;     /* (file->n) */
+  uint8_t *train_labels; /* (n_train) observed labels in position order */
+
+  float *loss, *prob, *weight; /* (n_train) of the current epoch */
+  uint8_t *easy;
+  float *loss_sum;       /* spl: sum of each sample's loss over epochs */
+  uint8_t *final_easy;   /* the easy set spl hands on */
+  float *teacher_probs;  /* (n_train, classes) at the kd temperature */
+  float *batch_x;        /* (batch_cap, dim) gathered inputs */
+  int batch_cap;
+
+  char *err;
+  size_t errlen;
+} run_t;
+
+/* How one stage trains: which samples, with what weight, against what. */
+typedef struct {
+  int stage;
+  const pipeline_stage_spec_t *cfg;
+  model_t *model;
+  rng_t shuffle;
+  const uint8_t *include;      /* train only where include[pos], or all */
+  const float *ce_weight;      /* per-position weight, or NULL for 1 */
+  const float *teacher_probs;  /* distil from these when not NULL */
+  loss_kd_t kd;
+} stage_t;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cancelled(const run_t *r) {
+  return r->hooks->cancel && atomic_load(r->hooks->cancel);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int fail(run_t *r, int rc, const char *msg) {
+  snprintf(r->err, r->errlen, "%s", msg);
+  return rc;
+}
+
+/* Picks the job's samples (a seeded subset when limit > 0), injects label
+ * noise over them, then holds out the validation share. */
+static int data_prepare(run_t *r, int *n_corrupted) {
+  const pipeline_spec_t *s = r->spec;
+  int n_file = r->file->n, n_sel = s->limit > 0 ? s->limit : n_file;
+  int32_t *sel = malloc(sizeof(int32_t) * (size_t)n_file);
+  uint8_t *lab = malloc((size_t)n_file), *bad = malloc((size_t)n_file);
+  rng_t rng;
+  int rc = 0;
+
+  if (!sel || !lab || !bad) {
+    rc = fail(r, -ENOMEM, "out of memory choosing samples");
+    goto out;
+  }
+  if (n_sel > n_file) {
+    snprintf(r->err, r->errlen, "dataset.limit %d exceeds the %d samples "
+             "of the training file", n_sel, n_file);
+    rc = -EINVAL;
+    goto out;
+  }
+  for (int i = 0; i < n_file; i++)
+    sel[i] = i;
+  if (n_sel < n_file) {
+    rng_init(&rng, s->seed, STREAM_SUBSET);
+    rng_shuffle(&rng, sel, n_file);
+  }
+  qsort(sel, (size_t)n_sel, sizeof *sel, cmp_i32);
+
+  /* Noise goes over the selected samples in index order. */
+  memcpy(r->observed, r->file->y, (size_t)n_file);
+  for (int i = 0; i < n_sel; i++)
+    lab[i] = r->file->y[sel[i]];
+  *n_corrupted = 0;
+  if (s->noise_symmetric) {
+    *n_corrupted = noise_symmetric_apply(lab, n_sel, r->classes,
+                                         s->noise_rate, s->noise_seed, bad);
+    if (*n_corrupted < 0) {
+      rc = fail(r, -ENOMEM, "out of memory injecting label noise");
+      goto out;
+    }
+  }
+  for (int i = 0; i < n_sel; i++)
+    r->observed[sel[i]] = lab[i];
+
+  /* The validation share is a seeded draw from the selected samples. */
+  r->n_val = (int)llround(s->validation_fraction * n_sel);
+  r->n_train = n_sel - r->n_val;
+  if (r->n_train < 1) {
+    rc = fail(r, -EINVAL, "no training samples left after the validation "
+                          "split");
+    goto out;
+  }
+  rng_init(&rng, s->seed, STREAM_SPLIT);
+  rng_shuffle(&rng, sel, n_sel);
+  r->val_index = malloc(sizeof(int32_t) * (size_t)(r->n_val + 1));
+  r->train_index = malloc(sizeof(int32_t) * (size_t)r->n_train);
+  if (!r->val_index || !r->train_index) {
+    rc = fail(r, -ENOMEM, "out of memory splitting samples");
+    goto out;
+  }
+  memcpy(r->val_index, sel, sizeof(int32_t) * (size_t)r->n_val);
+  memcpy(r->train_index, sel + r->n_val, sizeof(int32_t) * (size_t)r->n_train);
+  qsort(r->val_index, (size_t)r->n_val, sizeof(int32_t), cmp_i32);
+  qsort(r->train_index, (size_t)r->n_train, sizeof(int32_t), cmp_i32);
+
+out:
+  free(sel);
+  free(lab);
+  free(bad);
+  return rc;
+}
+
+static int buffers_alloc(run_t *r) {
+  size_t n = (size_t)r->n_train;
+  int cap = r->spec->spl.optim.batch_size;
+  const pipeline_stage_spec_t *st[4] = {&r->spec->spl, &r->spec->teacher,
+                                        &r->spec->student, &r->spec->baseline};
+
+  for (int i = 1; i < 4; i++)
+    if (st[i]->optim.batch_size > cap)
+      cap = st[i]->optim.batch_size;
+  r->batch_cap = cap > EVAL_BATCH ? cap : EVAL_BATCH;
+
+  r->train_labels = malloc(n);
+  r->loss = malloc(n * sizeof(float));
+  r->prob = malloc(n * sizeof(float));
+  r->weight = malloc(n * sizeof(float));
+  r->easy = malloc(n);
+  r->loss_sum = calloc(n, sizeof(float));
+  r->final_easy = malloc(n);
+  r->teacher_probs = malloc(n * (size_t)r->classes * sizeof(float));
+  r->batch_x = malloc((size_t)r->batch_cap * r->file->dim * sizeof(float));
+  if (!r->train_labels || !r->loss || !r->prob || !r->weight || !r->easy ||
+      !r->loss_sum || !r->final_easy || !r->teacher_probs || !r->batch_x)
+    return fail(r, -ENOMEM, "out of memory for per-sample buffers");
+  for (int i = 0; i < r->n_train; i++)
+    r->train_labels[i] = r->observed[r->train_index[i]];
+  return 0;
+}
+
+static void run_deinit(run_t *r) {
+  free(r->train_index);
+  free(r->val_index);
+  free(r->observed);
+  free(r->train_labels);
+  free(r->loss);
+  free(r->prob);
+  free(r->weight);
+  free(r->easy);
+  free(r->loss_sum);
+  free(r->final_easy);
+  free(r->teacher_probs);
+  free(r->batch_x);
+}
+
+/* Copies the rows rows[0..n) of x (., dim) into out (n, dim). */
+static void gather_rows(const float *x, int dim, const int32_t *rows, int n,
+                        float *out) {
+  for (int i = 0; i < n; i++)
+    memcpy(out + (size_t)i * dim, x + (size_t)rows[i] * dim,
+           sizeof(float) * (size_t)dim);
+}
+
+/* Logits of the samples rows[0..n) of ds in inference mode, batch by
+ * batch; calls visit for each batch with its logits (b, classes). */
+typedef void (*visit_fn)(void *ctx, int first, int b, const float *logits);
+
+static void infer_rows(run_t *r, model_t *m, const dataset_t *ds,
+                       const int32_t *rows, int n, visit_fn visit,
+                       void *ctx) {
+  for (int first = 0; first < n; first += r->batch_cap) {
+    int b = n - first < r->batch_cap ? n - first : r->batch_cap;
+    const float *logits;
+    if (rows) {
+      gather_rows(ds->x, ds->dim, rows + first, b, r->batch_x);
+      logits = model_forward(m, r->batch_x, b, 0);
+    } else {
+      logits = model_forward(m, ds->x + (size_t)first * ds->dim, b, 0);
+    }
+    visit(ctx, first, b, logits);
+  }
+}
+
+static int argmax(const float *v, int n) {
+  int best = 0;
+  for (int j = 1; j < n; j++)
+    if (v[j] > v[best])
+      best = j;
+  return best;
+}
+
+/* Counts correct predictions of a batch against labels[first..). */
+typedef struct {
+  const uint8_t *labels;
+  const int32_t *rows; /* labels are indexed by rows[i] when not NULL */
+  int classes;
+  long correct;
+} acc_ctx_t;
+
+static void visit_accuracy(void *ctx, int first, int b, const float *logits) {
+  acc_ctx_t *a = ctx;
+  for (int i = 0; i < b; i++) {
+    int k = first + i;
+    int y = a->labels[a->rows ? a->rows[k] : k];
+    a->correct += argmax(logits + (size_t)i * a->classes, a->classes) == y;
+  }
+}
+
+static double accuracy(run_t *r, model_t *m, const dataset_t *ds,
+                       const int32_t *rows, int n, const uint8_t *labels) {
+  acc_ctx_t a = {labels, rows, r->classes, 0};
+  if (n == 0)
+    return 0.0;
+  infer_rows(r, m, ds, rows, n, visit_accuracy, &a);
+  return (double)a.correct / n;
+}
+
+/* Scores every training sample: loss and probability of its observed
+ * label into r->loss and r->prob, and counts correct predictions. */
+typedef struct {
+  run_t *run;
+  long correct;
+} score_ctx_t;
+
+static void visit_score(void *ctx, int first, int b, const float *logits) {
+  score_ctx_t *s = ctx;
+  run_t *r = s->run;
+  const uint8_t *y = r->train_labels + first;
+
+  loss_ce_forward(logits, y, NULL, b, r->classes, r->loss + first,
+                  r->prob + first);
+  for (int i = 0; i < b; i++)
+    s->correct += argmax(logits + (size_t)i * r->classes, r->classes) == y[i];
+}
+
+static double score_train(run_t *r, model_t *m) {
+  score_ctx_t s = {r, 0};
+  infer_rows(r, m, r->file, r->train_index, r->n_train, visit_score, &s);
+  return (double)s.correct / r->n_train;
+}
+
+/* Softened teacher probabilities of every training sample. */
+static void visit_teacher(void *ctx, int first, int b, const float *logits) {
+  run_t *r = ctx;
+  loss_softmax(logits, r->teacher_probs + (size_t)first * r->classes, b,
+               r->classes, (float)r->spec->kd_temperature);
+}
+
+/* Scratch space for one training batch of up to cap samples. */
+typedef struct {
+  float *dlogits; /* (cap, classes) */
+  float *tp;      /* (cap, classes) teacher probabilities */
+  float *w;       /* (cap) */
+  uint8_t *y;     /* (cap) */
+  int32_t *rows;  /* (cap) rows of the training file */
+} batch_t;
+
+static int batch_init(batch_t *bt, int cap, int classes) {
+  size_t n = (size_t)cap;
+  bt->dlogits = malloc(sizeof(float) * n * classes);
+  bt->tp = malloc(sizeof(float) * n * classes);
+  bt->w = malloc(sizeof(float) * n);
+  bt->y = malloc(n);
+  bt->rows = malloc(sizeof(int32_t) * n);
+  return bt->dlogits && bt->tp && bt->w && bt->y && bt->rows ? 0 : -ENOMEM;
+}
+
+static void batch_deinit(batch_t *bt) {
+  free(bt->dlogits);
+  free(bt->tp);
+  free(bt->w);
+  free(bt->y);
+  free(bt->rows);
+}
+
+/* One optimisation step on positions pos[0..b). Returns the batch's mean
+ * objective. */
+static double stage_step(run_t *r, stage_t *st, const int32_t *pos, int b,
+                         double lr, batch_t *bt) {
+  int C = r->classes;
+  const float *logits;
+  double loss;
+
+  for (int i = 0; i < b; i++) {
+    bt->rows[i] = r->train_index[pos[i]];
+    bt->y[i] = r->train_labels[pos[i]];
+    bt->w[i] = st->ce_weight ? st->ce_weight[pos[i]] : 1.0f;
+    if (st->teacher_probs)
+      memcpy(bt->tp + (size_t)i * C, st->teacher_probs + (size_t)pos[i] * C,
+             sizeof(float) * (size_t)C);
+  }
+  gather_rows(r->file->x, r->file->dim, bt->rows, b, r->batch_x);
+
+  logits = model_forward(st->model, r->batch_x, b, 1);
+  if (st->teacher_probs) {
+    loss = loss_kd_forward(&st->kd, logits, bt->tp, bt->y, bt->w, b, C, NULL);
+    loss_kd_backward(&st->kd, logits, bt->tp, bt->y, bt->w, b, C,
+                     bt->dlogits);
+  } else {
+    loss = loss_ce_forward(logits, bt->y, bt->w, b, C, NULL, NULL);
+    loss_ce_backward(logits, bt->y, bt->w, b, C, bt->dlogits);
+  }
+  model_zero_grad(st->model);
+  model_backward(st->model, bt->dlogits, b);
+  optim_sgd_step(&st->cfg->optim, lr, st->model->params,
+                 st->model->n_params);
+  return loss;
+}
+
+/* Trains one epoch (from 0) of a stage over its included samples in a
+ * shuffled order. Fills m's train_loss, lr and samples_per_s. */
+static int stage_epoch(run_t *r, stage_t *st, int epoch, pipeline_epoch_t *m) {
+  int bs = st->cfg->optim.batch_size, n = 0, rc = 0;
+  int32_t *order = malloc(sizeof(int32_t) * (size_t)r->n_train);
+  double total = 0.0, t0 = now_s(), lr = st->cfg->optim.lr;
+  batch_t bt;
+
+  if (batch_init(&bt, bs, r->classes) < 0 || !order) {
+    rc = fail(r, -ENOMEM, "out of memory for a training batch");
+    goto out;
+  }
+  for (int i = 0; i < r->n_train; i++)
+    if (!st->include || st->include[i])
+      order[n++] = i;
+  rng_shuffle(&st->shuffle, order, n);
+
+  for (int first = 0; first < n; first += bs) {
+    int b = n - first < bs ? n - first : bs;
+    double t = (epoch + (double)first / n) / st->cfg->epochs;
+    if (cancelled(r)) {
+      rc = fail(r, -ECANCELED, "cancelled");
+      goto out;
+    }
+    lr = optim_lr_at(&st->cfg->optim, t);
+    total += b * stage_step(r, st, order + first, b, lr, &bt);
+  }
+  m->train_loss = n > 0 ? total / n : 0.0;
+  m->lr = lr;
+  m->samples_per_s = n / (now_s() - t0 + 1e-12);
+
+out:
+  free(order);
+  batch_deinit(&bt);
+  return rc;
+}
+
+/* Evaluates the model after an epoch: scores every training sample and
+ * measures validation and test accuracy. */
+static void stage_evaluate(run_t *r, model_t *model, pipeline_epoch_t *m) {
+  m->train_acc = score_train(r, model);
+  m->val_acc = accuracy(r, model, r->file, r->val_index, r->n_val,
+                        r->observed);
+  m->test_acc = accuracy(r, model, r->test, NULL, r->test->n, r->test->y);
+}
+
+static int report_epoch(run_t *r, pipeline_epoch_t *m) {
+  pipeline_records_t rec = {r->n_train, r->loss, r->prob, r->weight,
+                            r->easy};
+  int easy = 0;
+
+  for (int i = 0; i < r->n_train; i++)
+    easy += r->easy[i];
+  m->easy_size = easy;
+  m->easy_fraction = (double)easy / r->n_train;
+  if (!r->hooks->on_epoch)
+    return 0;
+  return r->hooks->on_epoch(r->hooks->ctx, m, &rec, r->err, r->errlen);
+}
+
+/* Called after each epoch's evaluation, before it is reported: sets the
+ * easy flags and the weights the next epoch trains with. */
+typedef int (*after_epoch_fn)(run_t *r, stage_t *st, int epoch);
+
+static int stage_train(run_t *r, stage_t *st, after_epoch_fn after) {
+  int rc = 0;
+
+  if (r->hooks->on_stage) {
+    rc = r->hooks->on_stage(r->hooks->ctx, st->stage, r->err, r->errlen);
+    if (rc)
+      return rc;
+  }
+  for (int e = 0; e < st->cfg->epochs; e++) {
+    pipeline_epoch_t m = {st->stage, e + 1, st->cfg->epochs};
+    double t0 = now_s();
+
+    for (int i = 0; i < r->n_train; i++)
+      r->weight[i] = st->include && !st->include[i] ? 0.0f
+                     : st->ce_weight               ? st->ce_weight[i]
+                                                   : 1.0f;
+    rc = stage_epoch(r, st, e, &m);
+    if (rc)
+      return rc;
+    stage_evaluate(r, st->model, &m);
+    rc = after(r, st, e);
+    if (rc)
+      return rc;
+    m.seconds = now_s() - t0;
+    rc = report_epoch(r, &m);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
+                       uint64_t shuffle_stream) {
+  rng_t init;
+
+  rng_init(&init, r->spec->seed, init_stream);
+  rng_init(&st->shuffle, r->spec->seed, shuffle_stream);
+  return model_new(st->cfg->model, r->file->dim, r->classes, r->batch_cap,
+                   &init, &st->model, r->err, r->errlen);
+}
+
+/* spl: after each epoch from the last warm-up on, choose next epoch's
+ * samples per class at the paced fraction; after the last, the final easy
+ * set by mean loss over all epochs. st->include points at r->easy. */
+static int spl_after(run_t *r, stage_t *st, int epoch) {
+  const pipeline_spec_t *s = r->spec;
+  int epochs = st->cfg->epochs, warm = s->spl_warmup_epochs;
+  int kept = 0;
+
+  for (int i = 0; i < r->n_train; i++)
+    r->loss_sum[i] += r->loss[i];
+  if (epoch + 1 == epochs) {
+    for (int i = 0; i < r->n_train; i++)
+      r->loss_sum[i] /= (float)epochs;
+    kept = spl_select_per_class(r->loss_sum, r->train_labels, r->n_train,
+                                r->classes, s->pace_end, r->final_easy);
+    memcpy(r->easy, r->final_easy, (size_t)r->n_train);
+  } else if (epoch + 1 >= warm) {
+    int k = epoch + 1 - warm, count = epochs - warm;
+    double f = spl_pace_fraction(s->pace_start, s->pace_end, k, count);
+    kept = spl_select_per_class(r->loss, r->train_labels, r->n_train,
+                                r->classes, f, r->easy);
+  } else {
+    memset(r->easy, 1, (size_t)r->n_train);
+  }
+  return kept < 0 ? fail(r, -ENOMEM, "out of memory selecting samples") : 0;
+}
+
+/* teacher and student: the easy set is the one spl handed on. */
+static int fixed_after(run_t *r, stage_t *st, int epoch) {
+  (void)st;
+  (void)epoch;
+  memcpy(r->easy, r->final_easy, (size_t)r->n_train);
+  return 0;
+}
+
+static int all_after(run_t *r, stage_t *st, int epoch) {
+  (void)st;
+  (void)epoch;
+  memset(r->easy, 1, (size_t)r->n_train);
+  return 0;
+}
+
+static int run_spl(run_t *r) {
+  stage_t st = {PIPELINE_STAGE_SPL, &r->spec->spl};
+  int rc = stage_model(r, &st, STREAM_SPL_INIT, STREAM_SPL_SHUFFLE);
+
+  if (rc == 0) {
+    /* Training reads r->easy as it stood after the previous epoch. */
+    memset(r->easy, 1, (size_t)r->n_train);
+    st.include = r->easy;
+    rc = stage_train(r, &st, spl_after);
+  }
+  model_free(st.model);
+  return rc;
+}
+
+static int run_teacher(run_t *r) {
+  stage_t st = {PIPELINE_STAGE_TEACHER, &r->spec->teacher};
+  int rc = stage_model(r, &st, STREAM_TEACHER_INIT, STREAM_TEACHER_SHUFFLE);
+
+  st.include = r->final_easy;
+  if (rc == 0)
+    rc = stage_train(r, &st, fixed_after);
+  if (rc == 0)
+    infer_rows(r, st.model, r->file, r->train_index, r->n_train,
+               visit_teacher, r);
+  model_free(st.model);
+  return rc;
+}
+
+static int run_student(run_t *r, int baseline) {
+  const pipeline_spec_t *s = r->spec;
+  stage_t st = {baseline ? PIPELINE_STAGE_BASELINE : PIPELINE_STAGE_STUDENT,
+                baseline ? &s->baseline : &s->student};
+  float *w = NULL;
+  int rc = stage_model(r, &st, STREAM_STUDENT_INIT, STREAM_STUDENT_SHUFFLE);
+
+  if (rc == 0 && !baseline) {
+    w = malloc(sizeof(float) * (size_t)r->n_train);
+    if (!w)
+      rc = fail(r, -ENOMEM, "out of memory for student weights");
+    for (int i = 0; w && i < r->n_train; i++)
+      w[i] = r->final_easy[i] ? 1.0f : 0.0f;
+    st.ce_weight = w;
+    st.teacher_probs = r->teacher_probs;
+    st.kd = (loss_kd_t){(float)s->kd_alpha, (float)s->kd_temperature};
+  }
+  if (rc == 0)
+    rc = stage_train(r, &st, baseline ? all_after : fixed_after);
+  free(w);
+  model_free(st.model);
+  return rc;
+}
+
+static int report_data(run_t *r, int n_corrupted) {
+  pipeline_data_t d = {r->n_train,     r->n_val,     r->train_index,
+                       r->val_index,   r->file->n,   r->observed,
+                       r->file->y,     n_corrupted};
+  if (!r->hooks->on_data)
+    return 0;
+  return r->hooks->on_data(r->hooks->ctx, &d, r->err, r->errlen);
+}
+
+int pipeline_run(const pipeline_spec_t *spec, const dataset_t *train,
+                 const dataset_t *test, const pipeline_hooks_t *hooks,
+                 char *err, size_t errlen) {
+  run_t r = {spec, train, test, hooks, train->classes};
+  int rc, n_corrupted = 0;
+
+  r.err = err;
+  r.errlen = errlen;
+  if (r.classes < 2 || r.classes > 256)
+    return fail(&r, -EINVAL, "a dataset needs between 2 and 256 classes");
+  blas_threads_set(spec->threads);
+  r.observed = malloc((size_t)train->n);
+  rc = r.observed ? data_prepare(&r, &n_corrupted)
+                  : fail(&r, -ENOMEM, "out of memory for labels");
+  if (rc == 0)
+    rc = buffers_alloc(&r);
+  if (rc == 0)
+    rc = report_data(&r, n_corrupted);
+  if (rc == 0)
+    rc = run_spl(&r);
+  if (rc == 0)
+    rc = run_teacher(&r);
+  if (rc == 0)
+    rc = run_student(&r, 0);
+  if (rc == 0 && spec->has_baseline)
+    rc = run_student(&r, 1);
+  run_deinit(&r);
+  return rc;
+}

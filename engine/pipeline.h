@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* The self-paced -> teacher -> student pipeline, with a plain baseline.
+ * It trains on datasets the caller loaded, reports every epoch through
+ * hooks and knows nothing of storage or HTTP. */
+#ifndef SPK_ENGINE_PIPELINE_H
+#define SPK_ENGINE_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "optim.h"
+
+enum {
+  PIPELINE_STAGE_SPL,
+  PIPELINE_STAGE_TEACHER,
+  PIPELINE_STAGE_STUDENT,
+  PIPELINE_STAGE_BASELINE,
+  PIPELINE_STAGE_COUNT
+};
+
+#define PIPELINE_NAME_MAX 128
+#define PIPELINE_MODEL_MAX 32
+
+/* Returns "spl", "teacher", "student" or "baseline". */
+const char *pipeline_stage_name(int stage);
+
+/* Returns the stage number of a name, or -1 when there is none. */
+int pipeline_stage_from_name(const char *name);
+
+/* One stage: its model preset, epoch count and resolved optimizer (the
+ * job's optimizer with the stage's own keys laid over it). */
+typedef struct {
+  char model[PIPELINE_MODEL_MAX];
+  int epochs;
+  optim_config_t optim;
+} pipeline_stage_spec_t;
+
+/* A whole job, already validated. */
+typedef struct {
+  char name[PIPELINE_NAME_MAX];
+  uint64_t seed;
+  int threads;
+
+  char dataset[PIPELINE_NAME_MAX];
+  int limit;                  /* 0: the whole training file */
+  double validation_fraction; /* share of the selected samples held out */
+  int noise_symmetric;        /* 1: inject symmetric label noise */
+  double noise_rate;
+  uint64_t noise_seed;
+
+  pipeline_stage_spec_t spl;
+  int spl_warmup_epochs;
+  double pace_start, pace_end; /* kept fraction per class */
+
+  pipeline_stage_spec_t teacher;
+
+  pipeline_stage_spec_t student;
+  double kd_alpha, kd_temperature;
+
+  int has_baseline;
+  pipeline_stage_spec_t baseline;
+} pipeline_spec_t;
+
+/* Fills spec with the defaults every job starts from (the sym40 example
+ * without a name or a dataset). */
+void pipeline_spec_defaults(pipeline_spec_t *spec);
+
+/* Which samples a job uses and what it did to their labels. Indices are
+ * positions in the dataset's training file. train_index is sorted; the
+ * per-sample records of every epoch follow its order. */
+typedef struct {
+  int n_train, n_val;
+  const int32_t *train_index; /* (n_train) */
+  const int32_t *val_index;   /* (n_val), sorted */
+  int n_file;                 /* rows in the training file */
+  const uint8_t *observed;    /* (n_file) labels after injected noise */
+  const uint8_t *clean;       /* (n_file) labels as the file gives them */
+  int n_corrupted;            /* samples whose label noise changed */
+} pipeline_data_t;
+
+/* What one epoch of one stage measured. Accuracies are fractions in
+ * [0, 1]; train_acc and val_acc are against observed labels, test_acc
+ * against the clean test split. */
+typedef struct {
+  int stage;
+  int epoch; /* from 1 */
+  int epochs;
+  double train_loss; /* mean training objective over the epoch's batches */
+  double train_acc, val_acc, test_acc;
+  int easy_size;
+  double easy_fraction; /* easy_size / n_train */
+  double lr;            /* learning rate of the epoch's last batch */
+  double seconds;       /* wall time of the epoch, evaluation included */
+  double samples_per_s; /* samples trained / training time */
+} pipeline_epoch_t;
+
+/* Every training sample's record after one epoch, in train_index order.
+ * loss and prob are the cross-entropy and probability of the observed label
+ * in inference mode after the epoch; weight is what the sample weighed in
+ * the epoch's training; easy marks the epoch's easy set. */
+typedef struct {
+  int n;
+  const float *loss;
+  const float *prob;
+  const float *weight;
+  const uint8_t *easy;
+} pipeline_records_t;
+
+/* How the pipeline talks to its caller. Every callback may be NULL. A
+ * callback returning non-zero stops the run with that code and its err. */
+typedef struct {
+  void *ctx;
+  int (*on_data)(void *ctx, const pipeline_data_t *data, char *err,
+                 size_t errlen);
+  int (*on_stage)(void *ctx, int stage, char *err, size_t errlen);
+  int (*on_epoch)(void *ctx, const pipeline_epoch_t *metrics,
+                  const pipeline_records_t *records, char *err,
+                  size_t errlen);
+  const atomic_int *cancel; /* non-zero: stop at the next batch */
+} pipeline_hooks_t;
+
+/* Runs every stage of spec on train (the whole training file) and test.
+ * Returns 0, -ECANCELED when hooks->cancel was raised, a hook's code, or
+ * another negative errno code with err set. */
+int pipeline_run(const pipeline_spec_t *spec, const dataset_t *train,
+                 const dataset_t *test, const pipeline_hooks_t *hooks,
+                 char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/* Opening and closing a connection, and the helpers every storage file
+ * uses: error reporting, statements, transactions, time and packing. The
+ * schema itself lives in migrations.c, the queries in db_jobs.c and
+ * db_epochs.c. */
+#include "db_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How long a statement waits for another connection's write lock. */
+#define DB_BUSY_TIMEOUT_MS 10000
+
+int db_msg(int code, char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+
+  if (err && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+void db_err_prefix(char *err, size_t errlen, const char *prefix) {
+  char why[256];
+
+  if (!err || errlen == 0)
+    return;
+  snprintf(why, sizeof why, "%s", err);
+  snprintf(err, errlen, "%s: %s", prefix, why);
+}
+
+int db_fail(db_t *db, int rc, const char *what, char *err, size_t errlen) {
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+    return db_msg(-ENOSPC, err, errlen, "%s: %s", what,
+                  sqlite3_errmsg(db->conn));
+  case SQLITE_NOMEM:
+    return db_msg(-ENOMEM, err, errlen, "%s: out of memory", what);
+  default:
+    return db_msg(-EIO, err, errlen, "%s: %s", what,
+                  sqlite3_errmsg(db->conn));
+  }
+}
+
+double db_now(void) {
+  struct timespec ts;
+
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+    return (double)time(NULL);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int db_stage_valid(const char *stage) {
+  static const char *const names[] = {"spl", "teacher", "student",
+                                      "baseline"};
+
+  if (!stage)
+    return 0;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(stage, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+int db_prepare(db_t *db, const char *sql, sqlite3_stmt **st, char *err,
+               size_t errlen) {
+  int rc = sqlite3_prepare_v2(db->conn, sql, -1, st, NULL);
+
+  if (rc != SQLITE_OK) {
+    *st = NULL;
+    return db_fail(db, rc, "prepare", err, errlen);
+  }
+  return 0;
+}
+
+int db_step_done(db_t *db, sqlite3_stmt *st, const char *what, char *err,
+                 size_t errlen) {
+  int rc = sqlite3_step(st);
+
+  if (rc != SQLITE_DONE)
+    return db_fail(db, rc, what, err, errlen);
+  return 0;
+}
+
+int db_exec(db_t *db, const char *sql, char *err, size_t errlen) {
+  int rc = sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
+
+  if (rc != SQLITE_OK)
+    return db_fail(db, rc, sql, err, errlen);
+  return 0;
+}
+
+int db_tx_begin(db_t *db, char *err, size_t errlen) {
+  return db_exec(db, "BEGIN IMMEDIATE", err, errlen);
+}
+
+int db_tx_end(db_t *db, int r, char *err, size_t errlen) {
+  if (r == 0)
+    r = db_exec(db, "COMMIT", err, errlen);
+
+  /* A failed statement or COMMIT may leave the transaction open; SQLite
+   * may also have rolled it back itself (disk full, out of memory). The
+   * first error's message is the one worth keeping. */
+  if (r != 0 && !sqlite3_get_autocommit(db->conn))
+    (void)db_exec(db, "ROLLBACK", NULL, 0);
+  return r;
+}
+
+void db_f32_pack(uint8_t *dst, const float *src, int n) {
+  for (int i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &src[i], sizeof u);
+    dst[4 * i] = (uint8_t)u;
+    dst[4 * i + 1] = (uint8_t)(u >> 8);
+    dst[4 * i + 2] = (uint8_t)(u >> 16);
+    dst[4 * i + 3] = (uint8_t)(u >> 24);
+  }
+}
+
+float db_f32_unpack(const uint8_t *src) {
+  uint32_t u = (uint32_t)src[0] | (uint32_t)src[1] << 8 |
+               (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
+  float f;
+
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* Checks that the journal really switched to WAL: some file systems (and
+ * in-memory databases) refuse, and concurrent readers depend on it. */
+static int db_wal_enable(db_t *db, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  const char *mode;
+  int r, rc;
+
+  r = db_prepare(db, "PRAGMA journal_mode=WAL", &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    r = db_fail(db, rc, "PRAGMA journal_mode", err, errlen);
+    goto out;
+  }
+  mode = (const char *)sqlite3_column_text(st, 0);
+  if (!mode || strcmp(mode, "wal") != 0)
+    r = db_msg(-EIO, err, errlen, "journal mode is %s, not wal",
+               mode ? mode : "unknown");
+out:
+  sqlite3_finalize(st);
+  return r;
+}
+
+/* Connection settings, then the schema. */
+static int db_configure(db_t *db, char *err, size_t errlen) {
+  int rc, r;
+
+  rc = sqlite3_busy_timeout(db->conn, DB_BUSY_TIMEOUT_MS);
+  if (rc != SQLITE_OK)
+    return db_fail(db, rc, "busy timeout", err, errlen);
+  rc = sqlite3_extended_result_codes(db->conn, 1);
+  if (rc != SQLITE_OK)
+    return db_fail(db, rc, "extended result codes", err, errlen);
+
+  r = db_wal_enable(db, err, errlen);
+  if (!r)
+    r = db_exec(db, "PRAGMA synchronous=NORMAL", err, errlen);
+  if (!r)
+    r = db_exec(db, "PRAGMA foreign_keys=ON", err, errlen);
+  if (!r)
+    r = db_migrate(db, err, errlen);
+  return r;
+}
+
+int db_open(const char *path, db_t **out, char *err, size_t errlen) {
+  db_t *db;
+  int rc, r;
+
+  *out = NULL;
+  if (!path)
+    return db_msg(-EINVAL, err, errlen, "no database path");
+  db = calloc(1, sizeof *db);
+  if (!db)
+    return db_msg(-ENOMEM, err, errlen, "out of memory");
+
+  rc = sqlite3_open_v2(path, &db->conn,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc != SQLITE_OK) {
+    if (db->conn)
+      r = db_msg(-EIO, err, errlen, "%s: %s", path,
+                 sqlite3_errmsg(db->conn));
+    else
+      r = db_msg(-ENOMEM, err, errlen, "%s: out of memory", path);
+    goto out;
+  }
+  r = db_configure(db, err, errlen);
+  if (r)
+    db_err_prefix(err, errlen, path);
+
+out:
+  if (r) {
+    db_close(db);
+    return r;
+  }
+  *out = db;
+  return 0;
+}
+
+void db_close(db_t *db) {
+  if (!db)
+    return;
+  /* Every statement is finalized before its function returns, so close
+   * cannot find one still open; close_v2 would defer if it did. */
+  (void)sqlite3_close_v2(db->conn);
+  free(db);
+}
+
+int db_schema_version(db_t *db) {
+  if (!db)
+    return -EINVAL;
+  return db_migrated_version(db, NULL, 0);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* What the storage files share and nobody outside storage/ sees: the
+ * connection struct, error reporting, statement and transaction helpers,
+ * the pipeline's stage names and the packing of per-sample arrays. */
+#ifndef SPK_STORAGE_DB_INTERNAL_H
+#define SPK_STORAGE_DB_INTERNAL_H
+
+#include "db.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct db {
+  sqlite3 *conn;
+};
+
+/* ORDER BY expression putting stages in pipeline order. */
+#define DB_STAGE_ORDER                                                        \
+  "CASE stage WHEN 'spl' THEN 0 WHEN 'teacher' THEN 1 "                       \
+  "WHEN 'student' THEN 2 WHEN 'baseline' THEN 3 ELSE 4 END"
+
+/* Writes a formatted message into err (which may be NULL) and returns
+ * code. */
+int db_msg(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Puts "prefix: " in front of the message already in err. */
+void db_err_prefix(char *err, size_t errlen, const char *prefix);
+
+/* Reports a failed sqlite3 call rc on db: err gets "what: <sqlite's
+ * message>"; returns -ENOSPC (disk full), -ENOMEM or -EIO. */
+int db_fail(db_t *db, int rc, const char *what, char *err, size_t errlen);
+
+/* Seconds since the Unix epoch, with sub-second precision. */
+double db_now(void);
+
+/* 1 when stage is one of spl, teacher, student, baseline. */
+int db_stage_valid(const char *stage);
+
+/* Compiles sql into *st; -EIO with err set on failure. */
+int db_prepare(db_t *db, const char *sql, sqlite3_stmt **st, char *err,
+               size_t errlen);
+
+/* Steps a statement that must finish without returning rows. */
+int db_step_done(db_t *db, sqlite3_stmt *st, const char *what, char *err,
+                 size_t errlen);
+
+/* Runs SQL text without parameters (schema, transaction control). */
+int db_exec(db_t *db, const char *sql, char *err, size_t errlen);
+
+/* BEGIN IMMEDIATE: takes the write lock now, waiting up to the busy
+ * timeout for another writer. */
+int db_tx_begin(db_t *db, char *err, size_t errlen);
+
+/* Ends the transaction db_tx_begin opened: commits when r is 0, rolls back
+ * otherwise, keeping the first error's message. Returns the final code. */
+int db_tx_end(db_t *db, int r, char *err, size_t errlen);
+
+/* Applies every migration the database lacks (migrations.c). */
+int db_migrate(db_t *db, char *err, size_t errlen);
+
+/* The highest applied migration, or a negative code. */
+int db_migrated_version(db_t *db, char *err, size_t errlen);
+
+/* Little-endian float32 packing of per-sample arrays: n values. */
+void db_f32_pack(uint8_t *dst, const float *src, int n);
+float db_f32_unpack(const uint8_t *src);
+
+#endif

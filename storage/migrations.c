@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* The schema as numbered migrations. Migration i + 1 is migrations[i]; a
+ * database records each one it has applied in schema_migrations, and a
+ * change to the schema is a new entry at the end, never an edit. */
+#include "db_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#define STAGE_CHECK "stage IN ('spl', 'teacher', 'student', 'baseline')"
+
+static const char *const migrations[] = {
+    /* 1: jobs, the samples each job uses, per-epoch metrics and records. */
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+    "    ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  spec_json TEXT NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  error TEXT,"
+    "  provenance_json TEXT,"
+    "  stage TEXT CHECK (stage IS NULL OR " STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_state ON jobs (state, id);"
+
+    "CREATE TABLE job_samples ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL CHECK (idx >= 0),"
+    "  split INTEGER NOT NULL CHECK (split IN (0, 1)),"
+    "  pos INTEGER NOT NULL,"
+    "  observed INTEGER NOT NULL,"
+    "  clean INTEGER NOT NULL,"
+    "  CHECK ((split = 0 AND pos >= 0) OR (split = 1 AND pos = -1)),"
+    "  PRIMARY KEY (job_id, idx)) WITHOUT ROWID;"
+
+    "CREATE TABLE epoch_metrics ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK (" STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL,"
+    "  train_loss REAL, train_acc REAL, val_acc REAL, test_acc REAL,"
+    "  easy_size INTEGER NOT NULL, easy_fraction REAL,"
+    "  lr REAL, seconds REAL, samples_per_s REAL,"
+    "  PRIMARY KEY (job_id, stage, epoch)) WITHOUT ROWID;"
+
+    /* A rowid table: sqlite3_blob_open reads its arrays by rowid. */
+    "CREATE TABLE epoch_records ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK (" STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  loss BLOB NOT NULL CHECK (length(loss) = 4 * n),"
+    "  prob BLOB NOT NULL CHECK (length(prob) = 4 * n),"
+    "  weight BLOB NOT NULL CHECK (length(weight) = 4 * n),"
+    "  easy BLOB NOT NULL CHECK (length(easy) = n),"
+    "  PRIMARY KEY (job_id, stage, epoch));",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int db_migrated_version(db_t *db, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(db, "SELECT coalesce(max(version), 0) FROM "
+                     "schema_migrations",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    r = sqlite3_column_int(st, 0);
+  else
+    r = db_fail(db, rc, "read schema version", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
+/* 1 when migration version is recorded, 0 when not, or a negative code. */
+static int migration_applied(db_t *db, int version, char *err,
+                             size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE version = ?",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_bind_int(st, 1, version);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    r = 1;
+  else if (rc == SQLITE_DONE)
+    r = 0;
+  else
+    r = db_fail(db, rc, "read schema_migrations", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
+static int migration_record(db_t *db, int version, char *err,
+                            size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r;
+
+  r = db_prepare(db,
+                 "INSERT INTO schema_migrations (version, applied_at) "
+                 "VALUES (?, ?)",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  if (sqlite3_bind_int(st, 1, version) != SQLITE_OK ||
+      sqlite3_bind_double(st, 2, db_now()) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind", err, errlen);
+  else
+    r = db_step_done(db, st, "record migration", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
+/* Applies one migration in its own transaction. The check runs inside the
+ * transaction so two connections opening a new file at once cannot both
+ * apply it. */
+static int migration_apply(db_t *db, int version, char *err,
+                           size_t errlen) {
+  int r, rc;
+
+  r = db_tx_begin(db, err, errlen);
+  if (r)
+    return r;
+  r = migration_applied(db, version, err, errlen);
+  if (r == 1) {
+    r = 0;
+  } else if (r == 0) {
+    rc = sqlite3_exec(db->conn, migrations[version - 1], NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+      r = db_fail(db, rc, "apply", err, errlen);
+    else
+      r = migration_record(db, version, err, errlen);
+  }
+  r = db_tx_end(db, r, err, errlen);
+  if (r) {
+    char what[32];
+    snprintf(what, sizeof what, "migration %d", version);
+    db_err_prefix(err, errlen, what);
+  }
+  return r;
+}
+
+int db_migrate(db_t *db, char *err, size_t errlen) {
+  int current, r;
+
+  r = db_exec(db,
+              "CREATE TABLE IF NOT EXISTS schema_migrations ("
+              "  version INTEGER PRIMARY KEY,"
+              "  applied_at REAL NOT NULL)",
+              err, errlen);
+  if (r)
+    return r;
+  current = db_migrated_version(db, err, errlen);
+  if (current < 0)
+    return current;
+  if (current > N_MIGRATIONS)
+    return db_msg(-EIO, err, errlen,
+                  "database schema version %d is newer than this "
+                  "program's %d",
+                  current, N_MIGRATIONS);
+
+  for (int v = current + 1; v <= N_MIGRATIONS; v++) {
+    r = migration_apply(db, v, err, errlen);
+    if (r)
+      return r;
+  }
+  return 0;
+}
