@@ -6,7 +6,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wno-missing-field-initializers
-DEPS    := libmicrohttpd jansson sqlite3 libuv zlib
+DEPS    := libmicrohttpd jansson sqlite3 libuv zlib gnutls
 PKGCFG  = $(shell pkg-config --cflags $(DEPS) 2>/dev/null)
 PKGLIBS = $(shell pkg-config --libs $(DEPS) 2>/dev/null)
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread

@@ -5,7 +5,7 @@
 set -eu
 
 DEB_PACKAGES="build-essential pkg-config libopenblas-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libuv1-dev zlib1g-dev libcmocka-dev dataset-fashion-mnist
+libjansson-dev libsqlite3-dev libuv1-dev zlib1g-dev libgnutls28-dev libcmocka-dev dataset-fashion-mnist
 curl python3-pytest python3-requests python3-jsonschema python3-yaml"
 
 missing=""

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The HTTP API under /v1 and the static dashboard, served by
- * libmicrohttpd from its own thread with its own database connection. */
+/* The HTTP API under /v1, /healthz and the static dashboard, served by
+ * libmicrohttpd from its own threads. Each request borrows a database
+ * connection from a small pool; jobs are handed to the runner. */
 #ifndef SPK_SERVER_HTTP_H
 #define SPK_SERVER_HTTP_H
 
@@ -11,8 +12,11 @@
 
 typedef struct http_server http_server_t;
 
+/* The largest request body accepted; a larger one gets 413. */
+#define HTTP_BODY_MAX (1024 * 1024)
+
 typedef struct {
-  const char *host; /* numeric IPv4 address, loopback only */
+  const char *host; /* numeric IPv4 address or "localhost", loopback only */
   int port;
   const char *db_path;
   const char *data_root;
@@ -21,12 +25,14 @@ typedef struct {
   const log_t *log;
 } http_config_t;
 
-/* Starts serving; the strings in cfg must outlive the server. Returns 0 or
- * a negative errno code with err set (address in use, say). */
+/* Starts serving; the strings in cfg must outlive the server. Returns 0,
+ * -EINVAL for an address that is not numeric IPv4 loopback, or another
+ * negative errno code with err set (address in use, say). */
 int http_start(const http_config_t *cfg, http_server_t **out, char *err,
                size_t errlen);
 
-/* Stops serving and frees the server; accepts NULL. */
+/* Stops serving, waiting for requests in flight, and frees the server;
+ * accepts NULL. */
 void http_stop(http_server_t *srv);
 
 #endif

@@ -21,10 +21,10 @@ int log_level_parse(const char *name);
 void log_write(const log_t *log, int level, const char *component,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-#define LOG(log, level, component, ...)                                      \
+#define LOG(lg, lvl, component, ...)                                         \
   do {                                                                       \
-    if ((level) >= (log)->level)                                             \
-      log_write((log), (level), (component), __VA_ARGS__);                   \
+    if ((lvl) >= (lg)->level)                                                \
+      log_write((lg), (lvl), (component), __VA_ARGS__);                      \
   } while (0)
 
 #endif

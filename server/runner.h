@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The job runner: picks queued jobs from the database and runs each in a
  * libuv worker thread with its own database connection, at most max_jobs at
- * once. Everything but runner_notify and runner_cancel runs on the loop
- * thread. */
+ * once. runner_new, runner_shutdown and runner_free run on the loop thread;
+ * runner_notify, runner_cancel and runner_cancelling on any thread. */
 #ifndef SPK_SERVER_RUNNER_H
 #define SPK_SERVER_RUNNER_H
 
@@ -20,10 +20,15 @@ typedef struct {
   const char *data_root;
   int max_jobs;
   const log_t *log;
+  /* Called on the loop thread once every job has ended after
+   * runner_shutdown; may be NULL. */
+  void (*on_idle)(void *ctx);
+  void *ctx;
 } runner_config_t;
 
 /* Creates a runner on cfg->loop and starts the queued jobs it finds.
- * The strings in cfg must outlive the runner. */
+ * The strings in cfg must outlive the runner. Returns 0 or a negative
+ * errno code with err set. */
 int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
                size_t errlen);
 
@@ -34,9 +39,13 @@ void runner_notify(runner_t *r);
  * when the job runs here, -ENOENT when it does not. */
 int runner_cancel(runner_t *r, int64_t id);
 
-/* Stops starting jobs and asks running ones to stop; *running_out says
- * how many still run (0: done). Call again from the loop until 0. */
-void runner_shutdown(runner_t *r, int *running_out);
+/* Thread-safe: 1 when job id runs here and was asked to stop, else 0. */
+int runner_cancelling(runner_t *r, int64_t id);
+
+/* Stops starting jobs and asks the running ones to stop; they end as
+ * failed, since the daemon stopped under them. cfg->on_idle is called
+ * once none runs any more (at once when none does). */
+void runner_shutdown(runner_t *r);
 
 /* Frees a runner whose jobs have all ended; accepts NULL. */
 void runner_free(runner_t *r);

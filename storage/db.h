@@ -61,10 +61,15 @@ int db_job_list(db_t *db, int64_t before, int limit, db_job_t **out,
 /* The oldest queued job's id in *id, or 0 when none is queued. */
 int db_job_next_queued(db_t *db, int64_t *id, char *err, size_t errlen);
 
-/* Moves a queued job to running, recording started_at and provenance.
+/* Moves a queued job to running, recording started_at and provenance
+ * (which may be NULL and set later with db_job_provenance_set).
  * -EBUSY when the job is no longer queued (cancelled meanwhile). */
 int db_job_start(db_t *db, int64_t id, const char *provenance_json,
                  char *err, size_t errlen);
+
+/* Records a running job's provenance (a JSON object as text). */
+int db_job_provenance_set(db_t *db, int64_t id, const char *provenance_json,
+                          char *err, size_t errlen);
 
 /* Records the stage a running job is in and its last completed epoch. */
 int db_job_progress(db_t *db, int64_t id, const char *stage, int epoch,

@@ -246,6 +246,27 @@ int db_job_start(db_t *db, int64_t id, const char *provenance_json,
   return r;
 }
 
+int db_job_provenance_set(db_t *db, int64_t id, const char *provenance_json,
+                          char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, changed = 0;
+
+  r = db_prepare(db, "UPDATE jobs SET provenance_json = ?1 WHERE id = ?2",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  if (sqlite3_bind_text(st, 1, provenance_json, -1, SQLITE_STATIC) !=
+          SQLITE_OK ||
+      sqlite3_bind_int64(st, 2, id) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind job provenance", err, errlen);
+  else
+    r = job_update_run(db, st, "record provenance", &changed, err, errlen);
+  sqlite3_finalize(st);
+  if (!r && changed == 0)
+    r = db_msg(-ENOENT, err, errlen, "no job %lld", (long long)id);
+  return r;
+}
+
 int db_job_progress(db_t *db, int64_t id, const char *stage, int epoch,
                     char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;

@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: MIT */
+/* The routes of the /v1 API and /healthz: each reads what the request
+ * names from storage, builds the JSON object the OpenAPI description
+ * (api-spec/openapi.yaml) promises, and answers. Plumbing is http.c's. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../engine/blas.h"
+#include "../engine/dataset.h"
+#include "../engine/pipeline.h"
+#include "http_internal.h"
+#include "spec.h"
+#include "version.h"
+
+#define PAGE_DEFAULT 100
+#define PAGE_MAX 1000
+
+static const char *const page_params[] = {"limit", "cursor", NULL};
+
+/* RFC 3339 UTC with milliseconds, or JSON null for 0. */
+static json_t *json_time(double t) {
+  char buf[40];
+  time_t sec = (time_t)t;
+  struct tm tm;
+  size_t n;
+
+  if (t <= 0.0)
+    return json_null();
+  gmtime_r(&sec, &tm);
+  n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof buf - n, ".%03dZ",
+           (int)((t - (double)sec) * 1000.0) % 1000);
+  return json_string(buf);
+}
+
+/* A finite number, or null (NaN and infinities are not JSON). */
+static json_t *json_num(double v) {
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Parses a decimal integer in [lo, hi] with nothing around it. */
+static int parse_int(const char *s, long long lo, long long hi,
+                     long long *out) {
+  char *end;
+  long long v;
+
+  if (!s || !*s || *s == '+' || *s == '-' || *s == ' ')
+    return -1;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno || *end || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* Reads ?limit= and ?cursor= (a decimal number >= 0); answers 400 and
+ * returns -1 when either is bad. *cursor is -1 without one. */
+static int page_params_read(api_req_t *req, int *limit, long long *cursor) {
+  const char *l = api_query(req, "limit"), *c = api_query(req, "cursor");
+  long long v = PAGE_DEFAULT;
+
+  if (l && parse_int(l, 1, PAGE_MAX, &v) < 0) {
+    api_reply_error(req, 400, "invalid_parameter", "limit",
+                    "limit must be an integer from 1 to %d", PAGE_MAX);
+    return -1;
+  }
+  *limit = (int)v;
+  *cursor = -1;
+  if (c && parse_int(c, 0, LLONG_MAX, cursor) < 0) {
+    api_reply_error(req, 400, "invalid_parameter", "cursor",
+                    "cursor is not one this server handed out");
+    return -1;
+  }
+  return 0;
+}
+
+static json_t *page_new(json_t *items, int more, long long next) {
+  char buf[32];
+
+  snprintf(buf, sizeof buf, "%lld", next);
+  return json_pack("{s:o, s:s*}", "items", items, "next_cursor",
+                   more ? buf : NULL);
+}
+
+/* Answers a storage failure: 404 for -ENOENT, 500 otherwise. */
+static void reply_storage(api_req_t *req, int rc, const char *err) {
+  if (rc == -ENOENT)
+    api_reply_error(req, 404, "not_found", NULL, "%s", err);
+  else
+    api_reply_error(req, 500, "internal", NULL, "storage: %s", err);
+}
+
+void api_health(api_req_t *req) {
+  static const char *const none[] = {NULL};
+  char core[64];
+
+  if (api_query_check(req, none) < 0)
+    return;
+  blas_corename(core, sizeof core);
+  api_reply_json(req, 200,
+                 json_pack("{s:s, s:s, s:s}", "status", "ok", "version",
+                           SPK_VERSION, "blas_core", core));
+}
+
+/* The per-stage summary of a job: planned and completed epochs and the
+ * last completed epoch's test accuracy. */
+static json_t *job_stages(api_req_t *req, const db_job_t *job,
+                          const pipeline_spec_t *spec) {
+  const pipeline_stage_spec_t *st[PIPELINE_STAGE_COUNT] = {
+      &spec->spl, &spec->teacher, &spec->student, &spec->baseline};
+  json_t *out = json_object();
+  db_metrics_t *m = NULL;
+  char err[256];
+  int n = 0;
+
+  if (db_metrics_list(req->db, job->id, &m, &n, err, sizeof err) != 0)
+    n = 0;
+  for (int s = 0; s < PIPELINE_STAGE_COUNT; s++) {
+    const char *name = pipeline_stage_name(s);
+    int done = 0;
+    double acc = NAN;
+    if (s == PIPELINE_STAGE_BASELINE && !spec->has_baseline)
+      continue;
+    for (int i = 0; i < n; i++)
+      if (strcmp(m[i].stage, name) == 0) {
+        done = m[i].epoch > done ? m[i].epoch : done;
+        acc = m[i].test_acc;
+      }
+    json_object_set_new(out, name,
+                        json_pack("{s:i, s:i, s:o}", "epochs", st[s]->epochs,
+                                  "completed_epochs", done, "test_acc",
+                                  json_num(acc)));
+  }
+  free(m);
+  return out;
+}
+
+static json_t *job_json(api_req_t *req, const db_job_t *job) {
+  json_t *spec_obj = json_loads(job->spec_json, 0, NULL);
+  json_t *prov = job->provenance_json
+                     ? json_loads(job->provenance_json, 0, NULL)
+                     : NULL;
+  pipeline_spec_t spec;
+  spec_error_t se;
+  json_t *o;
+
+  o = json_pack("{s:I, s:s*, s:s, s:o, s:o, s:o, s:s*, s:i, s:s*, s:b}",
+                "id", (json_int_t)job->id, "name", job->name, "state",
+                job->state, "created_at", json_time(job->created_at),
+                "started_at", json_time(job->started_at), "finished_at",
+                json_time(job->finished_at), "stage", job->stage, "epoch",
+                job->epoch, "error", job->error, "cancel_requested",
+                runner_cancelling(req->cfg->runner, job->id));
+  if (!o)
+    return NULL;
+  json_object_set_new(o, "spec", spec_obj ? spec_obj : json_object());
+  json_object_set_new(o, "provenance", prov ? prov : json_null());
+  if (spec_parse(job->spec_json, strlen(job->spec_json), &spec, &se) == 0)
+    json_object_set_new(o, "stages", job_stages(req, job, &spec));
+  else
+    json_object_set_new(o, "stages", json_object());
+  return o;
+}
+
+/* Reads the job named by path segment i; answers 404 and returns -1 when
+ * there is none. */
+static int job_from_path(api_req_t *req, int i, db_job_t *job) {
+  long long id;
+  char err[256];
+  int rc;
+
+  if (parse_int(req->seg[i], 1, LLONG_MAX, &id) < 0) {
+    api_reply_error(req, 404, "not_found", NULL, "no job '%.32s'",
+                    req->seg[i]);
+    return -1;
+  }
+  rc = db_job_get(req->db, id, job, err, sizeof err);
+  if (rc) {
+    reply_storage(req, rc, err);
+    return -1;
+  }
+  return 0;
+}
+
+void api_jobs_list(api_req_t *req) {
+  db_job_t *jobs = NULL;
+  json_t *items;
+  long long cursor;
+  char err[256];
+  int limit, n = 0, rc;
+
+  if (api_query_check(req, page_params) < 0 ||
+      page_params_read(req, &limit, &cursor) < 0)
+    return;
+  /* One row more than asked tells whether another page follows. */
+  rc = db_job_list(req->db, cursor, limit + 1, &jobs, &n, err, sizeof err);
+  if (rc) {
+    reply_storage(req, rc, err);
+    return;
+  }
+  items = json_array();
+  for (int i = 0; i < n && i < limit; i++)
+    json_array_append_new(items, job_json(req, &jobs[i]));
+  api_reply_json(req, 200,
+                 page_new(items, n > limit,
+                          n > limit ? (long long)jobs[limit - 1].id : 0));
+  db_jobs_free(jobs, n);
+}
+
+/* Checks what only the data root can tell: the dataset exists and holds
+ * enough samples for the limit. Answers 400 and returns -1 when not. */
+static int spec_check_dataset(api_req_t *req, const pipeline_spec_t *spec) {
+  int n_train, n_test, classes;
+  char err[512];
+
+  if (dataset_probe(req->cfg->data_root, spec->dataset, &n_train, &n_test,
+                    &classes, err, sizeof err) != 0) {
+    api_reply_error(req, 400, "invalid_spec", "dataset.name", "%s", err);
+    return -1;
+  }
+  if (spec->limit > n_train) {
+    api_reply_error(req, 400, "invalid_spec", "dataset.limit",
+                    "limit %d exceeds the %d samples of the training file",
+                    spec->limit, n_train);
+    return -1;
+  }
+  return 0;
+}
+
+void api_jobs_create(api_req_t *req) {
+  static const char *const none[] = {NULL};
+  pipeline_spec_t spec;
+  spec_error_t se;
+  db_job_t job;
+  int64_t id;
+  char err[256], where[64];
+  int rc;
+
+  if (api_query_check(req, none) < 0)
+    return;
+  if (spec_parse(req->body, req->body_len, &spec, &se) != 0) {
+    api_reply_error(req, 400, se.malformed ? "malformed_json" : "invalid_spec",
+                    se.field[0] ? se.field : NULL, "%s", se.message);
+    return;
+  }
+  if (spec_check_dataset(req, &spec) < 0)
+    return;
+  rc = db_job_insert(req->db, spec.name[0] ? spec.name : NULL, req->body,
+                     &id, err, sizeof err);
+  if (rc == 0)
+    rc = db_job_get(req->db, id, &job, err, sizeof err);
+  if (rc) {
+    reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
+    return;
+  }
+  runner_notify(req->cfg->runner);
+  LOG(req->cfg->log, LOG_INFO, "api", "job queued job=%lld name=\"%s\"",
+      (long long)id, spec.name);
+  snprintf(where, sizeof where, "/v1/jobs/%lld", (long long)id);
+  api_reply_header(req, MHD_HTTP_HEADER_LOCATION, where);
+  api_reply_json(req, 201, job_json(req, &job));
+  db_job_deinit(&job);
+}
+
+void api_job_get(api_req_t *req) {
+  static const char *const none[] = {NULL};
+  db_job_t job;
+
+  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+    return;
+  api_reply_json(req, 200, job_json(req, &job));
+  db_job_deinit(&job);
+}
+
+/* A queued job is cancelled in storage at once; a running one is asked
+ * to stop and ends as cancelled at its next batch. */
+void api_job_cancel(api_req_t *req) {
+  static const char *const none[] = {NULL};
+  db_job_t job;
+  int64_t id;
+  char err[256], state[16];
+  int rc;
+
+  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+    return;
+  id = job.id;
+  snprintf(state, sizeof state, "%s", job.state);
+  db_job_deinit(&job);
+  rc = db_job_cancel_queued(req->db, id, err, sizeof err);
+  if (rc == -EBUSY && strcmp(state, "running") == 0)
+    rc = runner_cancel(req->cfg->runner, id);
+  if (rc == -EBUSY || rc == -ENOENT) {
+    api_reply_error(req, 409, "conflict", NULL,
+                    "job %lld is %s; only queued or running jobs can be "
+                    "cancelled", (long long)id,
+                    rc == -EBUSY ? state : "not running in this daemon");
+    return;
+  }
+  if (rc) {
+    reply_storage(req, rc, err);
+    return;
+  }
+  if (job_from_path(req, 2, &job) < 0)
+    return;
+  LOG(req->cfg->log, LOG_INFO, "api", "job cancel requested job=%lld",
+      (long long)id);
+  api_reply_json(req, 200, job_json(req, &job));
+  db_job_deinit(&job);
+}
+
+static json_t *metric_json(const db_metrics_t *m) {
+  return json_pack("{s:s, s:i, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}",
+                   "stage", m->stage, "epoch", m->epoch, "train_loss",
+                   json_num(m->train_loss), "train_acc",
+                   json_num(m->train_acc), "val_acc", json_num(m->val_acc),
+                   "test_acc", json_num(m->test_acc), "easy_size",
+                   m->easy_size, "easy_fraction", json_num(m->easy_fraction),
+                   "lr", json_num(m->lr), "seconds", json_num(m->seconds),
+                   "samples_per_s", json_num(m->samples_per_s));
+}
+
+void api_job_metrics(api_req_t *req) {
+  db_metrics_t *m = NULL;
+  db_job_t job;
+  json_t *items;
+  long long cursor;
+  int64_t id;
+  char err[256];
+  int limit, n = 0, first, rc;
+
+  if (api_query_check(req, page_params) < 0 ||
+      page_params_read(req, &limit, &cursor) < 0 ||
+      job_from_path(req, 2, &job) < 0)
+    return;
+  id = job.id;
+  db_job_deinit(&job);
+  rc = db_metrics_list(req->db, id, &m, &n, err, sizeof err);
+  if (rc) {
+    reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
+    return;
+  }
+  first = cursor < 0 ? 0 : (cursor > n ? n : (int)cursor);
+  items = json_array();
+  for (int i = first; i < n && i < first + limit; i++)
+    json_array_append_new(items, metric_json(&m[i]));
+  api_reply_json(req, 200, page_new(items, first + limit < n,
+                                    first + limit));
+  free(m);
+}
+
+/* Validates the stage and epoch segments; answers 404 and returns -1
+ * when either names nothing. */
+static int stage_epoch_from_path(api_req_t *req, const char **stage,
+                                 int *epoch) {
+  long long e;
+
+  *stage = req->seg[4];
+  if (pipeline_stage_from_name(*stage) < 0) {
+    api_reply_error(req, 404, "not_found", NULL, "no stage '%.32s'; stages "
+                    "are spl, teacher, student, baseline", *stage);
+    return -1;
+  }
+  if (parse_int(req->seg[6], 1, INT_MAX, &e) < 0) {
+    api_reply_error(req, 404, "not_found", NULL, "no epoch '%.32s'; epochs "
+                    "count from 1", req->seg[6]);
+    return -1;
+  }
+  *epoch = (int)e;
+  return 0;
+}
+
+void api_epoch_samples(api_req_t *req) {
+  static const char *const params[] = {"set", "limit", "cursor", NULL};
+  const char *set = api_query(req, "set"), *stage;
+  int32_t *idx = NULL;
+  db_job_t job;
+  json_t *items, *page;
+  long long cursor;
+  int64_t id;
+  char err[256];
+  int limit, epoch, n = 0, first = 0, last, rc, easy;
+
+  if (api_query_check(req, params) < 0 ||
+      page_params_read(req, &limit, &cursor) < 0)
+    return;
+  if (set && strcmp(set, "easy") != 0 && strcmp(set, "hard") != 0) {
+    api_reply_error(req, 400, "invalid_parameter", "set",
+                    "set must be 'easy' or 'hard'");
+    return;
+  }
+  easy = !set || strcmp(set, "easy") == 0;
+  if (job_from_path(req, 2, &job) < 0)
+    return;
+  id = job.id;
+  db_job_deinit(&job);
+  if (stage_epoch_from_path(req, &stage, &epoch) < 0)
+    return;
+  rc = db_epoch_set(req->db, id, stage, epoch, easy, -1, INT_MAX, &idx, &n,
+                    err, sizeof err);
+  if (rc) {
+    reply_storage(req, rc, err);
+    return;
+  }
+  while (first < n && idx[first] <= cursor)
+    first++;
+  last = n - first > limit ? first + limit : n;
+  items = json_array();
+  for (int i = first; i < last; i++)
+    json_array_append_new(items, json_integer(idx[i]));
+  page = page_new(items, last < n, last > 0 ? idx[last - 1] : 0);
+  json_object_set_new(page, "stage", json_string(stage));
+  json_object_set_new(page, "epoch", json_integer(epoch));
+  json_object_set_new(page, "set", json_string(easy ? "easy" : "hard"));
+  json_object_set_new(page, "total", json_integer(n));
+  api_reply_json(req, 200, page);
+  free(idx);
+}
+
+static json_t *history_json(const db_sample_t *s) {
+  json_t *h = json_array();
+
+  for (int i = 0; i < s->n_epochs; i++) {
+    const db_sample_epoch_t *e = &s->epochs[i];
+    json_array_append_new(
+        h, json_pack("{s:s, s:i, s:o, s:o, s:o, s:b}", "stage", e->stage,
+                     "epoch", e->epoch, "loss", json_num(e->loss), "prob",
+                     json_num(e->prob), "weight", json_num(e->weight),
+                     "easy", e->easy));
+  }
+  return h;
+}
+
+void api_sample_get(api_req_t *req) {
+  static const char *const none[] = {NULL};
+  pipeline_spec_t spec;
+  spec_error_t se;
+  db_sample_t s;
+  db_job_t job;
+  long long index;
+  char err[256];
+  int rc, noisy;
+
+  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+    return;
+  noisy = spec_parse(job.spec_json, strlen(job.spec_json), &spec, &se) == 0 &&
+          spec.noise_symmetric;
+  if (parse_int(req->seg[4], 0, INT32_MAX, &index) < 0) {
+    db_job_deinit(&job);
+    api_reply_error(req, 404, "not_found", NULL, "no sample '%.32s'",
+                    req->seg[4]);
+    return;
+  }
+  rc = db_sample_get(req->db, job.id, (int32_t)index, &s, err, sizeof err);
+  db_job_deinit(&job);
+  if (rc) {
+    reply_storage(req, rc, err);
+    return;
+  }
+  api_reply_json(
+      req, 200,
+      json_pack("{s:i, s:s, s:i, s:o, s:o, s:o}", "index", s.index, "split",
+                s.split == DB_SPLIT_TRAIN ? "train" : "validation",
+                "observed_label", s.observed, "clean_label",
+                noisy ? json_integer(s.clean) : json_null(), "corrupted",
+                noisy ? json_boolean(s.clean != s.observed) : json_null(),
+                "history", history_json(&s)));
+  db_sample_deinit(&s);
+}

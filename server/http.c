@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP plumbing over libmicrohttpd: listening, reading bounded bodies,
+ * splitting paths, routing to the handlers of api.c, serving the static
+ * dashboard files, and writing JSON replies. What each route answers is
+ * api.c's business. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "http_internal.h"
+
+#define POOL_MAX 8
+#define THREADS 4
+/* Bodies declared larger than this are refused before they are read;
+ * smaller ones over HTTP_BODY_MAX are read and dropped, so that the
+ * client, still sending, sees the 413 instead of a reset. */
+#define BODY_DISCARD_MAX (16 * 1024 * 1024)
+
+struct http_server {
+  http_config_t cfg;
+  struct MHD_Daemon *daemon;
+  uv_mutex_t lock;
+  int npool;
+  db_t *pool[POOL_MAX];
+};
+
+/* One connection's request in progress. */
+typedef struct {
+  char *body;
+  size_t len, cap;
+  int too_large;
+} upload_t;
+
+/* One route: a path pattern of segments ('*' matches any one) and the
+ * handler of each method. */
+typedef struct {
+  const char *pattern;
+  const char *method;
+  api_handler_fn handler;
+} route_t;
+
+static const route_t routes[] = {
+    {"healthz", "GET", api_health},
+    {"v1/jobs", "GET", api_jobs_list},
+    {"v1/jobs", "POST", api_jobs_create},
+    {"v1/jobs/*", "GET", api_job_get},
+    {"v1/jobs/*/cancel", "POST", api_job_cancel},
+    {"v1/jobs/*/metrics", "GET", api_job_metrics},
+    {"v1/jobs/*/stages/*/epochs/*/samples", "GET", api_epoch_samples},
+    {"v1/jobs/*/samples/*", "GET", api_sample_get},
+};
+
+/* Connection pool: a request borrows one and gives it back. */
+static db_t *pool_get(http_server_t *s, char *err, size_t errlen) {
+  db_t *db = NULL;
+
+  uv_mutex_lock(&s->lock);
+  if (s->npool > 0)
+    db = s->pool[--s->npool];
+  uv_mutex_unlock(&s->lock);
+  if (!db && db_open(s->cfg.db_path, &db, err, errlen) != 0)
+    return NULL;
+  return db;
+}
+
+static void pool_put(http_server_t *s, db_t *db) {
+  uv_mutex_lock(&s->lock);
+  if (db && s->npool < POOL_MAX) {
+    s->pool[s->npool++] = db;
+    db = NULL;
+  }
+  uv_mutex_unlock(&s->lock);
+  db_close(db);
+}
+
+static void reply_send(api_req_t *req, int status, struct MHD_Response *r,
+                       const char *type) {
+  if (!r)
+    return;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  for (int i = 0; i < req->nhdr; i++)
+    MHD_add_response_header(r, req->hdr_name[i], req->hdr_value[i]);
+  MHD_queue_response(req->conn, (unsigned)status, r);
+  MHD_destroy_response(r);
+  req->status = status;
+}
+
+void api_reply_json(api_req_t *req, int status, json_t *body) {
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  struct MHD_Response *r;
+
+  json_decref(body);
+  if (!text) {
+    static const char oom[] = "{\"error\":{\"code\":\"internal\","
+                              "\"message\":\"out of memory\","
+                              "\"field\":null}}";
+    r = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
+                                        MHD_RESPMEM_PERSISTENT);
+    reply_send(req, 500, r, "application/json");
+    return;
+  }
+  r = MHD_create_response_from_buffer(strlen(text), text,
+                                      MHD_RESPMEM_MUST_FREE);
+  reply_send(req, status, r, "application/json");
+}
+
+void api_reply_error(api_req_t *req, int status, const char *code,
+                     const char *field, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  api_reply_json(req, status,
+                 json_pack("{s:{s:s, s:s, s:s*}}", "error", "code", code,
+                           "message", msg, "field", field));
+}
+
+void api_reply_header(api_req_t *req, const char *name, const char *value) {
+  if (req->nhdr >= 4)
+    return;
+  snprintf(req->hdr_name[req->nhdr], sizeof req->hdr_name[0], "%s", name);
+  snprintf(req->hdr_value[req->nhdr], sizeof req->hdr_value[0], "%s",
+           value);
+  req->nhdr++;
+}
+
+const char *api_query(api_req_t *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+typedef struct {
+  const char *const *allowed;
+  const char *bad;
+} query_scan_t;
+
+static enum MHD_Result query_visit(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+  query_scan_t *q = cls;
+
+  (void)kind;
+  (void)value;
+  for (int i = 0; q->allowed[i]; i++)
+    if (strcmp(key, q->allowed[i]) == 0)
+      return MHD_YES;
+  q->bad = key;
+  return MHD_NO;
+}
+
+int api_query_check(api_req_t *req, const char *const *allowed) {
+  query_scan_t q = {allowed, NULL};
+
+  MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_visit,
+                            &q);
+  if (!q.bad)
+    return 0;
+  api_reply_error(req, 400, "invalid_parameter", q.bad,
+                  "unknown query parameter '%.64s'", q.bad);
+  return -1;
+}
+
+/* Splits path (which it modifies) into at most HTTP_MAX_SEGMENTS
+ * non-empty segments; -1 when there are more. */
+static int path_split(char *path, api_req_t *req) {
+  char *save = NULL;
+
+  req->nseg = 0;
+  for (char *s = strtok_r(path, "/", &save); s;
+       s = strtok_r(NULL, "/", &save)) {
+    if (req->nseg == HTTP_MAX_SEGMENTS)
+      return -1;
+    req->seg[req->nseg++] = s;
+  }
+  return 0;
+}
+
+static int pattern_match(const char *pattern, const api_req_t *req) {
+  char buf[128], *save = NULL;
+  int i = 0;
+
+  snprintf(buf, sizeof buf, "%s", pattern);
+  for (char *p = strtok_r(buf, "/", &save); p;
+       p = strtok_r(NULL, "/", &save), i++)
+    if (i >= req->nseg || (strcmp(p, "*") != 0 && strcmp(p, req->seg[i])))
+      return 0;
+  return i == req->nseg;
+}
+
+/* A file of the dashboard: plain names only, so nothing outside web_root
+ * can be named. */
+static int static_name_ok(const char *name) {
+  if (name[0] == '.' || strlen(name) > 64)
+    return 0;
+  for (const char *c = name; *c; c++)
+    if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') &&
+        !(*c >= '0' && *c <= '9') && *c != '.' && *c != '_' && *c != '-')
+      return 0;
+  return 1;
+}
+
+static const char *static_type(const char *name) {
+  const char *dot = strrchr(name, '.');
+
+  if (!dot)
+    return "application/octet-stream";
+  if (strcmp(dot, ".html") == 0)
+    return "text/html; charset=utf-8";
+  if (strcmp(dot, ".js") == 0)
+    return "text/javascript; charset=utf-8";
+  if (strcmp(dot, ".css") == 0)
+    return "text/css; charset=utf-8";
+  if (strcmp(dot, ".svg") == 0)
+    return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+static void serve_static(api_req_t *req) {
+  const char *name = req->nseg == 0 ? "index.html" : req->seg[0];
+  char path[4096];
+  struct stat st;
+  int fd = -1;
+
+  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+    api_reply_header(req, "Allow", "GET, HEAD");
+    api_reply_error(req, 405, "method_not_allowed", NULL,
+                    "%s is not allowed here", req->method);
+    return;
+  }
+  if (static_name_ok(name))
+    snprintf(path, sizeof path, "%s/%s", req->cfg->web_root, name);
+  if (static_name_ok(name) && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 &&
+      fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    reply_send(req, 200,
+               MHD_create_response_from_fd((uint64_t)st.st_size, fd),
+               static_type(name));
+    return;
+  }
+  if (fd >= 0)
+    close(fd);
+  api_reply_error(req, 404, "not_found", NULL, "no such page");
+}
+
+/* Finds the route for the request: runs its handler, or answers 405 with
+ * the methods the path allows, or 404. */
+static void route(api_req_t *req) {
+  char allow[64] = "";
+
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    if (!pattern_match(routes[i].pattern, req))
+      continue;
+    if (strcmp(routes[i].method, req->method) == 0) {
+      routes[i].handler(req);
+      return;
+    }
+    snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+             allow[0] ? ", " : "", routes[i].method);
+  }
+  if (allow[0]) {
+    api_reply_header(req, "Allow", allow);
+    api_reply_error(req, 405, "method_not_allowed", NULL,
+                    "%s is not allowed on this path; allowed: %s",
+                    req->method, allow);
+  } else if (req->nseg <= 1 &&
+             (req->nseg == 0 || (strcmp(req->seg[0], "v1") != 0 &&
+                                 strcmp(req->seg[0], "healthz") != 0))) {
+    serve_static(req);
+  } else {
+    api_reply_error(req, 404, "not_found", NULL, "no such route");
+  }
+}
+
+/* Handles a complete request: borrows a connection, routes, logs. */
+static void dispatch(http_server_t *s, struct MHD_Connection *conn,
+                     const char *url, const char *method, upload_t *up) {
+  api_req_t req = {.cfg = &s->cfg, .conn = conn, .method = method};
+  char path[2048], err[256];
+
+  req.body = up->body ? up->body : "";
+  req.body_len = up->len;
+  snprintf(path, sizeof path, "%s", url);
+  if (strlen(url) >= sizeof path || path_split(path, &req) < 0) {
+    api_reply_error(&req, 404, "not_found", NULL, "no such route");
+  } else if (!(req.db = pool_get(s, err, sizeof err))) {
+    api_reply_error(&req, 500, "internal", NULL, "database: %s", err);
+  } else {
+    route(&req);
+    pool_put(s, req.db);
+  }
+  LOG(s->cfg.log, LOG_DEBUG, "http", "request method=%s path=%s status=%d",
+      method, url, req.status);
+}
+
+/* Appends a chunk of the body, or only counts it past HTTP_BODY_MAX. */
+static int upload_append(upload_t *up, const char *data, size_t n) {
+  if (up->too_large || up->len + n > HTTP_BODY_MAX) {
+    up->too_large = 1;
+    return 0;
+  }
+  if (up->len + n + 1 > up->cap) {
+    size_t cap = up->cap ? up->cap : 4096;
+    char *p;
+    while (cap < up->len + n + 1)
+      cap *= 2;
+    p = realloc(up->body, cap);
+    if (!p)
+      return -1;
+    up->body = p;
+    up->cap = cap;
+  }
+  memcpy(up->body + up->len, data, n);
+  up->len += n;
+  up->body[up->len] = '\0';
+  return 0;
+}
+
+static void reply_too_large(http_server_t *s, struct MHD_Connection *conn,
+                            const char *method) {
+  api_req_t req = {.cfg = &s->cfg, .conn = conn, .method = method};
+
+  api_reply_error(&req, 413, "payload_too_large", NULL,
+                  "request body is larger than %d bytes", HTTP_BODY_MAX);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version,
+                                  const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
+  http_server_t *s = cls;
+  upload_t *up = *con_cls;
+  const char *clen;
+
+  (void)version;
+  if (!up) {
+    up = calloc(1, sizeof *up);
+    if (!up)
+      return MHD_NO;
+    *con_cls = up;
+    clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen && strtoull(clen, NULL, 10) > BODY_DISCARD_MAX) {
+      up->too_large = 1;
+      reply_too_large(s, conn, method);
+    }
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    if (upload_append(up, upload_data, *upload_size) < 0)
+      return MHD_NO;
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (up->too_large)
+    reply_too_large(s, conn, method);
+  else
+    dispatch(s, conn, url, method, up);
+  return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode t) {
+  upload_t *up = *con_cls;
+
+  (void)cls;
+  (void)conn;
+  (void)t;
+  if (up) {
+    free(up->body);
+    free(up);
+    *con_cls = NULL;
+  }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  http_server_t *s = cls;
+  char msg[512];
+  size_t n;
+
+  if (LOG_WARN < s->cfg.log->level)
+    return;
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    msg[--n] = '\0';
+  LOG(s->cfg.log, LOG_WARN, "http", "libmicrohttpd: %s", msg);
+}
+
+/* Resolves the listen host to a loopback IPv4 address. */
+static int listen_addr(const http_config_t *cfg, struct sockaddr_in *sa,
+                       char *err, size_t errlen) {
+  const char *host = strcmp(cfg->host, "localhost") == 0 ? "127.0.0.1"
+                                                         : cfg->host;
+
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)cfg->port);
+  if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+    snprintf(err, errlen, "listen address '%s' is not a numeric IPv4 "
+             "address", cfg->host);
+    return -EINVAL;
+  }
+  if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127) {
+    snprintf(err, errlen, "refusing to listen on %s: it is not a loopback "
+             "address, and spkd has no authentication yet, so anyone who "
+             "can reach it could submit and cancel jobs", cfg->host);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int http_start(const http_config_t *cfg, http_server_t **out, char *err,
+               size_t errlen) {
+  struct sockaddr_in sa;
+  http_server_t *s;
+  int rc = listen_addr(cfg, &sa, err, errlen);
+
+  *out = NULL;
+  if (rc)
+    return rc;
+  s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  s->cfg = *cfg;
+  uv_mutex_init(&s->lock);
+  s->daemon = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+      0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+  if (!s->daemon) {
+    snprintf(err, errlen, "cannot listen on %s:%d (is the port in use?)",
+             cfg->host, cfg->port);
+    uv_mutex_destroy(&s->lock);
+    free(s);
+    return -EADDRINUSE;
+  }
+  *out = s;
+  return 0;
+}
+
+void http_stop(http_server_t *s) {
+  if (!s)
+    return;
+  MHD_stop_daemon(s->daemon);
+  for (int i = 0; i < s->npool; i++)
+    db_close(s->pool[i]);
+  uv_mutex_destroy(&s->lock);
+  free(s);
+}

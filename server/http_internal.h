@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* What the HTTP plumbing (http.c) shares with the route handlers (api.c):
+ * one request as the handlers see it, and the ways to answer it. */
+#ifndef SPK_SERVER_HTTP_INTERNAL_H
+#define SPK_SERVER_HTTP_INTERNAL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../storage/db.h"
+#include "http.h"
+
+#define HTTP_MAX_SEGMENTS 10
+
+/* One request: its path split at '/', its body, and a borrowed database
+ * connection. The handler answers with exactly one api_reply_* call. */
+typedef struct {
+  const http_config_t *cfg;
+  struct MHD_Connection *conn;
+  const char *method;
+  int nseg;
+  const char *seg[HTTP_MAX_SEGMENTS];
+  const char *body;
+  size_t body_len;
+  db_t *db;
+  int status; /* what the handler answered, for the access log */
+  int nhdr;
+  char hdr_name[4][32];
+  char hdr_value[4][256];
+} api_req_t;
+
+typedef void (*api_handler_fn)(api_req_t *req);
+
+/* Answers with status and a JSON body; takes the reference to body. */
+void api_reply_json(api_req_t *req, int status, json_t *body);
+
+/* Answers {"error": {"code", "message", "field"}}; field may be NULL. */
+void api_reply_error(api_req_t *req, int status, const char *code,
+                     const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Adds a header to the next reply (Location, Allow). */
+void api_reply_header(api_req_t *req, const char *name, const char *value);
+
+/* The value of query parameter name, or NULL. */
+const char *api_query(api_req_t *req, const char *name);
+
+/* Checks that every query parameter is one of allowed (NULL-terminated);
+ * answers 400 naming the first other one and returns -1. */
+int api_query_check(api_req_t *req, const char *const *allowed);
+
+/* The route handlers of api.c. */
+void api_health(api_req_t *req);
+void api_jobs_list(api_req_t *req);
+void api_jobs_create(api_req_t *req);
+void api_job_get(api_req_t *req);
+void api_job_cancel(api_req_t *req);
+void api_job_metrics(api_req_t *req);
+void api_epoch_samples(api_req_t *req);
+void api_sample_get(api_req_t *req);
+
+#endif

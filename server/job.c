@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/* One job from start to end on the calling thread: spec, dataset,
+ * provenance, the pipeline with hooks that store each epoch, and the final
+ * state. It opens its own database connection and shares nothing. */
+#include "job.h"
+
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../engine/blas.h"
+#include "../engine/dataset.h"
+#include "../engine/pipeline.h"
+#include "../storage/db.h"
+#include "spec.h"
+#include "version.h"
+
+/* What the pipeline hooks need: the job's connection and id. */
+typedef struct {
+  db_t *db;
+  int64_t id;
+  const log_t *log;
+} job_ctx_t;
+
+/* Hashes one file with SHA-256 into 64 lowercase hex digits. */
+static int file_sha256(const char *path, char hex[65], char *err,
+                       size_t errlen) {
+  unsigned char buf[1 << 16], digest[32];
+  gnutls_hash_hd_t h;
+  FILE *f = fopen(path, "rb");
+  size_t n;
+  int rc = 0;
+
+  if (!f) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -errno;
+  }
+  if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+    fclose(f);
+    snprintf(err, errlen, "cannot start a SHA-256 hash");
+    return -EIO;
+  }
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    gnutls_hash(h, buf, n);
+  if (ferror(f)) {
+    snprintf(err, errlen, "%s: read error", path);
+    rc = -EIO;
+  }
+  gnutls_hash_deinit(h, digest);
+  fclose(f);
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  return rc;
+}
+
+static int provenance_hashes(const char *data_root, const char *dataset,
+                             json_t *obj, char *err, size_t errlen) {
+  dataset_files_t files;
+  json_t *hashes = json_object();
+  int rc = dataset_files_find(data_root, dataset, &files, err, errlen);
+
+  for (int i = 0; rc == 0 && i < files.count; i++) {
+    char hex[65];
+    const char *base = strrchr(files.path[i], '/');
+    rc = file_sha256(files.path[i], hex, err, errlen);
+    if (rc == 0)
+      json_object_set_new(hashes, base ? base + 1 : files.path[i],
+                          json_string(hex));
+  }
+  json_object_set_new(obj, "dataset_sha256", hashes);
+  return rc;
+}
+
+int job_provenance(const char *data_root, const char *dataset, int threads,
+                   char **out, char *err, size_t errlen) {
+  char host[256] = "unknown", config[256], core[64];
+  json_t *obj = json_object();
+  int rc;
+
+  *out = NULL;
+  if (!obj)
+    return -ENOMEM;
+  gethostname(host, sizeof host - 1);
+  blas_config(config, sizeof config);
+  blas_corename(core, sizeof core);
+  json_object_set_new(obj, "spkd_version", json_string(SPK_VERSION));
+  json_object_set_new(obj, "blas", json_string(config));
+  json_object_set_new(obj, "blas_core", json_string(core));
+  json_object_set_new(obj, "threads", json_integer(threads));
+  json_object_set_new(obj, "host", json_string(host));
+  json_object_set_new(obj, "dataset", json_string(dataset));
+  rc = provenance_hashes(data_root, dataset, obj, err, errlen);
+  if (rc == 0) {
+    *out = json_dumps(obj, JSON_COMPACT);
+    if (!*out)
+      rc = -ENOMEM;
+  }
+  json_decref(obj);
+  return rc;
+}
+
+/* Stores which samples the job uses: training samples with their
+ * position in the per-epoch arrays, validation samples with -1. Both
+ * index lists are sorted, so a merge keeps the rows in index order. */
+static int hook_data(void *ctx, const pipeline_data_t *d, char *err,
+                     size_t errlen) {
+  job_ctx_t *j = ctx;
+  int n = d->n_train + d->n_val, t = 0, v = 0, rc = -ENOMEM;
+  int32_t *index = malloc(sizeof(int32_t) * (size_t)n);
+  int32_t *pos = malloc(sizeof(int32_t) * (size_t)n);
+  uint8_t *split = malloc((size_t)n), *obs = malloc((size_t)n);
+  uint8_t *clean = malloc((size_t)n);
+
+  if (!index || !pos || !split || !obs || !clean) {
+    snprintf(err, errlen, "out of memory storing the job's samples");
+    goto out;
+  }
+  for (int i = 0; i < n; i++) {
+    int take_train = v >= d->n_val ||
+                     (t < d->n_train && d->train_index[t] < d->val_index[v]);
+    index[i] = take_train ? d->train_index[t] : d->val_index[v];
+    pos[i] = take_train ? t : -1;
+    split[i] = take_train ? DB_SPLIT_TRAIN : DB_SPLIT_VAL;
+    obs[i] = d->observed[index[i]];
+    clean[i] = d->clean[index[i]];
+    if (take_train)
+      t++;
+    else
+      v++;
+  }
+  rc = db_split_insert(j->db,
+                       j->id,
+                       &(db_split_t){n, index, split, pos, obs, clean},
+                       err, errlen);
+out:
+  free(index);
+  free(pos);
+  free(split);
+  free(obs);
+  free(clean);
+  return rc;
+}
+
+static int hook_stage(void *ctx, int stage, char *err, size_t errlen) {
+  job_ctx_t *j = ctx;
+
+  LOG(j->log, LOG_INFO, "job", "stage started job=%lld stage=%s",
+      (long long)j->id, pipeline_stage_name(stage));
+  return db_job_progress(j->db, j->id, pipeline_stage_name(stage), 0, err,
+                         errlen);
+}
+
+static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
+                      const pipeline_records_t *rec, char *err,
+                      size_t errlen) {
+  job_ctx_t *j = ctx;
+  db_metrics_t dm = {.epoch = m->epoch,
+                     .train_loss = m->train_loss,
+                     .train_acc = m->train_acc,
+                     .val_acc = m->val_acc,
+                     .test_acc = m->test_acc,
+                     .easy_size = m->easy_size,
+                     .easy_fraction = m->easy_fraction,
+                     .lr = m->lr,
+                     .seconds = m->seconds,
+                     .samples_per_s = m->samples_per_s};
+  db_records_t dr = {rec->n, rec->loss, rec->prob, rec->weight, rec->easy};
+
+  snprintf(dm.stage, sizeof dm.stage, "%s", pipeline_stage_name(m->stage));
+  LOG(j->log, LOG_INFO, "job",
+      "epoch done job=%lld stage=%s epoch=%d/%d loss=%.4f train_acc=%.4f "
+      "val_acc=%.4f test_acc=%.4f easy=%d seconds=%.2f samples_per_s=%.0f",
+      (long long)j->id, dm.stage, m->epoch, m->epochs, m->train_loss,
+      m->train_acc, m->val_acc, m->test_acc, m->easy_size, m->seconds,
+      m->samples_per_s);
+  return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
+}
+
+/* Reads and parses the stored spec, then records the provenance. */
+static int job_prepare(job_ctx_t *j, const job_run_t *job,
+                       pipeline_spec_t *spec, char *err, size_t errlen) {
+  db_job_t row;
+  spec_error_t se;
+  char *prov = NULL;
+  int rc = db_job_get(j->db, job->id, &row, err, errlen);
+
+  if (rc)
+    return rc;
+  rc = spec_parse(row.spec_json, strlen(row.spec_json), spec, &se);
+  if (rc)
+    snprintf(err, errlen, "stored spec is invalid: %s%s%s", se.field,
+             se.field[0] ? ": " : "", se.message);
+  db_job_deinit(&row);
+  if (rc == 0)
+    rc = job_provenance(job->data_root, spec->dataset, spec->threads, &prov,
+                        err, errlen);
+  if (rc == 0)
+    rc = db_job_provenance_set(j->db, job->id, prov, err, errlen);
+  free(prov);
+  return rc;
+}
+
+/* The run itself; returns the pipeline's code with err set. */
+static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
+                       size_t errlen) {
+  pipeline_spec_t spec;
+  dataset_t train = {0}, test = {0};
+  pipeline_hooks_t hooks = {j, hook_data, hook_stage, hook_epoch,
+                            job->stop};
+  int rc = job_prepare(j, job, &spec, err, errlen);
+
+  if (rc == 0)
+    rc = dataset_load(job->data_root, spec.dataset, &train, &test, err,
+                      errlen);
+  if (rc == 0)
+    rc = pipeline_run(&spec, &train, &test, &hooks, err, errlen);
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+  return rc;
+}
+
+int job_run(const job_run_t *job, char state_out[16], char *err,
+            size_t errlen) {
+  job_ctx_t j = {NULL, job->id, job->log};
+  char why[512] = "";
+  const char *state = "succeeded", *error = NULL;
+  int rc = db_open(job->db_path, &j.db, why, sizeof why);
+
+  if (rc == 0)
+    rc = job_execute(&j, job, why, sizeof why);
+  if (rc == -ECANCELED && atomic_load(job->stop) == JOB_STOP_CANCEL) {
+    state = "cancelled";
+  } else if (rc == -ECANCELED) {
+    state = "failed";
+    error = JOB_SHUTDOWN_ERROR;
+  } else if (rc) {
+    state = "failed";
+    error = why;
+  }
+  snprintf(state_out, 16, "%s", state);
+  if (!j.db) {
+    snprintf(err, errlen, "%s", why);
+    return rc;
+  }
+  rc = db_job_finish(j.db, job->id, state, error, err, errlen);
+  db_close(j.db);
+  return rc;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* Running one stored job: read its spec, load its dataset, record its
+ * provenance, run the pipeline and store every epoch through the job's own
+ * database connection, then record how it ended. The caller decides when;
+ * the daemon's runner calls this from a worker thread. */
+#ifndef SPK_SERVER_JOB_H
+#define SPK_SERVER_JOB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+/* Why a job is asked to stop: a user cancelled it, or the process that
+ * runs it is stopping. */
+enum { JOB_STOP_NONE, JOB_STOP_CANCEL, JOB_STOP_SHUTDOWN };
+
+#define JOB_SHUTDOWN_ERROR "daemon stopped while the job was running"
+
+typedef struct {
+  const char *db_path;
+  const char *data_root;
+  const log_t *log;
+  int64_t id;
+  const atomic_int *stop; /* JOB_STOP_*, read between batches */
+} job_run_t;
+
+/* Runs job->id, which must already be in state running, to its end and
+ * records its final state: succeeded, cancelled (stop = JOB_STOP_CANCEL),
+ * or failed with an error naming the cause (JOB_STOP_SHUTDOWN gives
+ * JOB_SHUTDOWN_ERROR). Writes the state into state_out (16 bytes).
+ * Returns 0 when the final state was recorded, or a negative errno code
+ * when even that failed (err says why). */
+int job_run(const job_run_t *job, char state_out[16], char *err,
+            size_t errlen);
+
+/* Writes the provenance of a run as a JSON object into a new string the
+ * caller frees: spkd version, BLAS configuration and kernel, threads,
+ * host, dataset name and the SHA-256 of each dataset file. */
+int job_provenance(const char *data_root, const char *dataset, int threads,
+                   char **out, char *err, size_t errlen);
+
+#endif

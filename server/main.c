@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* spkd, the daemon: parses its flags, starts the job runner and the HTTP
+ * server on one libuv loop, and stops both cleanly on SIGINT or SIGTERM.
+ * Everything it runs lives in runner.c, http.c and the layers below. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../engine/blas.h"
+#include "http.h"
+#include "log.h"
+#include "runner.h"
+#include "version.h"
+
+#ifndef SPK_WEB_DIR
+#define SPK_WEB_DIR "web"
+#endif
+
+typedef struct {
+  char host[64];
+  int port;
+  const char *db_path;
+  const char *data_root;
+  const char *web_root;
+  int jobs;
+  log_t log;
+} options_t;
+
+/* Everything the loop's callbacks reach. */
+typedef struct {
+  options_t opt;
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  runner_t *runner;
+  http_server_t *http;
+} daemon_t;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: spkd [--listen ADDR:PORT] [--db FILE] [--data-root DIR]\n"
+          "            [--jobs N] [--log-level debug|info|warn|error]\n"
+          "            [--web-root DIR]\n"
+          "  --listen     address to serve HTTP on (default 127.0.0.1:8080;\n"
+          "               loopback only until authentication exists)\n"
+          "  --db         SQLite database file (default spkd.db)\n"
+          "  --data-root  directory holding the datasets, looked up by name\n"
+          "               (default /usr/share/datasets)\n"
+          "  --jobs       jobs that may run at once (default 1)\n"
+          "  --log-level  least severe level logged (default info)\n");
+}
+
+static int parse_listen(const char *s, options_t *o) {
+  const char *colon = strrchr(s, ':');
+  char *end;
+  long port;
+
+  if (!colon || colon == s || (size_t)(colon - s) >= sizeof o->host)
+    return -1;
+  errno = 0;
+  port = strtol(colon + 1, &end, 10);
+  if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+    return -1;
+  memcpy(o->host, s, (size_t)(colon - s));
+  o->host[colon - s] = '\0';
+  o->port = (int)port;
+  return 0;
+}
+
+/* Applies one "--flag value" pair; -1 with a message on a bad one. */
+static int parse_flag(const char *flag, const char *val, options_t *o) {
+  char *end;
+
+  if (strcmp(flag, "--listen") == 0 && parse_listen(val, o) == 0)
+    return 0;
+  if (strcmp(flag, "--db") == 0 && *val) {
+    o->db_path = val;
+    return 0;
+  }
+  if (strcmp(flag, "--data-root") == 0 && *val) {
+    o->data_root = val;
+    return 0;
+  }
+  if (strcmp(flag, "--web-root") == 0 && *val) {
+    o->web_root = val;
+    return 0;
+  }
+  if (strcmp(flag, "--jobs") == 0) {
+    long n = strtol(val, &end, 10);
+    if (*val && !*end && n >= 1 && n <= 64) {
+      o->jobs = (int)n;
+      return 0;
+    }
+  }
+  if (strcmp(flag, "--log-level") == 0 &&
+      (o->log.level = log_level_parse(val)) >= 0)
+    return 0;
+  fprintf(stderr, "spkd: bad value '%s' for %s\n", val, flag);
+  return -1;
+}
+
+static int parse_args(int argc, char **argv, options_t *o) {
+  static const char *const flags[] = {"--listen", "--db", "--data-root",
+                                      "--web-root", "--jobs", "--log-level"};
+
+  for (int i = 1; i < argc; i++) {
+    int known = 0;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      exit(0);
+    }
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("spkd %s\n", SPK_VERSION);
+      exit(0);
+    }
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+      known |= strcmp(argv[i], flags[k]) == 0;
+    if (!known) {
+      fprintf(stderr, "spkd: unknown option '%s' (see spkd --help)\n",
+              argv[i]);
+      return -1;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "spkd: %s needs a value\n", argv[i]);
+      return -1;
+    }
+    if (parse_flag(argv[i], argv[i + 1], o) < 0)
+      return -1;
+    i++;
+  }
+  return 0;
+}
+
+/* Called by the runner once no job runs any more after a shutdown. */
+static void on_idle(void *ctx) {
+  daemon_t *d = ctx;
+
+  http_stop(d->http);
+  d->http = NULL;
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  LOG(&d->opt.log, LOG_INFO, "main", "stopped");
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  daemon_t *d = h->data;
+
+  LOG(&d->opt.log, LOG_INFO, "main", "stopping signal=%s",
+      signum == SIGINT ? "SIGINT" : "SIGTERM");
+  runner_shutdown(d->runner);
+}
+
+static int start(daemon_t *d) {
+  runner_config_t rc = {&d->loop, d->opt.db_path, d->opt.data_root,
+                        d->opt.jobs, &d->opt.log, on_idle, d};
+  http_config_t hc = {d->opt.host, d->opt.port, d->opt.db_path,
+                      d->opt.data_root, d->opt.web_root, NULL, &d->opt.log};
+  char err[512], core[64];
+
+  if (runner_new(&rc, &d->runner, err, sizeof err) != 0) {
+    fprintf(stderr, "spkd: %s\n", err);
+    return -1;
+  }
+  hc.runner = d->runner;
+  if (http_start(&hc, &d->http, err, sizeof err) != 0) {
+    fprintf(stderr, "spkd: %s\n", err);
+    runner_shutdown(d->runner);
+    return -1;
+  }
+  uv_signal_init(&d->loop, &d->sigint);
+  uv_signal_init(&d->loop, &d->sigterm);
+  d->sigint.data = d->sigterm.data = d;
+  uv_signal_start(&d->sigint, on_signal, SIGINT);
+  uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  blas_corename(core, sizeof core);
+  LOG(&d->opt.log, LOG_INFO, "main",
+      "listening version=%s addr=%s:%d db=%s data_root=%s jobs=%d blas=%s",
+      SPK_VERSION, d->opt.host, d->opt.port, d->opt.db_path,
+      d->opt.data_root, d->opt.jobs, core);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  daemon_t d = {.opt = {"127.0.0.1", 8080, "spkd.db", "/usr/share/datasets",
+                        SPK_WEB_DIR, 1, {LOG_INFO}}};
+  char pool[16];
+  int rc;
+
+  if (parse_args(argc, argv, &d.opt) < 0)
+    return 2;
+  /* libuv sizes its worker pool once, at first use: one thread per job
+   * that may run at once. */
+  snprintf(pool, sizeof pool, "%d", d.opt.jobs);
+  setenv("UV_THREADPOOL_SIZE", pool, 1);
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_init(&d.loop);
+
+  rc = start(&d);
+  uv_run(&d.loop, UV_RUN_DEFAULT);
+  runner_free(d.runner);
+  uv_loop_close(&d.loop);
+  return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/* The job runner. A fixed set of slots, one per job allowed to run at
+ * once; the loop thread claims queued jobs into free slots and hands each
+ * to libuv's thread pool, where job_run does the work. Only the slots'
+ * ids and stop flags are shared with other threads, under one mutex. */
+#include "runner.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../storage/db.h"
+#include "job.h"
+
+typedef struct {
+  runner_t *runner;
+  uv_work_t work;
+  int64_t id; /* 0 when the slot is free */
+  atomic_int stop;
+  int rc;
+  char state[16];
+  char err[512];
+} slot_t;
+
+struct runner {
+  runner_config_t cfg;
+  db_t *db; /* the loop thread's connection */
+  uv_async_t wake;
+  uv_mutex_t lock;
+  slot_t *slots;
+  int running;
+  int stopping;
+};
+
+static void schedule(runner_t *r);
+
+static void slot_work(uv_work_t *w) {
+  slot_t *s = w->data;
+  runner_t *r = s->runner;
+  job_run_t job = {r->cfg.db_path, r->cfg.data_root, r->cfg.log, s->id,
+                   &s->stop};
+
+  s->rc = job_run(&job, s->state, s->err, sizeof s->err);
+}
+
+/* Back on the loop thread: a job whose final state could not be stored by
+ * its worker is marked failed here, then the slot is freed. */
+static void slot_done(uv_work_t *w, int status) {
+  slot_t *s = w->data;
+  runner_t *r = s->runner;
+  char err[256];
+
+  (void)status;
+  if (s->rc) {
+    LOG(r->cfg.log, LOG_ERROR, "runner", "job could not end job=%lld "
+        "error=\"%s\"", (long long)s->id, s->err);
+    if (db_job_finish(r->db, s->id, "failed", s->err, err, sizeof err))
+      LOG(r->cfg.log, LOG_ERROR, "runner", "job state lost job=%lld "
+          "error=\"%s\"", (long long)s->id, err);
+  } else {
+    LOG(r->cfg.log, LOG_INFO, "runner", "job ended job=%lld state=%s",
+        (long long)s->id, s->state);
+  }
+  uv_mutex_lock(&r->lock);
+  s->id = 0;
+  uv_mutex_unlock(&r->lock);
+  r->running--;
+  schedule(r);
+}
+
+static slot_t *slot_free_find(runner_t *r) {
+  for (int i = 0; i < r->cfg.max_jobs; i++)
+    if (r->slots[i].id == 0)
+      return &r->slots[i];
+  return NULL;
+}
+
+/* Claims the oldest queued job; 0 in *id when none is left. A job
+ * cancelled between the lookup and the claim is skipped. */
+static int claim_next(runner_t *r, int64_t *id) {
+  char err[256];
+  int rc;
+
+  for (;;) {
+    rc = db_job_next_queued(r->db, id, err, sizeof err);
+    if (rc == 0 && *id != 0)
+      rc = db_job_start(r->db, *id, NULL, err, sizeof err);
+    if (rc != -EBUSY)
+      break;
+  }
+  if (rc) {
+    LOG(r->cfg.log, LOG_ERROR, "runner", "cannot claim a job error=\"%s\"",
+        err);
+    *id = 0;
+  }
+  return rc;
+}
+
+static void launch(runner_t *r, slot_t *s, int64_t id) {
+  int rc;
+
+  uv_mutex_lock(&r->lock);
+  s->id = id;
+  atomic_store(&s->stop, JOB_STOP_NONE);
+  uv_mutex_unlock(&r->lock);
+  s->work.data = s;
+  rc = uv_queue_work(r->cfg.loop, &s->work, slot_work, slot_done);
+  if (rc) {
+    char err[256];
+    LOG(r->cfg.log, LOG_ERROR, "runner", "cannot start a worker "
+        "job=%lld error=\"%s\"", (long long)id, uv_strerror(rc));
+    db_job_finish(r->db, id, "failed", "could not start a worker thread",
+                  err, sizeof err);
+    uv_mutex_lock(&r->lock);
+    s->id = 0;
+    uv_mutex_unlock(&r->lock);
+    return;
+  }
+  r->running++;
+  LOG(r->cfg.log, LOG_INFO, "runner", "job started job=%lld",
+      (long long)id);
+}
+
+/* Fills free slots with queued jobs, oldest first; when stopping and
+ * nothing runs any more, closes the wake-up handle and reports idle. */
+static void schedule(runner_t *r) {
+  slot_t *s;
+  int64_t id;
+
+  if (r->stopping) {
+    if (r->running == 0) {
+      if (r->cfg.on_idle)
+        r->cfg.on_idle(r->cfg.ctx);
+      uv_close((uv_handle_t *)&r->wake, NULL);
+    }
+    return;
+  }
+  while ((s = slot_free_find(r)) != NULL) {
+    if (claim_next(r, &id) != 0 || id == 0)
+      break;
+    launch(r, s, id);
+  }
+}
+
+static void on_wake(uv_async_t *a) {
+  schedule(a->data);
+}
+
+/* Jobs a previous process left running cannot continue: they fail. */
+static int recover(runner_t *r, char *err, size_t errlen) {
+  int n = 0, rc = db_jobs_fail_running(r->db, JOB_SHUTDOWN_ERROR, &n, err,
+                                       errlen);
+
+  if (rc == 0 && n > 0)
+    LOG(r->cfg.log, LOG_WARN, "runner", "jobs left running marked failed "
+        "count=%d", n);
+  return rc;
+}
+
+int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
+               size_t errlen) {
+  runner_t *r = calloc(1, sizeof *r);
+  int rc;
+
+  *out = NULL;
+  if (!r || cfg->max_jobs < 1) {
+    free(r);
+    snprintf(err, errlen, cfg->max_jobs < 1 ? "at least one job must be "
+             "allowed to run" : "out of memory");
+    return cfg->max_jobs < 1 ? -EINVAL : -ENOMEM;
+  }
+  r->cfg = *cfg;
+  r->slots = calloc((size_t)cfg->max_jobs, sizeof *r->slots);
+  rc = r->slots ? db_open(cfg->db_path, &r->db, err, errlen) : -ENOMEM;
+  if (rc == 0)
+    rc = recover(r, err, errlen);
+  if (rc) {
+    if (rc == -ENOMEM)
+      snprintf(err, errlen, "out of memory");
+    db_close(r->db);
+    free(r->slots);
+    free(r);
+    return rc;
+  }
+  for (int i = 0; i < cfg->max_jobs; i++)
+    r->slots[i].runner = r;
+  uv_mutex_init(&r->lock);
+  uv_async_init(cfg->loop, &r->wake, on_wake);
+  r->wake.data = r;
+  schedule(r);
+  *out = r;
+  return 0;
+}
+
+void runner_notify(runner_t *r) {
+  uv_async_send(&r->wake);
+}
+
+/* Finds the slot running id; call with the lock held. */
+static slot_t *slot_find(runner_t *r, int64_t id) {
+  for (int i = 0; i < r->cfg.max_jobs; i++)
+    if (r->slots[i].id == id)
+      return &r->slots[i];
+  return NULL;
+}
+
+int runner_cancel(runner_t *r, int64_t id) {
+  slot_t *s;
+
+  uv_mutex_lock(&r->lock);
+  s = slot_find(r, id);
+  if (s)
+    atomic_store(&s->stop, JOB_STOP_CANCEL);
+  uv_mutex_unlock(&r->lock);
+  return s ? 0 : -ENOENT;
+}
+
+int runner_cancelling(runner_t *r, int64_t id) {
+  slot_t *s;
+  int yes;
+
+  uv_mutex_lock(&r->lock);
+  s = slot_find(r, id);
+  yes = s && atomic_load(&s->stop) != JOB_STOP_NONE;
+  uv_mutex_unlock(&r->lock);
+  return yes;
+}
+
+void runner_shutdown(runner_t *r) {
+  if (r->stopping)
+    return;
+  r->stopping = 1;
+  uv_mutex_lock(&r->lock);
+  for (int i = 0; i < r->cfg.max_jobs; i++)
+    if (r->slots[i].id != 0)
+      atomic_store(&r->slots[i].stop, JOB_STOP_SHUTDOWN);
+  uv_mutex_unlock(&r->lock);
+  schedule(r);
+}
+
+void runner_free(runner_t *r) {
+  if (!r)
+    return;
+  uv_mutex_destroy(&r->lock);
+  db_close(r->db);
+  free(r->slots);
+  free(r);
+}
