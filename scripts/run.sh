@@ -1,0 +1,45 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# `make run`: starts the daemon on 127.0.0.1:8080 with its database under
+# ./var in the foreground, and from the background submits
+# examples/sym40.json once it answers and prints how to follow the job.
+# Ctrl-C stops the daemon cleanly.
+set -eu
+
+addr=${SPKD_LISTEN:-127.0.0.1:8080}
+url="http://$addr"
+mkdir -p var
+
+submit() {
+  # Wait for the daemon to answer, for at most 30 s.
+  tries=0
+  until curl -fsS "$url/healthz" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ $tries -gt 300 ]; then
+      echo "run: spkd did not answer on $url within 30 s" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  job=$(curl -sS -X POST -H 'Content-Type: application/json' \
+    --data-binary @examples/sym40.json "$url/v1/jobs")
+  id=$(printf '%s' "$job" | sed -n 's/^{"id":\([0-9]*\).*/\1/p')
+  if [ -z "$id" ]; then
+    echo "run: submitting examples/sym40.json failed: $job" >&2
+    return 1
+  fi
+  cat >&2 <<MSG
+
+  Submitted examples/sym40.json as job $id: $url/v1/jobs/$id
+  Follow it with:
+    curl -s $url/v1/jobs/$id
+    curl -s $url/v1/jobs/$id/metrics
+    curl -s '$url/v1/jobs/$id/stages/spl/epochs/10/samples?set=hard&limit=20'
+    curl -s $url/v1/jobs/$id/samples/0
+  or open $url/ in a browser. Ctrl-C stops the daemon.
+
+MSG
+}
+
+submit &
+exec ./build/spkd --listen "$addr" --db var/spkd.db

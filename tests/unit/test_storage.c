@@ -1,0 +1,801 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of storage/: opening and migrating a database file, moving
+ * jobs through their states, storing a job's samples and its epochs and
+ * reading them back. Each test works on its own file under /tmp, removed
+ * afterwards. sqlite3 is called directly only to inspect or doctor a file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../storage/db.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  char path[64];
+  db_t *db;
+  char err[256];
+} fixture_t;
+
+/* Removes a database file and the files SQLite keeps beside it. */
+static void db_files_remove(const char *path) {
+  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+  char name[96];
+
+  for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+    snprintf(name, sizeof name, "%s%s", path, suffix[i]);
+    unlink(name);
+  }
+}
+
+static int setup(void **state) {
+  fixture_t *f = calloc(1, sizeof *f);
+  int fd;
+
+  if (!f)
+    return -1;
+  snprintf(f->path, sizeof f->path, "/tmp/spk-test-storage-XXXXXX");
+  fd = mkstemp(f->path);
+  if (fd < 0) {
+    free(f);
+    return -1;
+  }
+  close(fd);
+  if (db_open(f->path, &f->db, f->err, sizeof f->err) != 0) {
+    db_files_remove(f->path);
+    free(f);
+    return -1;
+  }
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+
+  db_close(f->db);
+  db_files_remove(f->path);
+  free(f);
+  return 0;
+}
+
+/* Runs one SQL statement on the file with a connection of its own and
+ * returns the first column of its first row as an integer (0 if none). */
+static int64_t raw_query(const char *path, const char *sql) {
+  sqlite3 *conn = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0;
+
+  assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(conn, sql, -1, &st, NULL), SQLITE_OK);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(conn);
+  return v;
+}
+
+static int64_t job_new(db_t *db, const char *name) {
+  char err[256] = "";
+  int64_t id = 0;
+
+  assert_int_equal(
+      db_job_insert(db, name, "{\"seed\": 1}", &id, err, sizeof err), 0);
+  assert_true(id > 0);
+  return id;
+}
+
+/* ---- Opening and migrations. ---- */
+
+static void test_open_creates_schema(void **state) {
+  fixture_t *f = *state;
+  int64_t applied, id;
+  db_job_t job;
+
+  assert_int_equal(db_schema_version(f->db), 1);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM "
+                                      "schema_migrations"),
+                   1);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM sqlite_master "
+                                      "WHERE name IN ('jobs', "
+                                      "'job_samples', 'epoch_metrics', "
+                                      "'epoch_records')"),
+                   4);
+  id = job_new(f->db, "kept");
+  applied = raw_query(f->path, "SELECT CAST(applied_at * 1000000 AS "
+                               "INTEGER) FROM schema_migrations");
+
+  /* Opening again applies nothing and keeps what is stored. */
+  db_close(f->db);
+  f->db = NULL;
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
+  assert_int_equal(db_schema_version(f->db), 1);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM "
+                                      "schema_migrations"),
+                   1);
+  assert_true(raw_query(f->path, "SELECT CAST(applied_at * 1000000 AS "
+                                 "INTEGER) FROM schema_migrations") == applied);
+  assert_int_equal(db_job_get(f->db, id, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.name, "kept");
+  db_job_deinit(&job);
+}
+
+static void test_open_uses_wal(void **state) {
+  fixture_t *f = *state;
+  sqlite3 *conn = NULL;
+  sqlite3_stmt *st = NULL;
+
+  assert_int_equal(sqlite3_open(f->path, &conn), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_prepare_v2(conn, "PRAGMA journal_mode", -1, &st, NULL),
+      SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(conn);
+}
+
+static void test_open_refuses_newer_schema(void **state) {
+  fixture_t *f = *state;
+  db_t *db = (db_t *)&db; /* Any non-NULL value: db_open must clear it. */
+  char err[256] = "";
+
+  db_close(f->db);
+  f->db = NULL;
+  raw_query(f->path, "INSERT INTO schema_migrations (version, applied_at) "
+                     "VALUES (99, 0)");
+  assert_int_equal(raw_query(f->path, "SELECT max(version) FROM "
+                                      "schema_migrations"),
+                   99);
+
+  assert_int_equal(db_open(f->path, &db, err, sizeof err), -EIO);
+  assert_null(db);
+  assert_non_null(strstr(err, "newer"));
+  assert_non_null(strstr(err, "99"));
+}
+
+static void test_open_directory_fails(void **state) {
+  char dir[] = "/tmp/spk-test-storage-dir-XXXXXX";
+  char err[256] = "";
+  db_t *db = NULL;
+  int r;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  r = db_open(dir, &db, err, sizeof err);
+  rmdir(dir);
+  assert_true(r < 0);
+  assert_null(db);
+  assert_non_null(strstr(err, dir));
+  assert_true(strlen(err) > strlen(dir) + 2);
+}
+
+/* ---- Jobs. ---- */
+
+static void test_job_insert_get(void **state) {
+  fixture_t *f = *state;
+  double before = (double)time(NULL) - 1;
+  db_job_t job;
+  int64_t id = job_new(f->db, "first");
+
+  assert_int_equal(db_job_get(f->db, id, &job, f->err, sizeof f->err), 0);
+  assert_true(job.id == id);
+  assert_string_equal(job.name, "first");
+  assert_string_equal(job.state, "queued");
+  assert_string_equal(job.spec_json, "{\"seed\": 1}");
+  assert_true(job.created_at >= before);
+  assert_true(job.started_at == 0 && job.finished_at == 0);
+  assert_null(job.error);
+  assert_null(job.provenance_json);
+  assert_null(job.stage);
+  assert_int_equal(job.epoch, 0);
+  db_job_deinit(&job);
+
+  assert_int_equal(db_job_get(f->db, id + 100, &job, f->err, sizeof f->err),
+                   -ENOENT);
+  assert_null(job.name);
+}
+
+static void test_job_list_pages(void **state) {
+  fixture_t *f = *state;
+  int64_t id[3];
+  db_job_t *jobs = NULL;
+  int n = -1;
+
+  id[0] = job_new(f->db, "a");
+  id[1] = job_new(f->db, "b");
+  id[2] = job_new(f->db, "c");
+
+  assert_int_equal(db_job_list(f->db, 0, 10, &jobs, &n, f->err, sizeof f->err),
+                   0);
+  assert_int_equal(n, 3);
+  assert_true(jobs[0].id == id[2] && jobs[1].id == id[1] &&
+              jobs[2].id == id[0]);
+  assert_string_equal(jobs[0].name, "c");
+  db_jobs_free(jobs, n);
+
+  /* Two per page: the second page starts below the first page's last. */
+  assert_int_equal(db_job_list(f->db, 0, 2, &jobs, &n, f->err, sizeof f->err),
+                   0);
+  assert_int_equal(n, 2);
+  assert_true(jobs[1].id == id[1]);
+  db_jobs_free(jobs, n);
+  assert_int_equal(
+      db_job_list(f->db, id[1], 2, &jobs, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, 1);
+  assert_true(jobs[0].id == id[0]);
+  assert_string_equal(jobs[0].name, "a");
+  db_jobs_free(jobs, n);
+  assert_int_equal(
+      db_job_list(f->db, id[0], 2, &jobs, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, 0);
+  db_jobs_free(jobs, n);
+}
+
+static void test_job_start_progress_finish(void **state) {
+  fixture_t *f = *state;
+  int64_t a = job_new(f->db, "a"), b = job_new(f->db, "b"), next = 0;
+  db_job_t job;
+
+  assert_int_equal(db_job_next_queued(f->db, &next, f->err, sizeof f->err), 0);
+  assert_true(next == a);
+  assert_int_equal(
+      db_job_start(f->db, a, "{\"host\": \"h\"}", f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_start(f->db, a, NULL, f->err, sizeof f->err), -EBUSY);
+  assert_int_equal(db_job_next_queued(f->db, &next, f->err, sizeof f->err), 0);
+  assert_true(next == b);
+
+  assert_int_equal(
+      db_job_progress(f->db, a, "teacher", 3, f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_progress(f->db, a, "nope", 3, f->err, sizeof f->err),
+                   -EINVAL);
+  assert_int_equal(db_job_get(f->db, a, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.state, "running");
+  assert_string_equal(job.provenance_json, "{\"host\": \"h\"}");
+  assert_true(job.started_at >= job.created_at);
+  assert_string_equal(job.stage, "teacher");
+  assert_int_equal(job.epoch, 3);
+  db_job_deinit(&job);
+
+  assert_int_equal(
+      db_job_finish(f->db, a, "running", NULL, f->err, sizeof f->err), -EINVAL);
+  assert_int_equal(
+      db_job_finish(f->db, a, "succeeded", NULL, f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_get(f->db, a, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.state, "succeeded");
+  assert_true(job.finished_at >= job.started_at);
+  assert_null(job.error);
+  db_job_deinit(&job);
+}
+
+static void test_job_cancel_queued(void **state) {
+  fixture_t *f = *state;
+  int64_t a = job_new(f->db, "a"), b = job_new(f->db, "b"), next = -1;
+  db_job_t job;
+
+  assert_int_equal(db_job_start(f->db, a, NULL, f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_cancel_queued(f->db, a, f->err, sizeof f->err),
+                   -EBUSY);
+  assert_non_null(strstr(f->err, "running"));
+  assert_int_equal(db_job_cancel_queued(f->db, b + 100, f->err, sizeof f->err),
+                   -ENOENT);
+
+  assert_int_equal(db_job_cancel_queued(f->db, b, f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_get(f->db, b, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.state, "cancelled");
+  assert_true(job.finished_at > 0);
+  db_job_deinit(&job);
+
+  /* A cancelled job can no longer start, and nothing is left queued. */
+  assert_int_equal(db_job_start(f->db, b, NULL, f->err, sizeof f->err), -EBUSY);
+  assert_int_equal(db_job_next_queued(f->db, &next, f->err, sizeof f->err), 0);
+  assert_true(next == 0);
+}
+
+static void test_jobs_fail_running(void **state) {
+  fixture_t *f = *state;
+  int64_t a = job_new(f->db, "a"), b = job_new(f->db, "b");
+  int64_t c = job_new(f->db, "c");
+  db_job_t job;
+  int count = -1;
+
+  assert_int_equal(db_job_start(f->db, a, NULL, f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_start(f->db, c, NULL, f->err, sizeof f->err), 0);
+  assert_int_equal(db_jobs_fail_running(f->db, "daemon stopped", &count, f->err,
+                                        sizeof f->err),
+                   0);
+  assert_int_equal(count, 2);
+
+  assert_int_equal(db_job_get(f->db, c, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.state, "failed");
+  assert_string_equal(job.error, "daemon stopped");
+  db_job_deinit(&job);
+  assert_int_equal(db_job_get(f->db, b, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.state, "queued");
+  db_job_deinit(&job);
+
+  assert_int_equal(
+      db_jobs_fail_running(f->db, "again", &count, f->err, sizeof f->err), 0);
+  assert_int_equal(count, 0);
+}
+
+/* ---- A small job's samples and epochs. ---- */
+
+/* Ten samples of the training file: seven train (positions 0..6 in index
+ * order), three validation; samples 3, 11 and 21 carry injected noise. */
+#define N_SAMPLES 10
+#define N_TRAIN 7
+static const int32_t s_index[N_SAMPLES] = {2, 3, 5, 8, 11, 14, 20, 21, 30, 41};
+static const uint8_t s_split[N_SAMPLES] = {0, 0, 1, 0, 0, 1, 0, 0, 1, 0};
+static const int32_t s_pos[N_SAMPLES] = {0, 1, -1, 2, 3, -1, 4, 5, -1, 6};
+static const uint8_t s_observed[N_SAMPLES] = {1, 4, 7, 0, 9, 2, 3, 3, 5, 8};
+static const uint8_t s_clean[N_SAMPLES] = {1, 6, 7, 0, 2, 2, 3, 1, 5, 8};
+
+typedef struct {
+  db_metrics_t m;
+  float loss[N_TRAIN], prob[N_TRAIN], weight[N_TRAIN];
+  uint8_t easy[N_TRAIN];
+} test_epoch_t;
+
+/* In pipeline order; stored in another order (see epochs_store). */
+static const test_epoch_t s_epochs[] = {
+    {{"spl", 1, 2.25, 0.25, 0.2, 0.3, 4, 4.0 / 7, 0.05, 1.5, 3000},
+     {0.5f, 2.75f, 0.125f, 0.25f, 3.5f, 1.75f, 0.0625f},
+     {0.9f, 0.1f, 0.8f, 0.75f, 0.05f, 0.2f, 0.95f},
+     {1, 1, 1, 1, 1, 1, 1},
+     {1, 0, 1, 1, 0, 0, 1}},
+    {{"spl", 2, 1.5, 0.5, NAN, 0.45, 4, 4.0 / 7, 0.05, 1.25, 3500},
+     {0.25f, 0.375f, 1.5f, 0.125f, 0.5f, 2.5f, 1.25f},
+     {0.95f, 0.7f, 0.3f, 0.9f, 0.6f, 0.15f, 0.35f},
+     {1, 0, 1, 1, 0, 0, 1},
+     {1, 1, 0, 1, 1, 0, 0}},
+    {{"teacher", 1, 0.75, 0.8, 0.6, 0.65, 4, 4.0 / 7, 0.1, 0.5, 8000},
+     {0.1f, 4.0f, 0.2f, 0.3f, 3.0f, 2.0f, 0.05f},
+     {0.99f, 0.02f, 0.9f, 0.85f, 0.04f, 0.12f, 0.97f},
+     {1, 0, 1, 1, 0, 0, 1},
+     {1, 0, 1, 1, 0, 0, 1}},
+    {{"student", 1, 0.5, 0.9, 0.7, 0.72, 7, 1.0, 0.1, 0.75, 9000},
+     {0.2f, 1.0f, 0.3f, 0.4f, 1.2f, 0.9f, 0.1f},
+     {0.8f, 0.4f, 0.75f, 0.7f, 0.3f, 0.45f, 0.9f},
+     {1, 0, 1, 1, 0, 0, 1},
+     {1, 1, 1, 1, 1, 1, 1}},
+};
+#define N_EPOCHS ((int)(sizeof s_epochs / sizeof s_epochs[0]))
+
+static void epoch_store(db_t *db, int64_t job, const test_epoch_t *e) {
+  db_records_t rec = {N_TRAIN, e->loss, e->prob, e->weight, e->easy};
+  char err[256] = "";
+
+  assert_int_equal(db_epoch_insert(db, job, &e->m, &rec, err, sizeof err), 0);
+}
+
+/* A job with the ten samples and the four epochs, stored out of pipeline
+ * order: student 1, teacher 1, spl 1, spl 2. */
+static int64_t small_job_store(db_t *db) {
+  static const int order[N_EPOCHS] = {3, 2, 0, 1};
+  db_split_t split = {N_SAMPLES, s_index, s_split, s_pos, s_observed, s_clean};
+  char err[256] = "";
+  int64_t job = job_new(db, "small");
+
+  assert_int_equal(db_split_insert(db, job, &split, err, sizeof err), 0);
+  for (int i = 0; i < N_EPOCHS; i++)
+    epoch_store(db, job, &s_epochs[order[i]]);
+  return job;
+}
+
+/* 1 when two doubles are equal or both NaN. */
+static int same_double(double a, double b) {
+  return (isnan(a) && isnan(b)) || a == b;
+}
+
+static void metrics_assert_equal(const db_metrics_t *got,
+                                 const db_metrics_t *want) {
+  assert_string_equal(got->stage, want->stage);
+  assert_int_equal(got->epoch, want->epoch);
+  assert_true(same_double(got->train_loss, want->train_loss));
+  assert_true(same_double(got->train_acc, want->train_acc));
+  assert_true(same_double(got->val_acc, want->val_acc));
+  assert_true(same_double(got->test_acc, want->test_acc));
+  assert_int_equal(got->easy_size, want->easy_size);
+  assert_true(same_double(got->easy_fraction, want->easy_fraction));
+  assert_true(same_double(got->lr, want->lr));
+  assert_true(same_double(got->seconds, want->seconds));
+  assert_true(same_double(got->samples_per_s, want->samples_per_s));
+}
+
+static void test_metrics_list_order(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_metrics_t *list = NULL;
+  db_job_t row;
+  int n = -1;
+
+  assert_int_equal(
+      db_metrics_list(f->db, job, &list, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, N_EPOCHS);
+  for (int i = 0; i < n; i++)
+    metrics_assert_equal(&list[i], &s_epochs[i].m);
+  assert_true(isnan(list[1].val_acc));
+  free(list);
+
+  /* The last stored epoch is the job's progress. */
+  assert_int_equal(db_job_get(f->db, job, &row, f->err, sizeof f->err), 0);
+  assert_string_equal(row.stage, "spl");
+  assert_int_equal(row.epoch, 2);
+  db_job_deinit(&row);
+
+  assert_int_equal(
+      db_metrics_list(f->db, job + 1, &list, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, 0);
+  free(list);
+}
+
+/* Reads a set and checks it against want (nwant indices). */
+static void set_assert(db_t *db, int64_t job, const char *stage, int epoch,
+                       int easy, int32_t after, int limit, const int32_t *want,
+                       int nwant) {
+  int32_t *got = NULL;
+  char err[256] = "";
+  int n = -1;
+
+  assert_int_equal(db_epoch_set(db, job, stage, epoch, easy, after, limit, &got,
+                                &n, err, sizeof err),
+                   0);
+  assert_int_equal(n, nwant);
+  for (int i = 0; i < n; i++)
+    assert_int_equal(got[i], want[i]);
+  free(got);
+}
+
+/* The easy or hard set of one stored epoch, worked out from the test's
+ * own arrays: *n indices into out. */
+static void set_expected(const test_epoch_t *e, int easy, int32_t *out,
+                         int *n) {
+  *n = 0;
+  for (int i = 0; i < N_SAMPLES; i++)
+    if (s_split[i] == DB_SPLIT_TRAIN && e->easy[s_pos[i]] == easy)
+      out[(*n)++] = s_index[i];
+}
+
+static void test_epoch_sets(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  static const int32_t spl1_easy[] = {2, 8, 11, 41};
+  static const int32_t spl1_hard[] = {3, 20, 21};
+  static const int32_t spl2_easy[] = {2, 3, 11, 20};
+  int32_t want[N_SAMPLES];
+  int nwant;
+
+  set_assert(f->db, job, "spl", 1, 1, -1, 100, spl1_easy, 4);
+  set_assert(f->db, job, "spl", 1, 0, -1, 100, spl1_hard, 3);
+  set_assert(f->db, job, "spl", 2, 1, -1, 100, spl2_easy, 4);
+  set_assert(f->db, job, "student", 1, 0, -1, 100, NULL, 0);
+  for (int i = 0; i < N_EPOCHS; i++) {
+    for (int easy = 0; easy <= 1; easy++) {
+      set_expected(&s_epochs[i], easy, want, &nwant);
+      set_assert(f->db, job, s_epochs[i].m.stage, s_epochs[i].m.epoch, easy, -1,
+                 100, want, nwant);
+    }
+  }
+}
+
+static void test_epoch_set_pages(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  static const int32_t spl1_easy[] = {2, 8, 11, 41};
+
+  set_assert(f->db, job, "spl", 1, 1, -1, 2, spl1_easy, 2);
+  set_assert(f->db, job, "spl", 1, 1, 8, 2, spl1_easy + 2, 2);
+  set_assert(f->db, job, "spl", 1, 1, 41, 2, NULL, 0);
+  set_assert(f->db, job, "spl", 1, 1, 9, 100, spl1_easy + 2, 2);
+  set_assert(f->db, job, "spl", 1, 1, 0, 1, spl1_easy, 1);
+  set_assert(f->db, job, "spl", 1, 1, -1, 0, NULL, 0);
+}
+
+/* Expects db_epoch_set to fail with -ENOENT and a message holding what. */
+static void set_missing(db_t *db, int64_t job, const char *stage, int epoch,
+                        const char *what) {
+  int32_t *got = (int32_t *)&got;
+  char err[256] = "";
+  int n = -1;
+
+  assert_int_equal(db_epoch_set(db, job, stage, epoch, 1, -1, 100, &got, &n,
+                                err, sizeof err),
+                   -ENOENT);
+  assert_null(got);
+  assert_int_equal(n, 0);
+  assert_non_null(strstr(err, what));
+}
+
+static void test_epoch_set_missing(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  char nojob[32];
+
+  snprintf(nojob, sizeof nojob, "job %lld", (long long)(job + 7));
+  set_missing(f->db, job, "spl", 3, "epoch 3");
+  set_missing(f->db, job, "spl", 0, "epoch 0");
+  set_missing(f->db, job, "baseline", 1, "baseline");
+  set_missing(f->db, job, "bogus", 1, "bogus");
+  set_missing(f->db, job + 7, "spl", 1, nojob);
+}
+
+static void test_sample_get_train(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_sample_t s;
+
+  /* Sample 21: training position 5, observed 3 but truly 1. */
+  assert_int_equal(db_sample_get(f->db, job, 21, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.index, 21);
+  assert_int_equal(s.split, DB_SPLIT_TRAIN);
+  assert_int_equal(s.observed, 3);
+  assert_int_equal(s.clean, 1);
+  assert_int_equal(s.n_epochs, N_EPOCHS);
+  for (int i = 0; i < s.n_epochs; i++) {
+    const test_epoch_t *e = &s_epochs[i];
+    assert_string_equal(s.epochs[i].stage, e->m.stage);
+    assert_int_equal(s.epochs[i].epoch, e->m.epoch);
+    assert_true(s.epochs[i].loss == e->loss[5]);
+    assert_true(s.epochs[i].prob == e->prob[5]);
+    assert_true(s.epochs[i].weight == e->weight[5]);
+    assert_int_equal(s.epochs[i].easy, e->easy[5]);
+  }
+  db_sample_deinit(&s);
+  assert_null(s.epochs);
+
+  /* Every training sample reads its own position. */
+  for (int k = 0; k < N_SAMPLES; k++) {
+    if (s_split[k] != DB_SPLIT_TRAIN)
+      continue;
+    assert_int_equal(
+        db_sample_get(f->db, job, s_index[k], &s, f->err, sizeof f->err), 0);
+    assert_int_equal(s.n_epochs, N_EPOCHS);
+    assert_int_equal(s.observed, s_observed[k]);
+    assert_int_equal(s.clean, s_clean[k]);
+    for (int i = 0; i < s.n_epochs; i++)
+      assert_true(s.epochs[i].loss == s_epochs[i].loss[s_pos[k]]);
+    db_sample_deinit(&s);
+  }
+}
+
+static void test_sample_get_val_and_missing(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_sample_t s;
+
+  assert_int_equal(db_sample_get(f->db, job, 14, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.index, 14);
+  assert_int_equal(s.split, DB_SPLIT_VAL);
+  assert_int_equal(s.observed, 2);
+  assert_int_equal(s.clean, 2);
+  assert_int_equal(s.n_epochs, 0);
+  assert_null(s.epochs);
+  db_sample_deinit(&s);
+
+  assert_int_equal(db_sample_get(f->db, job, 4, &s, f->err, sizeof f->err),
+                   -ENOENT);
+  assert_non_null(strstr(f->err, "4"));
+  assert_int_equal(s.n_epochs, 0);
+  assert_int_equal(db_sample_get(f->db, job + 1, 21, &s, f->err, sizeof f->err),
+                   -ENOENT);
+  db_sample_deinit(&s);
+}
+
+static void test_epoch_duplicate_keeps_first(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  test_epoch_t again = s_epochs[0];
+  db_records_t rec = {N_TRAIN, again.loss, again.prob, again.weight,
+                      again.easy};
+  db_metrics_t *list = NULL;
+  db_sample_t s;
+  db_job_t row;
+  int n = 0;
+
+  again.m.test_acc = 0.01;
+  for (int i = 0; i < N_TRAIN; i++) {
+    again.loss[i] = 99.0f;
+    again.easy[i] = (uint8_t)!again.easy[i];
+  }
+  assert_int_equal(
+      db_epoch_insert(f->db, job, &again.m, &rec, f->err, sizeof f->err),
+      -EEXIST);
+  assert_non_null(strstr(f->err, "already"));
+  assert_non_null(strstr(f->err, "epoch 1"));
+
+  assert_int_equal(
+      db_metrics_list(f->db, job, &list, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, N_EPOCHS);
+  metrics_assert_equal(&list[0], &s_epochs[0].m);
+  free(list);
+  assert_int_equal(db_sample_get(f->db, job, 2, &s, f->err, sizeof f->err), 0);
+  assert_true(s.epochs[0].loss == s_epochs[0].loss[0]);
+  assert_int_equal(s.epochs[0].easy, s_epochs[0].easy[0]);
+  db_sample_deinit(&s);
+
+  /* The refused epoch did not move the job's progress either. */
+  assert_int_equal(db_job_get(f->db, job, &row, f->err, sizeof f->err), 0);
+  assert_string_equal(row.stage, "spl");
+  assert_int_equal(row.epoch, 2);
+  db_job_deinit(&row);
+}
+
+static void test_epoch_insert_refuses_bad_input(void **state) {
+  fixture_t *f = *state;
+  int64_t job = job_new(f->db, "bad");
+  db_metrics_t m = {.stage = "bogus", .epoch = 1};
+  db_records_t rec = {0, NULL, NULL, NULL, NULL};
+  db_metrics_t *list = NULL;
+  int n = -1;
+
+  assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
+                   -EINVAL);
+  assert_non_null(strstr(f->err, "bogus"));
+  snprintf(m.stage, sizeof m.stage, "spl");
+  m.epoch = 0;
+  assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
+                   -EINVAL);
+  m.epoch = 1;
+  rec.n = -1;
+  assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
+                   -EINVAL);
+  rec.n = 0;
+  assert_int_equal(
+      db_epoch_insert(f->db, job + 1, &m, &rec, f->err, sizeof f->err),
+      -ENOENT);
+  assert_int_equal(
+      db_metrics_list(f->db, job, &list, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, 0);
+  free(list);
+
+  /* An epoch of no samples is valid and its sets are empty. */
+  assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
+                   0);
+  set_assert(f->db, job, "spl", 1, 1, -1, 100, NULL, 0);
+}
+
+static void test_split_insert_refusals(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_split_t split = {N_SAMPLES, s_index, s_split, s_pos, s_observed, s_clean};
+  db_sample_t s;
+
+  assert_int_equal(
+      db_split_insert(f->db, job + 1, &split, f->err, sizeof f->err), -ENOENT);
+  assert_true(db_split_insert(f->db, job, &split, f->err, sizeof f->err) < 0);
+  assert_non_null(strstr(f->err, "sample 2"));
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM job_samples"),
+                   N_SAMPLES);
+  assert_int_equal(db_sample_get(f->db, job, 41, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, N_EPOCHS);
+  db_sample_deinit(&s);
+}
+
+/* ---- A full-size job. ---- */
+
+#define BIG_N 60000
+
+static double seconds_now(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+  int32_t index[BIG_N], pos[BIG_N];
+  uint8_t split[BIG_N], observed[BIG_N], clean[BIG_N];
+  int n_train;
+  float loss[BIG_N], prob[BIG_N], weight[BIG_N];
+  uint8_t easy[BIG_N];
+} big_job_t;
+
+/* Every tenth sample validates; the training ones are easy when their
+ * position is a multiple of 3. */
+static void big_job_fill(big_job_t *b) {
+  b->n_train = 0;
+  for (int i = 0; i < BIG_N; i++) {
+    b->index[i] = i;
+    b->split[i] = i % 10 == 0 ? DB_SPLIT_VAL : DB_SPLIT_TRAIN;
+    b->pos[i] = b->split[i] == DB_SPLIT_VAL ? -1 : b->n_train++;
+    b->observed[i] = (uint8_t)(i % 10);
+    b->clean[i] = (uint8_t)((i * 7) % 10);
+  }
+  for (int p = 0; p < b->n_train; p++) {
+    b->loss[p] = (float)p * 0.5f;
+    b->prob[p] = 1.0f / (float)(p + 1);
+    b->weight[p] = (float)(p % 2);
+    b->easy[p] = p % 3 == 0;
+  }
+}
+
+static void test_big_job(void **state) {
+  fixture_t *f = *state;
+  big_job_t *b = malloc(sizeof *b);
+  int64_t job = job_new(f->db, "big");
+  db_metrics_t m = {.stage = "spl", .epoch = 1};
+  int32_t *got = NULL, after = -1;
+  int n = 0, seen = 0, p;
+  double t0, dt;
+  db_sample_t s;
+
+  assert_non_null(b);
+  big_job_fill(b);
+  db_split_t split = {BIG_N, b->index, b->split, b->pos, b->observed, b->clean};
+  db_records_t rec = {b->n_train, b->loss, b->prob, b->weight, b->easy};
+  t0 = seconds_now();
+  assert_int_equal(db_split_insert(f->db, job, &split, f->err, sizeof f->err),
+                   0);
+  dt = seconds_now() - t0;
+  assert_true(dt < 3.0); /* About 0.1 s; generous for sanitizers. */
+  assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
+                   0);
+
+  /* Page through the easy set; position p is easy when p % 3 == 0. */
+  do {
+    assert_int_equal(db_epoch_set(f->db, job, "spl", 1, 1, after, 1000, &got,
+                                  &n, f->err, sizeof f->err),
+                     0);
+    for (int i = 0; i < n; i++, seen++) {
+      assert_true(got[i] > after);
+      p = b->pos[got[i]];
+      assert_true(p >= 0 && p % 3 == 0);
+      assert_int_equal(p, 3 * seen);
+      after = got[i];
+    }
+    free(got);
+  } while (n > 0);
+  assert_int_equal(seen, (b->n_train + 2) / 3);
+
+  assert_int_equal(
+      db_sample_get(f->db, job, BIG_N - 1, &s, f->err, sizeof f->err), 0);
+  p = b->pos[BIG_N - 1];
+  assert_int_equal(p, b->n_train - 1);
+  assert_int_equal(s.n_epochs, 1);
+  assert_true(s.epochs[0].loss == b->loss[p]);
+  assert_true(s.epochs[0].prob == b->prob[p]);
+  assert_true(s.epochs[0].weight == b->weight[p]);
+  assert_int_equal(s.epochs[0].easy, b->easy[p]);
+  assert_int_equal(s.clean, b->clean[BIG_N - 1]);
+  db_sample_deinit(&s);
+  free(b);
+}
+
+#define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      TEST(test_open_creates_schema),
+      TEST(test_open_uses_wal),
+      TEST(test_open_refuses_newer_schema),
+      cmocka_unit_test(test_open_directory_fails),
+      TEST(test_job_insert_get),
+      TEST(test_job_list_pages),
+      TEST(test_job_start_progress_finish),
+      TEST(test_job_cancel_queued),
+      TEST(test_jobs_fail_running),
+      TEST(test_metrics_list_order),
+      TEST(test_epoch_sets),
+      TEST(test_epoch_set_pages),
+      TEST(test_epoch_set_missing),
+      TEST(test_sample_get_train),
+      TEST(test_sample_get_val_and_missing),
+      TEST(test_epoch_duplicate_keeps_first),
+      TEST(test_epoch_insert_refuses_bad_input),
+      TEST(test_split_insert_refusals),
+      TEST(test_big_job),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
