@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: MIT */
+/* Job specs: reads the JSON a user submits, strictly, into a
+ * pipeline_spec_t. Each section has a short reader built from typed helpers
+ * ("an optional integer in [lo, hi] at this path"); whether the named
+ * dataset exists is left to the caller. */
+#include "spec.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../engine/model.h"
+
+#define SPEC_TEXT_MAX (1024 * 1024)
+#define SPEC_U53_MAX ((1LL << 53) - 1)
+#define SPEC_PATH_MAX sizeof(((spec_error_t *)0)->field)
+#define SPEC_SCAN_DEPTH 16
+#define SPEC_NAME_CHARS 100
+#define SPEC_DATASET_CHARS 64
+#define SPEC_EPOCHS_MAX 1000
+
+/* The presets model_preset_known accepts, for messages. */
+#define SPEC_MODEL_PRESETS "mlp"
+
+/* An object of the spec being read. obj is NULL when the section is
+ * absent: every reader then leaves its default in place. */
+typedef struct {
+  json_t *obj;
+  spec_error_t *err;
+  char path[SPEC_PATH_MAX];
+} spec_obj_t;
+
+/* An interval of numbers; an open end excludes its bound. */
+typedef struct {
+  double lo, hi;
+  int lo_open, hi_open;
+} spec_range_t;
+
+/* The keys each object of the spec accepts. */
+static const char *const root_keys[] = {
+    "name", "seed",     "threads", "dataset",  "optimizer",
+    "spl",  "teachers", "student", "baseline", NULL};
+static const char *const dataset_keys[] = {
+    "name", "limit", "validation_fraction", "label_noise", NULL};
+static const char *const noise_keys[] = {"kind", "rate", "seed", NULL};
+static const char *const optim_keys[] = {
+    "kind", "lr", "momentum", "weight_decay", "batch_size", "schedule", NULL};
+static const char *const spl_keys[] = {"model",     "epochs", "warmup_epochs",
+                                       "optimizer", "pace",   NULL};
+static const char *const pace_keys[] = {"kind", "start", "end", NULL};
+static const char *const stage_keys[] = {"model", "epochs", "optimizer", NULL};
+static const char *const student_keys[] = {"model", "epochs", "optimizer", "kd",
+                                           NULL};
+static const char *const kd_keys[] = {"alpha", "temperature", NULL};
+
+/* Allowed strings; a value is read as its index in the list. */
+static const char *const optim_kinds[] = {"sgd", NULL};
+static const char *const schedules[] = {"constant", "cosine", NULL};
+static const char *const noise_kinds[] = {"symmetric", NULL};
+static const char *const pace_kinds[] = {"fraction", NULL};
+
+_Static_assert(OPTIM_SGD == 0, "optim_kinds follows the OPTIM_ order");
+_Static_assert(OPTIM_SCHEDULE_CONSTANT == 0 && OPTIM_SCHEDULE_COSINE == 1,
+               "schedules follows the OPTIM_SCHEDULE_ order");
+
+/* Cuts s before a final UTF-8 sequence that truncation left incomplete,
+ * so that field and message always stay valid UTF-8. */
+static void spec_utf8_trim(char *s) {
+  size_t n = strlen(s), i = n, need;
+  unsigned char lead;
+
+  while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+    i--;
+  if (i == 0 || (unsigned char)s[i - 1] < 0x80)
+    return;
+  lead = (unsigned char)s[i - 1];
+  need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+  if (n - (i - 1) < need)
+    s[i - 1] = '\0';
+}
+
+/* Fills err: field is path, message is path followed by the formatted
+ * sentence (the sentence alone when path is empty). Returns -EINVAL. */
+static int spec_vfail(spec_error_t *err, const char *path, const char *fmt,
+                      va_list ap) {
+  int n = 0;
+
+  snprintf(err->field, sizeof err->field, "%s", path);
+  if (path[0])
+    n = snprintf(err->message, sizeof err->message, "%s ", path);
+  if (n >= 0 && (size_t)n < sizeof err->message)
+    vsnprintf(err->message + n, sizeof err->message - (size_t)n, fmt, ap);
+  spec_utf8_trim(err->field);
+  spec_utf8_trim(err->message);
+  return -EINVAL;
+}
+
+static int spec_fail_at(spec_error_t *err, const char *path, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
+
+static int spec_fail_at(spec_error_t *err, const char *path, const char *fmt,
+                        ...) {
+  va_list ap;
+
+  va_start(ap, fmt);
+  spec_vfail(err, path, fmt, ap);
+  va_end(ap);
+  return -EINVAL;
+}
+
+/* Writes the path of key inside the object at parent into dst. */
+static void spec_path_key(char *dst, const char *parent, const char *key) {
+  int n =
+      snprintf(dst, SPEC_PATH_MAX, "%s%s%s", parent, parent[0] ? "." : "", key);
+
+  if (n >= (int)SPEC_PATH_MAX)
+    spec_utf8_trim(dst);
+}
+
+static int spec_fail(const spec_obj_t *o, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Refuses the value at key of o (o itself when key is NULL). */
+static int spec_fail(const spec_obj_t *o, const char *key, const char *fmt,
+                     ...) {
+  char path[SPEC_PATH_MAX];
+  va_list ap;
+
+  if (key)
+    spec_path_key(path, o->path, key);
+  else
+    snprintf(path, sizeof path, "%s", o->path);
+  va_start(ap, fmt);
+  spec_vfail(o->err, path, fmt, ap);
+  va_end(ap);
+  return -EINVAL;
+}
+
+/* How a message names the JSON type of v. */
+static const char *spec_type_name(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    return "an object";
+  case JSON_ARRAY:
+    return "an array";
+  case JSON_STRING:
+    return "a string";
+  case JSON_INTEGER:
+    return "an integer";
+  case JSON_REAL:
+    return "a real number";
+  case JSON_NULL:
+    return "null";
+  default:
+    return "a boolean";
+  }
+}
+
+/* Writes the NULL-terminated list as "a, b, c" into buf, each item in
+ * double quotes when quote is set. */
+static void spec_list_join(const char *const *list, int quote, char *buf,
+                           size_t size) {
+  const char *q = quote ? "\"" : "";
+  size_t n = 0;
+  int w;
+
+  buf[0] = '\0';
+  for (; *list && n < size; list++) {
+    w = snprintf(buf + n, size - n, "%s%s%s%s", n ? ", " : "", q, *list, q);
+    if (w < 0)
+      return;
+    n += (size_t)w;
+  }
+}
+
+/* Returns the index of s in the NULL-terminated list, or -1. */
+static int spec_list_find(const char *const *list, const char *s) {
+  for (int i = 0; list[i]; i++)
+    if (strcmp(list[i], s) == 0)
+      return i;
+  return -1;
+}
+
+/* Takes v as the object o, refusing another type and any key that keys
+ * (NULL-terminated) does not list. o->path and o->err must be set. */
+static int spec_open(json_t *v, const char *const *keys, spec_obj_t *o) {
+  const char *key;
+  json_t *item;
+  char list[192];
+
+  if (!json_is_object(v))
+    return spec_fail(o, NULL, "must be an object, not %s.", spec_type_name(v));
+  o->obj = v;
+  json_object_foreach(v, key, item) {
+    if (spec_list_find(keys, key) >= 0)
+      continue;
+    spec_list_join(keys, 0, list, sizeof list);
+    return spec_fail(o, key, "is not a known key; %s accepts: %s.",
+                     o->path[0] ? o->path : "the spec", list);
+  }
+  return 0;
+}
+
+/* Opens the object at key of parent into child (child->obj stays NULL when
+ * the key is absent). Returns 0 or -EINVAL. */
+static int spec_child(const spec_obj_t *parent, const char *key,
+                      const char *const *keys, spec_obj_t *child) {
+  json_t *v = json_object_get(parent->obj, key);
+
+  child->obj = NULL;
+  child->err = parent->err;
+  spec_path_key(child->path, parent->path, key);
+  return v ? spec_open(v, keys, child) : 0;
+}
+
+/* Reads the optional integer at key into *out when it lies in [lo, hi]. */
+static int spec_int64(const spec_obj_t *o, const char *key, long long lo,
+                      long long hi, long long *out) {
+  json_t *v = json_object_get(o->obj, key);
+  long long x;
+
+  if (!v)
+    return 0;
+  if (!json_is_integer(v))
+    return spec_fail(o, key, "must be an integer from %lld to %lld, not %s.",
+                     lo, hi, spec_type_name(v));
+  x = json_integer_value(v);
+  if (x < lo || x > hi)
+    return spec_fail(o, key, "must be an integer from %lld to %lld; got %lld.",
+                     lo, hi, x);
+  *out = x;
+  return 0;
+}
+
+static int spec_int(const spec_obj_t *o, const char *key, int lo, int hi,
+                    int *out) {
+  long long x = *out;
+
+  if (spec_int64(o, key, lo, hi, &x))
+    return -EINVAL;
+  *out = (int)x;
+  return 0;
+}
+
+/* Reads an optional seed: an integer from 0 to 2^53 - 1, so that any
+ * JSON reader represents it exactly. */
+static int spec_seed(const spec_obj_t *o, const char *key, uint64_t *out) {
+  long long x = (long long)*out;
+
+  if (spec_int64(o, key, 0, SPEC_U53_MAX, &x))
+    return -EINVAL;
+  *out = (uint64_t)x;
+  return 0;
+}
+
+static int spec_in_range(const spec_range_t *r, double x) {
+  if (x < r->lo || (r->lo_open && x == r->lo))
+    return 0;
+  return x < r->hi || (!r->hi_open && x == r->hi);
+}
+
+/* Reads the optional number (integer or real) at key into *out when it
+ * lies in r. */
+static int spec_num(const spec_obj_t *o, const char *key, const spec_range_t *r,
+                    double *out) {
+  json_t *v = json_object_get(o->obj, key);
+  char range[64];
+
+  if (!v)
+    return 0;
+  snprintf(range, sizeof range, "%c%g, %g%c", r->lo_open ? '(' : '[', r->lo,
+           r->hi, r->hi_open ? ')' : ']');
+  if (!json_is_number(v))
+    return spec_fail(o, key, "must be a number in %s, not %s.", range,
+                     spec_type_name(v));
+  if (!spec_in_range(r, json_number_value(v)))
+    return spec_fail(o, key, "must be a number in %s; got %.15g.", range,
+                     json_number_value(v));
+  *out = json_number_value(v);
+  return 0;
+}
+
+/* Reads the optional string at key, one of the NULL-terminated choices,
+ * into *out as its index in choices. */
+static int spec_enum(const spec_obj_t *o, const char *key,
+                     const char *const *choices, int *out) {
+  json_t *v = json_object_get(o->obj, key);
+  char list[128];
+  int i;
+
+  if (!v)
+    return 0;
+  spec_list_join(choices, 1, list, sizeof list);
+  if (!json_is_string(v))
+    return spec_fail(o, key, "must be one of %s, not %s.", list,
+                     spec_type_name(v));
+  i = spec_list_find(choices, json_string_value(v));
+  if (i < 0)
+    return spec_fail(o, key,
+                     "must be one of %s; no other value is "
+                     "supported.",
+                     list);
+  *out = i;
+  return 0;
+}
+
+/* Points *out at the optional string at key (NULL when absent); what
+ * describes the expected value for a message. */
+static int spec_string(const spec_obj_t *o, const char *key, const char *what,
+                       const char **out) {
+  json_t *v = json_object_get(o->obj, key);
+
+  *out = NULL;
+  if (!v)
+    return 0;
+  if (!json_is_string(v))
+    return spec_fail(o, key, "must be %s, not %s.", what, spec_type_name(v));
+  *out = json_string_value(v);
+  return 0;
+}
+
+/* 1 when s holds a C0 or C1 control character or DEL. */
+static int spec_has_control(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p < 0x20 || *p == 0x7F)
+      return 1;
+    if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+      return 1;
+  }
+  return 0;
+}
+
+/* Counts the characters (code points) of the valid UTF-8 string s. */
+static size_t spec_utf8_chars(const char *s) {
+  size_t n = 0;
+
+  for (; *s; s++)
+    n += ((unsigned char)*s & 0xC0) != 0x80;
+  return n;
+}
+
+/* Reads the job's display name: 1 to 100 characters without control
+ * characters, which must also fit dst (cap bytes with the NUL). */
+static int spec_name(const spec_obj_t *o, const char *key, char *dst,
+                     size_t cap) {
+  const char *s;
+  size_t chars;
+
+  if (spec_string(o, key, "a string of 1 to 100 characters", &s))
+    return -EINVAL;
+  if (!s)
+    return 0;
+  if (spec_has_control(s))
+    return spec_fail(o, key, "must not contain control characters.");
+  chars = spec_utf8_chars(s);
+  if (chars < 1 || chars > SPEC_NAME_CHARS || strlen(s) >= cap)
+    return spec_fail(o, key,
+                     "must be 1 to %d characters long (at most %zu bytes "
+                     "of UTF-8); got %zu characters.",
+                     SPEC_NAME_CHARS, cap - 1, chars);
+  memcpy(dst, s, strlen(s) + 1);
+  return 0;
+}
+
+/* Reads the required dataset name: the name of a directory inside the
+ * data root, so no separators and no leading dot. */
+static int spec_dataset_name(const spec_obj_t *o, char *dst, size_t cap) {
+  static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "abcdefghijklmnopqrstuvwxyz0123456789._-";
+  const char *s;
+  size_t n;
+
+  if (spec_string(o, "name", "a dataset name", &s))
+    return -EINVAL;
+  if (!s)
+    return spec_fail(o, "name",
+                     "is required: it names a dataset inside "
+                     "the data root, such as \"fashion-mnist\".");
+  n = strlen(s);
+  if (n == 0 || n > SPEC_DATASET_CHARS || n >= cap || s[0] == '.' ||
+      strspn(s, allowed) != n)
+    return spec_fail(o, "name",
+                     "must be 1 to %d characters among A-Z, a-z, 0-9, '.', "
+                     "'_' and '-', not starting with '.'.",
+                     SPEC_DATASET_CHARS);
+  memcpy(dst, s, n + 1);
+  return 0;
+}
+
+/* Reads the optional model preset name at key into dst (cap bytes). */
+static int spec_model(const spec_obj_t *o, const char *key, char *dst,
+                      size_t cap) {
+  const char *s;
+
+  if (spec_string(o, key, "a model preset name", &s))
+    return -EINVAL;
+  if (!s)
+    return 0;
+  if (!model_preset_known(s) || strlen(s) >= cap)
+    return spec_fail(o, key,
+                     "must name a known model preset; the presets "
+                     "are: " SPEC_MODEL_PRESETS ".");
+  memcpy(dst, s, strlen(s) + 1);
+  return 0;
+}
+
+/* Lays the optional "optimizer" object of parent over cfg: only the keys
+ * it gives replace cfg's. */
+static int spec_optimizer(const spec_obj_t *parent, optim_config_t *cfg) {
+  static const spec_range_t lr = {0, 10, 1, 0};
+  static const spec_range_t momentum = {0, 1, 0, 1};
+  static const spec_range_t decay = {0, 1, 0, 0};
+  spec_obj_t o;
+
+  if (spec_child(parent, "optimizer", optim_keys, &o) ||
+      spec_enum(&o, "kind", optim_kinds, &cfg->kind) ||
+      spec_num(&o, "lr", &lr, &cfg->lr) ||
+      spec_num(&o, "momentum", &momentum, &cfg->momentum) ||
+      spec_num(&o, "weight_decay", &decay, &cfg->weight_decay) ||
+      spec_int(&o, "batch_size", 1, 4096, &cfg->batch_size) ||
+      spec_enum(&o, "schedule", schedules, &cfg->schedule))
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads the keys every stage shares. st->optim already holds the job's
+ * optimizer, which the stage's own "optimizer" overrides key by key. */
+static int spec_stage(const spec_obj_t *o, pipeline_stage_spec_t *st) {
+  if (spec_model(o, "model", st->model, sizeof st->model) ||
+      spec_int(o, "epochs", 1, SPEC_EPOCHS_MAX, &st->epochs) ||
+      spec_optimizer(o, &st->optim))
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads dataset.label_noise: an object turns symmetric noise on, null or
+ * absence leaves the labels as they are. */
+static int spec_noise(const spec_obj_t *ds, pipeline_spec_t *s) {
+  static const spec_range_t rate = {0, 0.95, 0, 0};
+  json_t *v = json_object_get(ds->obj, "label_noise");
+  int kind = 0;
+  spec_obj_t o;
+
+  if (!v || json_is_null(v))
+    return 0;
+  if (!json_is_object(v))
+    return spec_fail(ds, "label_noise", "must be an object or null, not %s.",
+                     spec_type_name(v));
+  if (spec_child(ds, "label_noise", noise_keys, &o) ||
+      spec_enum(&o, "kind", noise_kinds, &kind) ||
+      spec_num(&o, "rate", &rate, &s->noise_rate) ||
+      spec_seed(&o, "seed", &s->noise_seed))
+    return -EINVAL;
+  s->noise_symmetric = 1;
+  return 0;
+}
+
+static int spec_dataset(const spec_obj_t *root, pipeline_spec_t *s) {
+  static const spec_range_t fraction = {0, 0.5, 0, 0};
+  spec_obj_t o;
+
+  if (spec_child(root, "dataset", dataset_keys, &o) ||
+      spec_dataset_name(&o, s->dataset, sizeof s->dataset) ||
+      spec_int(&o, "limit", 0, 10000000, &s->limit) ||
+      spec_num(&o, "validation_fraction", &fraction, &s->validation_fraction) ||
+      spec_noise(&o, s))
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads spl.pace: the kept fraction grows from start to end. */
+static int spec_pace(const spec_obj_t *spl, pipeline_spec_t *s) {
+  static const spec_range_t fraction = {0, 1, 1, 0};
+  int kind = 0;
+  spec_obj_t o;
+
+  if (spec_child(spl, "pace", pace_keys, &o) ||
+      spec_enum(&o, "kind", pace_kinds, &kind) ||
+      spec_num(&o, "start", &fraction, &s->pace_start) ||
+      spec_num(&o, "end", &fraction, &s->pace_end))
+    return -EINVAL;
+  if (s->pace_start > s->pace_end)
+    return spec_fail(&o, "start",
+                     "(%g) must not exceed %s.end (%g): the kept fraction "
+                     "grows from start to end.",
+                     s->pace_start, o.path, s->pace_end);
+  return 0;
+}
+
+/* Reads spl. A warm-up left to its default is cut to the stage's epochs. */
+static int spec_spl(const spec_obj_t *root, pipeline_spec_t *s) {
+  spec_obj_t o;
+
+  if (spec_child(root, "spl", spl_keys, &o) || spec_stage(&o, &s->spl))
+    return -EINVAL;
+  if (s->spl_warmup_epochs > s->spl.epochs)
+    s->spl_warmup_epochs = s->spl.epochs;
+  if (spec_int(&o, "warmup_epochs", 0, s->spl.epochs, &s->spl_warmup_epochs) ||
+      spec_pace(&o, s))
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads teachers: a list that must hold exactly one teacher for now. */
+static int spec_teachers(const spec_obj_t *root, pipeline_spec_t *s) {
+  json_t *v = json_object_get(root->obj, "teachers");
+  spec_obj_t o = {.err = root->err};
+
+  if (!v)
+    return 0;
+  if (!json_is_array(v))
+    return spec_fail(root, "teachers",
+                     "must be an array holding one teacher "
+                     "object, not %s.",
+                     spec_type_name(v));
+  if (json_array_size(v) == 0)
+    return spec_fail(root, "teachers", "must hold one teacher; it is empty.");
+  if (json_array_size(v) > 1)
+    return spec_fail(root, "teachers",
+                     "holds %zu teachers: several teachers "
+                     "are not supported yet, give exactly one.",
+                     json_array_size(v));
+  snprintf(o.path, sizeof o.path, "teachers[0]");
+  if (spec_open(json_array_get(v, 0), stage_keys, &o) ||
+      spec_stage(&o, &s->teacher))
+    return -EINVAL;
+  return 0;
+}
+
+static int spec_student(const spec_obj_t *root, pipeline_spec_t *s) {
+  static const spec_range_t alpha = {0, 1, 0, 0};
+  static const spec_range_t temperature = {0, 100, 1, 0};
+  spec_obj_t o, kd;
+
+  if (spec_child(root, "student", student_keys, &o) ||
+      spec_stage(&o, &s->student) || spec_child(&o, "kd", kd_keys, &kd) ||
+      spec_num(&kd, "alpha", &alpha, &s->kd_alpha) ||
+      spec_num(&kd, "temperature", &temperature, &s->kd_temperature))
+    return -EINVAL;
+  return 0;
+}
+
+/* The baseline measures what the pipeline gained, so it must train the
+ * student's architecture for the student's epochs. */
+static int spec_baseline_match(const spec_obj_t *o, const pipeline_spec_t *s) {
+  static const char why[] = "the baseline trains the student's architecture "
+                            "for the same epochs without the pipeline.";
+
+  if (strcmp(s->baseline.model, s->student.model) != 0)
+    return spec_fail(o, "model", "must be the student's model (\"%s\"): %s",
+                     s->student.model, why);
+  if (s->baseline.epochs != s->student.epochs)
+    return spec_fail(o, "epochs", "must equal student.epochs (%d): %s",
+                     s->student.epochs, why);
+  return 0;
+}
+
+/* Reads baseline: absent means a baseline like the student, null means
+ * none, an object may override the baseline's optimizer. */
+static int spec_baseline(const spec_obj_t *root, pipeline_spec_t *s) {
+  json_t *v = json_object_get(root->obj, "baseline");
+  spec_obj_t o;
+
+  memcpy(s->baseline.model, s->student.model, sizeof s->baseline.model);
+  s->baseline.epochs = s->student.epochs;
+  s->has_baseline = !(v && json_is_null(v));
+  if (!v || json_is_null(v))
+    return 0;
+  if (!json_is_object(v))
+    return spec_fail(root, "baseline", "must be an object or null, not %s.",
+                     spec_type_name(v));
+  if (spec_child(root, "baseline", stage_keys, &o) ||
+      spec_stage(&o, &s->baseline) || spec_baseline_match(&o, s))
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads the whole document into s, which holds the defaults. The job-wide
+ * optimizer is read before any stage, whatever the order of the text. */
+static int spec_root(json_t *doc, spec_error_t *err, pipeline_spec_t *s) {
+  spec_obj_t root = {.err = err};
+  optim_config_t job = s->spl.optim;
+
+  if (!json_is_object(doc))
+    return spec_fail_at(err, "", "The spec must be a JSON object, not %s.",
+                        spec_type_name(doc));
+  if (spec_open(doc, root_keys, &root) ||
+      spec_name(&root, "name", s->name, sizeof s->name) ||
+      spec_seed(&root, "seed", &s->seed) ||
+      spec_int(&root, "threads", 1, 64, &s->threads) ||
+      spec_dataset(&root, s) || spec_optimizer(&root, &job))
+    return -EINVAL;
+
+  s->spl.optim = s->teacher.optim = job;
+  s->student.optim = s->baseline.optim = job;
+  if (spec_spl(&root, s) || spec_teachers(&root, s) || spec_student(&root, s) ||
+      spec_baseline(&root, s))
+    return -EINVAL;
+  return 0;
+}
+
+/* One level of the JSON being walked by spec_path_at. */
+typedef struct {
+  int is_object;
+  int want_key;    /* object: the next string is a key */
+  size_t index;    /* array: the element being read */
+  const char *key; /* object: the key whose value is being read */
+  size_t key_len;
+} spec_frame_t;
+
+/* Skips the string opening at text[i], recording it as top's key when top
+ * expects one. Returns the index of the closing quote (or pos). */
+static size_t spec_scan_string(const char *text, size_t i, size_t pos,
+                               spec_frame_t *top) {
+  size_t start = ++i;
+
+  while (i < pos && text[i] != '"')
+    i += text[i] == '\\' ? 2 : 1;
+  if (i > pos)
+    i = pos;
+  if (top && top->is_object && top->want_key) {
+    top->key = text + start;
+    top->key_len = i - start;
+    top->want_key = 0;
+  }
+  return i;
+}
+
+/* Writes the dotted path of the innermost value of st into path. */
+static void spec_path_build(const spec_frame_t *st, int depth, char *path) {
+  size_t n = 0;
+  int w = 0;
+
+  path[0] = '\0';
+  for (int d = 0; d < depth && n < SPEC_PATH_MAX && w >= 0; d++) {
+    if (st[d].is_object)
+      w = snprintf(path + n, SPEC_PATH_MAX - n, "%s%.*s", n ? "." : "",
+                   (int)st[d].key_len, st[d].key ? st[d].key : "");
+    else
+      w = snprintf(path + n, SPEC_PATH_MAX - n, "[%zu]", st[d].index);
+    n += w > 0 ? (size_t)w : 0;
+  }
+  spec_utf8_trim(path);
+}
+
+/* Writes into path the dotted path of the value the parser was reading at
+ * byte pos, which it reached without a syntax error (keys as written,
+ * escapes included; levels past SPEC_SCAN_DEPTH are left out). */
+static void spec_path_at(const char *text, size_t pos, char *path) {
+  spec_frame_t st[SPEC_SCAN_DEPTH];
+  spec_frame_t *top = NULL;
+  int depth = 0;
+
+  for (size_t i = 0; i < pos; i++) {
+    top = depth > 0 && depth <= SPEC_SCAN_DEPTH ? &st[depth - 1] : NULL;
+    if (text[i] == '"') {
+      i = spec_scan_string(text, i, pos, top);
+    } else if (text[i] == '{' || text[i] == '[') {
+      if (depth < SPEC_SCAN_DEPTH)
+        st[depth] = (spec_frame_t){text[i] == '{', text[i] == '{', 0, NULL, 0};
+      depth++;
+    } else if ((text[i] == '}' || text[i] == ']') && depth > 0) {
+      depth--;
+    } else if (text[i] == ',' && top) {
+      top->want_key = top->is_object;
+      top->index++;
+    }
+  }
+  spec_path_build(st, depth < SPEC_SCAN_DEPTH ? depth : SPEC_SCAN_DEPTH, path);
+}
+
+/* Turns a parser failure into err. A repeated key and a number too large
+ * are valid JSON syntax refused at a path; the rest is malformed text. */
+static int spec_load_error(const char *text, const json_error_t *je,
+                           spec_error_t *err) {
+  enum json_error_code code = json_error_code(je);
+  char path[SPEC_PATH_MAX];
+
+  if (code == json_error_duplicate_key) {
+    spec_path_at(text, (size_t)je->position, path);
+    return spec_fail_at(err, path,
+                        "is given twice (line %d, column %d); "
+                        "each key may appear once.",
+                        je->line, je->column);
+  }
+  if (code == json_error_numeric_overflow) {
+    spec_path_at(text, (size_t)je->position, path);
+    return spec_fail_at(err, path,
+                        "holds a number too large to represent "
+                        "(line %d, column %d).",
+                        je->line, je->column);
+  }
+  err->malformed = 1;
+  return spec_fail_at(err, "",
+                      "The spec is not valid JSON: %s (line %d, "
+                      "column %d).",
+                      je->text, je->line, je->column);
+}
+
+int spec_parse(const char *text, size_t len, pipeline_spec_t *out,
+               spec_error_t *err) {
+  pipeline_spec_t spec;
+  json_error_t je;
+  json_t *doc;
+  int rc;
+
+  memset(err, 0, sizeof *err);
+  if (len > SPEC_TEXT_MAX)
+    return spec_fail_at(err, "",
+                        "The spec is %zu bytes; at most 1 MiB (%d "
+                        "bytes) is accepted.",
+                        len, SPEC_TEXT_MAX);
+  doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  if (!doc)
+    return spec_load_error(text, &je, err);
+
+  pipeline_spec_defaults(&spec);
+  rc = spec_root(doc, err, &spec);
+  json_decref(doc);
+  if (rc == 0)
+    *out = spec;
+  return rc;
+}

@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of server/spec.c: job specs read into pipeline_spec_t values,
+ * stage optimizers laid over the job's, and every refusal naming its field.
+ * Specs are written with single quotes and turned into JSON before parsing;
+ * the examples are read from examples/ relative to the repository root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../server/spec.h"
+
+#define DS "'dataset': {'name': 'fashion-mnist'}"
+#define TEN "abcdefghij"
+#define HUNDRED TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN
+
+/* The spec of the task, as examples/sym40.json holds it. */
+static const char sym40[] =
+    "{'name': 'fmnist-sym40', 'seed': 1, 'threads': 2,"
+    " 'dataset': {'name': 'fashion-mnist', 'limit': 0,"
+    "   'validation_fraction': 0.1,"
+    "   'label_noise': {'kind': 'symmetric', 'rate': 0.4, 'seed': 7}},"
+    " 'optimizer': {'kind': 'sgd', 'lr': 0.05, 'momentum': 0.9,"
+    "   'weight_decay': 5e-4, 'batch_size': 128, 'schedule': 'cosine'},"
+    " 'spl': {'model': 'mlp', 'epochs': 10, 'warmup_epochs': 2,"
+    "   'optimizer': {'schedule': 'constant'},"
+    "   'pace': {'kind': 'fraction', 'start': 0.5, 'end': 0.8}},"
+    " 'teachers': [{'model': 'mlp', 'epochs': 15}],"
+    " 'student': {'model': 'mlp', 'epochs': 20,"
+    "   'kd': {'alpha': 0.7, 'temperature': 2}},"
+    " 'baseline': {'model': 'mlp', 'epochs': 20}}";
+
+/* Every key with a value other than its default. */
+static const char every_key[] =
+    "{'name': 'all-keys', 'seed': 42, 'threads': 3,"
+    " 'dataset': {'name': 'mnist', 'limit': 5000,"
+    "   'validation_fraction': 0.2,"
+    "   'label_noise': {'kind': 'symmetric', 'rate': 0.25, 'seed': 11}},"
+    " 'optimizer': {'kind': 'sgd', 'lr': 0.02, 'momentum': 0.8,"
+    "   'weight_decay': 0.001, 'batch_size': 64, 'schedule': 'constant'},"
+    " 'spl': {'model': 'mlp', 'epochs': 6, 'warmup_epochs': 1,"
+    "   'optimizer': {'schedule': 'cosine', 'batch_size': 32},"
+    "   'pace': {'kind': 'fraction', 'start': 0.3, 'end': 0.9}},"
+    " 'teachers': [{'model': 'mlp', 'epochs': 7, 'optimizer': {'lr': 0.1}}],"
+    " 'student': {'model': 'mlp', 'epochs': 8,"
+    "   'optimizer': {'momentum': 0.5},"
+    "   'kd': {'alpha': 0.4, 'temperature': 3.5}},"
+    " 'baseline': {'epochs': 8, 'optimizer': {'weight_decay': 0}}}";
+
+/* every_key with the keys of every object in another order: the stages
+ * and their overrides come before the job-wide optimizer. */
+static const char every_key_reordered[] =
+    "{'baseline': {'optimizer': {'weight_decay': 0}, 'epochs': 8},"
+    " 'student': {'kd': {'temperature': 3.5, 'alpha': 0.4},"
+    "   'optimizer': {'momentum': 0.5}, 'epochs': 8, 'model': 'mlp'},"
+    " 'teachers': [{'optimizer': {'lr': 0.1}, 'epochs': 7, 'model': 'mlp'}],"
+    " 'spl': {'pace': {'end': 0.9, 'start': 0.3, 'kind': 'fraction'},"
+    "   'optimizer': {'batch_size': 32, 'schedule': 'cosine'},"
+    "   'warmup_epochs': 1, 'epochs': 6, 'model': 'mlp'},"
+    " 'optimizer': {'schedule': 'constant', 'batch_size': 64,"
+    "   'weight_decay': 0.001, 'momentum': 0.8, 'lr': 0.02, 'kind': 'sgd'},"
+    " 'dataset': {'label_noise': {'seed': 11, 'rate': 0.25,"
+    "   'kind': 'symmetric'}, 'validation_fraction': 0.2, 'limit': 5000,"
+    "   'name': 'mnist'},"
+    " 'threads': 3, 'seed': 42, 'name': 'all-keys'}";
+
+/* Parses text written with single quotes in place of double quotes. */
+static int parse_q(const char *q, pipeline_spec_t *spec, spec_error_t *err) {
+  size_t n = strlen(q);
+  char *text = malloc(n + 1);
+  int rc;
+
+  assert_non_null(text);
+  for (size_t i = 0; i <= n; i++)
+    text[i] = q[i] == '\'' ? '"' : q[i];
+  rc = spec_parse(text, n, spec, err);
+  free(text);
+  return rc;
+}
+
+/* Parses q and fails the test, showing the message, when it is refused. */
+static void parse_ok(const char *q, pipeline_spec_t *spec) {
+  spec_error_t err;
+
+  if (parse_q(q, spec, &err) != 0)
+    fail_msg("refused %s: [%s] %s", q, err.field, err.message);
+}
+
+static void assert_optim_equal(const optim_config_t *a,
+                               const optim_config_t *b) {
+  assert_int_equal(a->kind, b->kind);
+  assert_true(a->lr == b->lr);
+  assert_true(a->momentum == b->momentum);
+  assert_true(a->weight_decay == b->weight_decay);
+  assert_int_equal(a->batch_size, b->batch_size);
+  assert_int_equal(a->schedule, b->schedule);
+}
+
+static void assert_stage_equal(const pipeline_stage_spec_t *a,
+                               const pipeline_stage_spec_t *b) {
+  assert_string_equal(a->model, b->model);
+  assert_int_equal(a->epochs, b->epochs);
+  assert_optim_equal(&a->optim, &b->optim);
+}
+
+static void assert_spec_equal(const pipeline_spec_t *a,
+                              const pipeline_spec_t *b) {
+  assert_string_equal(a->name, b->name);
+  assert_true(a->seed == b->seed);
+  assert_int_equal(a->threads, b->threads);
+  assert_string_equal(a->dataset, b->dataset);
+  assert_int_equal(a->limit, b->limit);
+  assert_true(a->validation_fraction == b->validation_fraction);
+  assert_int_equal(a->noise_symmetric, b->noise_symmetric);
+  assert_true(a->noise_rate == b->noise_rate);
+  assert_true(a->noise_seed == b->noise_seed);
+  assert_stage_equal(&a->spl, &b->spl);
+  assert_int_equal(a->spl_warmup_epochs, b->spl_warmup_epochs);
+  assert_true(a->pace_start == b->pace_start);
+  assert_true(a->pace_end == b->pace_end);
+  assert_stage_equal(&a->teacher, &b->teacher);
+  assert_stage_equal(&a->student, &b->student);
+  assert_true(a->kd_alpha == b->kd_alpha);
+  assert_true(a->kd_temperature == b->kd_temperature);
+  assert_int_equal(a->has_baseline, b->has_baseline);
+  assert_stage_equal(&a->baseline, &b->baseline);
+}
+
+/* What the sym40 spec means, written out by hand. */
+static void sym40_expected(pipeline_spec_t *s) {
+  const optim_config_t job = {OPTIM_SGD, 0.05, 0.9,
+                              5e-4,      128,  OPTIM_SCHEDULE_COSINE};
+  optim_config_t spl = job;
+
+  spl.schedule = OPTIM_SCHEDULE_CONSTANT;
+  memset(s, 0, sizeof *s);
+  strcpy(s->name, "fmnist-sym40");
+  s->seed = 1;
+  s->threads = 2;
+  strcpy(s->dataset, "fashion-mnist");
+  s->validation_fraction = 0.1;
+  s->noise_symmetric = 1;
+  s->noise_rate = 0.4;
+  s->noise_seed = 7;
+  s->spl = (pipeline_stage_spec_t){"mlp", 10, spl};
+  s->spl_warmup_epochs = 2;
+  s->pace_start = 0.5;
+  s->pace_end = 0.8;
+  s->teacher = (pipeline_stage_spec_t){"mlp", 15, job};
+  s->student = (pipeline_stage_spec_t){"mlp", 20, job};
+  s->kd_alpha = 0.7;
+  s->kd_temperature = 2.0;
+  s->has_baseline = 1;
+  s->baseline = (pipeline_stage_spec_t){"mlp", 20, job};
+}
+
+static void test_sym40_parses(void **state) {
+  pipeline_spec_t got, want;
+
+  (void)state;
+  parse_ok(sym40, &got);
+  sym40_expected(&want);
+  assert_spec_equal(&got, &want);
+}
+
+static void test_every_key_is_read(void **state) {
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok(every_key, &s);
+  assert_string_equal(s.name, "all-keys");
+  assert_true(s.seed == 42);
+  assert_int_equal(s.threads, 3);
+  assert_string_equal(s.dataset, "mnist");
+  assert_int_equal(s.limit, 5000);
+  assert_true(s.validation_fraction == 0.2);
+  assert_int_equal(s.noise_symmetric, 1);
+  assert_true(s.noise_rate == 0.25);
+  assert_true(s.noise_seed == 11);
+  assert_int_equal(s.spl_warmup_epochs, 1);
+  assert_true(s.pace_start == 0.3 && s.pace_end == 0.9);
+  assert_true(s.kd_alpha == 0.4 && s.kd_temperature == 3.5);
+  assert_int_equal(s.has_baseline, 1);
+
+  /* Each stage is the job's optimizer with its own keys laid over it. */
+  assert_stage_equal(
+      &s.spl,
+      &(pipeline_stage_spec_t){
+          "mlp", 6, {OPTIM_SGD, 0.02, 0.8, 0.001, 32, OPTIM_SCHEDULE_COSINE}});
+  assert_stage_equal(
+      &s.teacher,
+      &(pipeline_stage_spec_t){
+          "mlp", 7, {OPTIM_SGD, 0.1, 0.8, 0.001, 64, OPTIM_SCHEDULE_CONSTANT}});
+  assert_stage_equal(&s.student,
+                     &(pipeline_stage_spec_t){"mlp",
+                                              8,
+                                              {OPTIM_SGD, 0.02, 0.5, 0.001, 64,
+                                               OPTIM_SCHEDULE_CONSTANT}});
+  assert_stage_equal(
+      &s.baseline,
+      &(pipeline_stage_spec_t){
+          "mlp", 8, {OPTIM_SGD, 0.02, 0.8, 0.0, 64, OPTIM_SCHEDULE_CONSTANT}});
+}
+
+static void test_key_order_does_not_matter(void **state) {
+  pipeline_spec_t a, b;
+
+  (void)state;
+  parse_ok(every_key, &a);
+  parse_ok(every_key_reordered, &b);
+  assert_spec_equal(&a, &b);
+}
+
+static void test_defaults_with_only_dataset_name(void **state) {
+  pipeline_spec_t got, want;
+
+  (void)state;
+  parse_ok("{" DS "}", &got);
+  pipeline_spec_defaults(&want);
+  strcpy(want.dataset, "fashion-mnist");
+  assert_spec_equal(&got, &want);
+  assert_string_equal(got.name, "");
+  assert_int_equal(got.noise_symmetric, 0);
+  assert_int_equal(got.has_baseline, 1);
+}
+
+static void test_null_and_derived_sections(void **state) {
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok("{'dataset': {'name': 'd', 'label_noise': null},"
+           " 'baseline': null}",
+           &s);
+  assert_int_equal(s.noise_symmetric, 0);
+  assert_int_equal(s.has_baseline, 0);
+
+  /* An absent or empty baseline follows the student. */
+  parse_ok("{" DS ", 'student': {'epochs': 7}}", &s);
+  assert_int_equal(s.has_baseline, 1);
+  assert_int_equal(s.baseline.epochs, 7);
+  parse_ok("{" DS ", 'student': {'epochs': 7}, 'baseline': {}}", &s);
+  assert_int_equal(s.has_baseline, 1);
+  assert_int_equal(s.baseline.epochs, 7);
+  assert_string_equal(s.baseline.model, "mlp");
+
+  /* An empty label_noise object turns symmetric noise on at its defaults. */
+  parse_ok("{'dataset': {'name': 'd', 'label_noise': {}}}", &s);
+  assert_int_equal(s.noise_symmetric, 1);
+  assert_true(s.noise_rate == 0.0 && s.noise_seed == 0);
+
+  /* A default warm-up longer than the stage is cut to its epochs. */
+  parse_ok("{" DS ", 'spl': {'epochs': 1}}", &s);
+  assert_int_equal(s.spl.epochs, 1);
+  assert_int_equal(s.spl_warmup_epochs, 1);
+}
+
+typedef struct {
+  const char *spec;
+  const char *field;
+  int malformed;
+} bad_case_t;
+
+static const bad_case_t bad_cases[] = {
+    /* Not a spec at all. */
+    {"{'seed': 1,}", "", 1},
+    {"{" DS "} x", "", 1},
+    {"", "", 1},
+    {"{'name': 'a\xff'," DS "}", "", 1},
+    {"[1, 2]", "", 0},
+    {"'fmnist'", "", 1},
+    {"{'seed': 1, 'seed': 2, " DS "}", "seed", 0},
+    {"{" DS ", 'spl': {'epochs': 3, 'epochs': 4}}", "spl.epochs", 0},
+    {"{" DS ", 'teachers': [{'epochs': 3, 'epochs': 4}]}", "teachers[0].epochs",
+     0},
+    {"{" DS ", 'seed': 1e999}", "seed", 0},
+    {"{" DS ", 'seed': 123456789012345678901234567890}", "seed", 0},
+
+    /* Unknown keys. */
+    {"{" DS ", 'bogus': 1}", "bogus", 0},
+    {"{" DS ", 'spl': {'pace': {'foo': 1}}}", "spl.pace.foo", 0},
+    {"{" DS ", 'teachers': [{'lr': 0.1}]}", "teachers[0].lr", 0},
+    {"{" DS ", 'optimizer': {'nesterov': true}}", "optimizer.nesterov", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'rat': 0.1}}}",
+     "dataset.label_noise.rat", 0},
+
+    /* Missing and wrongly typed values. */
+    {"{}", "dataset.name", 0},
+    {"{'dataset': {}}", "dataset.name", 0},
+    {"{'dataset': 'fashion-mnist'}", "dataset", 0},
+    {"{'dataset': {'name': 7}}", "dataset.name", 0},
+    {"{" DS ", 'name': 5}", "name", 0},
+    {"{" DS ", 'seed': '1'}", "seed", 0},
+    {"{" DS ", 'seed': 2.0}", "seed", 0},
+    {"{" DS ", 'threads': true}", "threads", 0},
+    {"{" DS ", 'spl': {'epochs': 2.0}}", "spl.epochs", 0},
+    {"{" DS ", 'spl': null}", "spl", 0},
+    {"{" DS ", 'optimizer': {'lr': '0.1'}}", "optimizer.lr", 0},
+    {"{" DS ", 'optimizer': {'schedule': 1}}", "optimizer.schedule", 0},
+    {"{" DS ", 'teachers': {'epochs': 3}}", "teachers", 0},
+    {"{" DS ", 'teachers': [1]}", "teachers[0]", 0},
+    {"{" DS ", 'student': {'kd': {'alpha': null}}}", "student.kd.alpha", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': 'symmetric'}}",
+     "dataset.label_noise", 0},
+    {"{" DS ", 'baseline': 1}", "baseline", 0},
+    {"{" DS ", 'spl': {'model': 3}}", "spl.model", 0},
+
+    /* Values just outside their range. */
+    {"{" DS ", 'name': ''}", "name", 0},
+    {"{" DS ", 'name': '" HUNDRED "x'}", "name", 0},
+    {"{" DS ", 'name': 'a\\u0007b'}", "name", 0},
+    {"{" DS ", 'name': 'a\\u0085b'}", "name", 0},
+    {"{" DS ", 'seed': -1}", "seed", 0},
+    {"{" DS ", 'seed': 9007199254740992}", "seed", 0},
+    {"{" DS ", 'threads': 0}", "threads", 0},
+    {"{" DS ", 'threads': 65}", "threads", 0},
+    {"{'dataset': {'name': ''}}", "dataset.name", 0},
+    {"{'dataset': {'name': '.hidden'}}", "dataset.name", 0},
+    {"{'dataset': {'name': '../etc'}}", "dataset.name", 0},
+    {"{'dataset': {'name': 'a/b'}}", "dataset.name", 0},
+    {"{'dataset': {'name': 'a b'}}", "dataset.name", 0},
+    {"{'dataset': {'name': '" TEN TEN TEN TEN TEN TEN "abcde'}}",
+     "dataset.name", 0},
+    {"{'dataset': {'name': 'd', 'limit': -1}}", "dataset.limit", 0},
+    {"{'dataset': {'name': 'd', 'limit': 10000001}}", "dataset.limit", 0},
+    {"{'dataset': {'name': 'd', 'validation_fraction': -0.001}}",
+     "dataset.validation_fraction", 0},
+    {"{'dataset': {'name': 'd', 'validation_fraction': 0.501}}",
+     "dataset.validation_fraction", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'kind': 'pairflip'}}}",
+     "dataset.label_noise.kind", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'rate': -0.01}}}",
+     "dataset.label_noise.rate", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'rate': 0.951}}}",
+     "dataset.label_noise.rate", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'seed': -1}}}",
+     "dataset.label_noise.seed", 0},
+    {"{" DS ", 'optimizer': {'kind': 'adam'}}", "optimizer.kind", 0},
+    {"{" DS ", 'optimizer': {'lr': 0}}", "optimizer.lr", 0},
+    {"{" DS ", 'optimizer': {'lr': 10.001}}", "optimizer.lr", 0},
+    {"{" DS ", 'optimizer': {'momentum': -0.1}}", "optimizer.momentum", 0},
+    {"{" DS ", 'optimizer': {'momentum': 1}}", "optimizer.momentum", 0},
+    {"{" DS ", 'optimizer': {'weight_decay': -1e-9}}", "optimizer.weight_decay",
+     0},
+    {"{" DS ", 'optimizer': {'weight_decay': 1.001}}", "optimizer.weight_decay",
+     0},
+    {"{" DS ", 'optimizer': {'batch_size': 0}}", "optimizer.batch_size", 0},
+    {"{" DS ", 'optimizer': {'batch_size': 4097}}", "optimizer.batch_size", 0},
+    {"{" DS ", 'optimizer': {'schedule': 'step'}}", "optimizer.schedule", 0},
+    {"{" DS ", 'spl': {'optimizer': {'lr': 0}}}", "spl.optimizer.lr", 0},
+    {"{" DS ", 'teachers': [{'optimizer': {'batch_size': 0}}]}",
+     "teachers[0].optimizer.batch_size", 0},
+    {"{" DS ", 'baseline': {'optimizer': {'momentum': 1}}}",
+     "baseline.optimizer.momentum", 0},
+    {"{" DS ", 'spl': {'model': 'resnet'}}", "spl.model", 0},
+    {"{" DS ", 'spl': {'epochs': 0}}", "spl.epochs", 0},
+    {"{" DS ", 'spl': {'epochs': 1001}}", "spl.epochs", 0},
+    {"{" DS ", 'spl': {'warmup_epochs': -1}}", "spl.warmup_epochs", 0},
+    {"{" DS ", 'spl': {'warmup_epochs': 11}}", "spl.warmup_epochs", 0},
+    {"{" DS ", 'spl': {'epochs': 3, 'warmup_epochs': 4}}", "spl.warmup_epochs",
+     0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'threshold'}}}", "spl.pace.kind", 0},
+    {"{" DS ", 'spl': {'pace': {'start': 0}}}", "spl.pace.start", 0},
+    {"{" DS ", 'spl': {'pace': {'end': 1.001}}}", "spl.pace.end", 0},
+    {"{" DS ", 'spl': {'pace': {'start': 0.9, 'end': 0.8}}}", "spl.pace.start",
+     0},
+    {"{" DS ", 'spl': {'pace': {'start': 0.85}}}", "spl.pace.start", 0},
+    {"{" DS ", 'teachers': []}", "teachers", 0},
+    {"{" DS ", 'teachers': [{'epochs': 3}, {'epochs': 4}]}", "teachers", 0},
+    {"{" DS ", 'teachers': [{'model': 'resnet'}]}", "teachers[0].model", 0},
+    {"{" DS ", 'teachers': [{'epochs': 0}]}", "teachers[0].epochs", 0},
+    {"{" DS ", 'teachers': [{'epochs': 1001}]}", "teachers[0].epochs", 0},
+    {"{" DS ", 'student': {'epochs': 0}}", "student.epochs", 0},
+    {"{" DS ", 'student': {'kd': {'alpha': -0.01}}}", "student.kd.alpha", 0},
+    {"{" DS ", 'student': {'kd': {'alpha': 1.01}}}", "student.kd.alpha", 0},
+    {"{" DS ", 'student': {'kd': {'temperature': 0}}}",
+     "student.kd.temperature", 0},
+    {"{" DS ", 'student': {'kd': {'temperature': 100.01}}}",
+     "student.kd.temperature", 0},
+    {"{" DS ", 'student': {'kd': {'beta': 1}}}", "student.kd.beta", 0},
+    {"{" DS ", 'baseline': {'epochs': 19}}", "baseline.epochs", 0},
+    {"{" DS ", 'student': {'epochs': 5}, 'baseline': {'epochs': 20}}",
+     "baseline.epochs", 0},
+    {"{" DS ", 'baseline': {'model': 'resnet'}}", "baseline.model", 0},
+};
+
+static void test_bad_inputs_name_their_field(void **state) {
+  pipeline_spec_t s;
+  spec_error_t err;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+    const bad_case_t *c = &bad_cases[i];
+    int rc = parse_q(c->spec, &s, &err);
+
+    if (rc != -EINVAL || strcmp(err.field, c->field) != 0 ||
+        err.malformed != c->malformed || err.message[0] == '\0')
+      fail_msg("case %zu %s: rc %d, field '%s' (want '%s'), malformed %d, "
+               "message '%s'",
+               i, c->spec, rc, err.field, c->field, err.malformed, err.message);
+  }
+}
+
+typedef struct {
+  const char *spec;
+  size_t offset; /* of the value in pipeline_spec_t */
+  char type;     /* 'i' int, 'd' double, 'u' uint64_t */
+  double want;
+} good_case_t;
+
+#define AT(member) offsetof(pipeline_spec_t, member)
+
+static const good_case_t good_cases[] = {
+    {"{" DS ", 'seed': 0}", AT(seed), 'u', 0},
+    {"{" DS ", 'seed': 9007199254740991}", AT(seed), 'u', 9007199254740991.0},
+    {"{" DS ", 'threads': 1}", AT(threads), 'i', 1},
+    {"{" DS ", 'threads': 64}", AT(threads), 'i', 64},
+    {"{'dataset': {'name': 'd', 'limit': 10000000}}", AT(limit), 'i', 1e7},
+    {"{'dataset': {'name': 'd', 'validation_fraction': 0}}",
+     AT(validation_fraction), 'd', 0},
+    {"{'dataset': {'name': 'd', 'validation_fraction': 0.5}}",
+     AT(validation_fraction), 'd', 0.5},
+    {"{'dataset': {'name': 'd', 'label_noise': {'rate': 0.95}}}",
+     AT(noise_rate), 'd', 0.95},
+    {"{'dataset': {'name': 'd', 'label_noise': {'seed': 9007199254740991}}}",
+     AT(noise_seed), 'u', 9007199254740991.0},
+    {"{" DS ", 'optimizer': {'lr': 10}}", AT(teacher.optim.lr), 'd', 10},
+    {"{" DS ", 'optimizer': {'lr': 1e-9}}", AT(student.optim.lr), 'd', 1e-9},
+    {"{" DS ", 'optimizer': {'momentum': 0}}", AT(spl.optim.momentum), 'd', 0},
+    {"{" DS ", 'optimizer': {'momentum': 0.999}}", AT(spl.optim.momentum), 'd',
+     0.999},
+    {"{" DS ", 'optimizer': {'weight_decay': 1}}",
+     AT(baseline.optim.weight_decay), 'd', 1},
+    {"{" DS ", 'optimizer': {'weight_decay': 0}}", AT(spl.optim.weight_decay),
+     'd', 0},
+    {"{" DS ", 'optimizer': {'batch_size': 1}}", AT(spl.optim.batch_size), 'i',
+     1},
+    {"{" DS ", 'optimizer': {'batch_size': 4096}}",
+     AT(teacher.optim.batch_size), 'i', 4096},
+    {"{" DS ", 'spl': {'epochs': 1000}}", AT(spl.epochs), 'i', 1000},
+    {"{" DS ", 'spl': {'warmup_epochs': 0}}", AT(spl_warmup_epochs), 'i', 0},
+    {"{" DS ", 'spl': {'warmup_epochs': 10}}", AT(spl_warmup_epochs), 'i', 10},
+    {"{" DS ", 'spl': {'pace': {'start': 1e-9}}}", AT(pace_start), 'd', 1e-9},
+    {"{" DS ", 'spl': {'pace': {'start': 1, 'end': 1}}}", AT(pace_start), 'd',
+     1},
+    {"{" DS ", 'spl': {'pace': {'start': 0.8}}}", AT(pace_start), 'd', 0.8},
+    {"{" DS ", 'teachers': [{'epochs': 1}]}", AT(teacher.epochs), 'i', 1},
+    {"{" DS ", 'student': {'epochs': 1000}}", AT(baseline.epochs), 'i', 1000},
+    {"{" DS ", 'student': {'kd': {'alpha': 0}}}", AT(kd_alpha), 'd', 0},
+    {"{" DS ", 'student': {'kd': {'alpha': 1}}}", AT(kd_alpha), 'd', 1},
+    {"{" DS ", 'student': {'kd': {'temperature': 100}}}", AT(kd_temperature),
+     'd', 100},
+    {"{" DS ", 'student': {'kd': {'temperature': 1e-6}}}", AT(kd_temperature),
+     'd', 1e-6},
+};
+
+static double value_at(const pipeline_spec_t *s, const good_case_t *c) {
+  const char *p = (const char *)s + c->offset;
+
+  if (c->type == 'i')
+    return *(const int *)(const void *)p;
+  if (c->type == 'u')
+    return (double)*(const uint64_t *)(const void *)p;
+  return *(const double *)(const void *)p;
+}
+
+static void test_bounds_just_inside_are_accepted(void **state) {
+  pipeline_spec_t s;
+  spec_error_t err;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof good_cases / sizeof good_cases[0]; i++) {
+    const good_case_t *c = &good_cases[i];
+
+    if (parse_q(c->spec, &s, &err) != 0)
+      fail_msg("case %zu %s refused: [%s] %s", i, c->spec, err.field,
+               err.message);
+    if (value_at(&s, c) != c->want)
+      fail_msg("case %zu %s: read %.17g, want %.17g", i, c->spec,
+               value_at(&s, c), c->want);
+  }
+}
+
+/* Parses a spec whose name is chars times U+00E9, two bytes each. */
+static int parse_accented_name(int chars, pipeline_spec_t *s) {
+  char text[512] = "{\"dataset\": {\"name\": \"d\"}, \"name\": \"";
+  size_t n = strlen(text);
+  spec_error_t err;
+
+  for (int i = 0; i < chars; i++, n += 2)
+    memcpy(text + n, "\xc3\xa9", 2);
+  strcpy(text + n, "\"}");
+  return spec_parse(text, strlen(text), s, &err);
+}
+
+static void test_names(void **state) {
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok("{" DS ", 'name': '" HUNDRED "'}", &s);
+  assert_int_equal(strlen(s.name), 100);
+  parse_ok("{" DS ", 'name': 'x'}", &s);
+  assert_string_equal(s.name, "x");
+  parse_ok("{'dataset': {'name': '" TEN TEN TEN TEN TEN TEN "abcd'}}", &s);
+  assert_int_equal(strlen(s.dataset), 64);
+  parse_ok("{'dataset': {'name': 'My_set-2.v1'}}", &s);
+  assert_string_equal(s.dataset, "My_set-2.v1");
+
+  /* Characters, not bytes, count toward the 100; the name must also fit
+   * the 127 bytes pipeline_spec_t holds. */
+  parse_ok("{" DS ", 'name': 'r\\u00e9sum\\u00e9 \\u03bb'}", &s);
+  assert_string_equal(s.name, "r\xc3\xa9sum\xc3\xa9 \xce\xbb");
+  assert_int_equal(parse_accented_name(63, &s), 0);
+  assert_int_equal(strlen(s.name), 126);
+  assert_int_equal(parse_accented_name(64, &s), -EINVAL);
+}
+
+static void test_messages_explain(void **state) {
+  pipeline_spec_t s;
+  spec_error_t err;
+
+  (void)state;
+  assert_int_equal(parse_q("{" DS ", 'spl': {'model': 'x'}}", &s, &err),
+                   -EINVAL);
+  assert_non_null(strstr(err.message, "mlp"));
+  parse_q("{" DS ", 'teachers': [{}, {}]}", &s, &err);
+  assert_non_null(strstr(err.message, "not supported yet"));
+  parse_q("{" DS ", 'baseline': {'epochs': 3}}", &s, &err);
+  assert_non_null(strstr(err.message, "student"));
+  parse_q("{" DS ", 'optimizer': {'lr': 11}}", &s, &err);
+  assert_non_null(strstr(err.message, "(0, 10]"));
+  parse_q("{" DS ", 'optimizer': {'schedule': 'step'}}", &s, &err);
+  assert_non_null(strstr(err.message, "\"constant\", \"cosine\""));
+  parse_q("{" DS ", 'spl': {'pace': {'foo': 1}}}", &s, &err);
+  assert_non_null(strstr(err.message, "kind, start, end"));
+  parse_q("{\n  'seed': 1,\n  }", &s, &err);
+  assert_non_null(strstr(err.message, "line 3"));
+}
+
+static void test_refusal_leaves_output_alone(void **state) {
+  pipeline_spec_t s, before;
+  spec_error_t err;
+
+  (void)state;
+  memset(&s, 0x5A, sizeof s);
+  before = s;
+  assert_int_equal(parse_q("{" DS ", 'threads': 0}", &s, &err), -EINVAL);
+  assert_memory_equal(&s, &before, sizeof s);
+}
+
+/* A long unknown key of two-byte characters is cut to fit field without
+ * splitting a character. */
+static void test_long_paths_are_cut_cleanly(void **state) {
+  char text[1024] = "{\"dataset\": {\"name\": \"d\"}, \"";
+  const size_t start = strlen(text);
+  pipeline_spec_t s;
+  spec_error_t err;
+  size_t n = start;
+
+  (void)state;
+  for (int i = 0; i < 200; i++, n += 2)
+    memcpy(text + n, "\xc3\xa9", 2);
+  strcpy(text + n, "\": 1}");
+  assert_int_equal(spec_parse(text, strlen(text), &s, &err), -EINVAL);
+  n = strlen(err.field);
+  assert_true(n > 100 && n < sizeof err.field);
+  assert_int_equal(n % 2, 0);
+  assert_memory_equal(err.field, text + start, n);
+}
+
+static void test_size_limit(void **state) {
+  const size_t mib = 1024 * 1024;
+  char *text = malloc(mib + 1);
+  const char body[] = "{\"dataset\": {\"name\": \"d\"}}";
+  pipeline_spec_t s;
+  spec_error_t err;
+
+  (void)state;
+  assert_non_null(text);
+  memset(text, ' ', mib + 1);
+  memcpy(text, body, strlen(body));
+  assert_int_equal(spec_parse(text, mib, &s, &err), 0);
+  assert_int_equal(spec_parse(text, mib + 1, &s, &err), -EINVAL);
+  assert_string_equal(err.field, "");
+  assert_int_equal(err.malformed, 0);
+  assert_non_null(strstr(err.message, "1 MiB"));
+  free(text);
+}
+
+/* Reads a whole file into a NUL-terminated heap buffer. */
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf = malloc(1 << 20);
+
+  assert_non_null(f);
+  assert_non_null(buf);
+  *len = fread(buf, 1, (1 << 20) - 1, f);
+  buf[*len] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static void parse_file(const char *path, pipeline_spec_t *s) {
+  spec_error_t err;
+  size_t len;
+  char *text = read_file(path, &len);
+  int rc = spec_parse(text, len, s, &err);
+
+  free(text);
+  if (rc != 0)
+    fail_msg("%s refused: [%s] %s", path, err.field, err.message);
+}
+
+static void test_every_example_parses(void **state) {
+  pipeline_spec_t s;
+  glob_t g;
+
+  (void)state;
+  assert_int_equal(glob("examples/*.json", 0, NULL, &g), 0);
+  assert_true(g.gl_pathc >= 3);
+  for (size_t i = 0; i < g.gl_pathc; i++)
+    parse_file(g.gl_pathv[i], &s);
+  globfree(&g);
+}
+
+static void test_examples_say_what_they_should(void **state) {
+  pipeline_spec_t got, want;
+
+  (void)state;
+  sym40_expected(&want);
+  parse_file("examples/sym40.json", &got);
+  assert_spec_equal(&got, &want);
+
+  strcpy(want.name, "fmnist-clean");
+  want.noise_symmetric = 0;
+  want.noise_rate = 0;
+  want.noise_seed = 0;
+  parse_file("examples/clean.json", &got);
+  assert_spec_equal(&got, &want);
+
+  sym40_expected(&want);
+  strcpy(want.name, "fmnist-quick");
+  want.limit = 6000;
+  want.spl.epochs = 4;
+  want.teacher.epochs = 3;
+  want.student.epochs = 4;
+  want.baseline.epochs = 4;
+  parse_file("examples/quick.json", &got);
+  assert_spec_equal(&got, &want);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sym40_parses),
+      cmocka_unit_test(test_every_key_is_read),
+      cmocka_unit_test(test_key_order_does_not_matter),
+      cmocka_unit_test(test_defaults_with_only_dataset_name),
+      cmocka_unit_test(test_null_and_derived_sections),
+      cmocka_unit_test(test_bad_inputs_name_their_field),
+      cmocka_unit_test(test_bounds_just_inside_are_accepted),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_messages_explain),
+      cmocka_unit_test(test_refusal_leaves_output_alone),
+      cmocka_unit_test(test_long_paths_are_cut_cleanly),
+      cmocka_unit_test(test_size_limit),
+      cmocka_unit_test(test_every_example_parses),
+      cmocka_unit_test(test_examples_say_what_they_should),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
