@@ -85,7 +85,7 @@ static json_t *page_new(json_t *items, int more, long long next) {
   char buf[32];
 
   snprintf(buf, sizeof buf, "%lld", next);
-  return json_pack("{s:o, s:s*}", "items", items, "next_cursor",
+  return json_pack("{s:o, s:s?}", "items", items, "next_cursor",
                    more ? buf : NULL);
 }
 
@@ -151,7 +151,7 @@ static json_t *job_json(api_req_t *req, const db_job_t *job) {
   spec_error_t se;
   json_t *o;
 
-  o = json_pack("{s:I, s:s*, s:s, s:o, s:o, s:o, s:s*, s:i, s:s*, s:b}",
+  o = json_pack("{s:I, s:s?, s:s, s:o, s:o, s:o, s:s?, s:i, s:s?, s:b}",
                 "id", (json_int_t)job->id, "name", job->name, "state",
                 job->state, "created_at", json_time(job->created_at),
                 "started_at", json_time(job->started_at), "finished_at",

@@ -97,7 +97,8 @@ static void reply_send(api_req_t *req, int status, struct MHD_Response *r,
 }
 
 void api_reply_json(api_req_t *req, int status, json_t *body) {
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
+  char *text = body ? json_dumps(body, flags) : NULL;
   struct MHD_Response *r;
 
   json_decref(body);
@@ -124,7 +125,7 @@ void api_reply_error(api_req_t *req, int status, const char *code,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   api_reply_json(req, status,
-                 json_pack("{s:{s:s, s:s, s:s*}}", "error", "code", code,
+                 json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code,
                            "message", msg, "field", field));
 }
 
@@ -438,10 +439,9 @@ int http_start(const http_config_t *cfg, http_server_t **out, char *err,
   uv_mutex_init(&s->lock);
   s->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
-      0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+      s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned)THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
   if (!s->daemon) {
     snprintf(err, errlen, "cannot listen on %s:%d (is the port in use?)",
