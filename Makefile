@@ -29,7 +29,7 @@ SAN_OBJ   := $(LIB_SRC:%.c=$(SAN)/obj/%.o)
 TESTS     := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 SAN_TESTS := $(TEST_SRC:tests/unit/%.c=$(SAN)/tests/%)
 
-.PHONY: all setup run test unit unit-san api clean format
+.PHONY: all setup run test unit unit-san api lint clean format
 all: $(B)/spkd
 
 setup:
@@ -73,10 +73,17 @@ unit-san: $(SAN_TESTS)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
 api: all
-	/usr/bin/python3 -m pytest -q tests/api
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api
+
+# The OpenAPI description must pass the linter before tests trust it.
+lint:
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  ./node_modules/.bin/redocly lint --skip-rule=no-unused-components \
+	  api-spec/openapi.yaml
 
 test: setup
 	$(MAKE) all
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) unit-san
 	$(MAKE) api

@@ -28,3 +28,21 @@ if [ -n "$missing" ]; then
     apt-get install -y --no-install-recommends $missing
   fi
 fi
+
+# Node.js and npm come from Debian only when the machine has none.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm" >&2
+  apt-get install -y --no-install-recommends nodejs npm || {
+    apt-get update
+    apt-get install -y --no-install-recommends nodejs npm
+  }
+fi
+
+# The npm packages pinned in package-lock.json (the OpenAPI linter), into
+# ./node_modules; skipped when they are already there and up to date.
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/.package-lock.json ] ||
+   [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
