@@ -137,10 +137,12 @@ static int parse_args(int argc, char **argv, options_t *o) {
 static void on_idle(void *ctx) {
   daemon_t *d = ctx;
 
-  http_stop(d->http);
-  d->http = NULL;
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
+  if (!d->http)
+    return;
+  http_stop(d->http);
+  d->http = NULL;
   LOG(&d->opt.log, LOG_INFO, "main", "stopped");
 }
 
@@ -153,25 +155,27 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 static int start(daemon_t *d) {
-  runner_config_t rc = {&d->loop, d->opt.db_path, d->opt.data_root,
+  runner_config_t run = {&d->loop, d->opt.db_path, d->opt.data_root,
                         d->opt.jobs, &d->opt.log, on_idle, d};
   http_config_t hc = {d->opt.host, d->opt.port, d->opt.db_path,
                       d->opt.data_root, d->opt.web_root, NULL, &d->opt.log};
   char err[512], core[64];
+  int rc;
 
-  if (runner_new(&rc, &d->runner, err, sizeof err) != 0) {
+  if (runner_new(&run, &d->runner, err, sizeof err) != 0) {
     fprintf(stderr, "spkd: %s\n", err);
     return -1;
   }
   hc.runner = d->runner;
-  if (http_start(&hc, &d->http, err, sizeof err) != 0) {
-    fprintf(stderr, "spkd: %s\n", err);
-    runner_shutdown(d->runner);
-    return -1;
-  }
   uv_signal_init(&d->loop, &d->sigint);
   uv_signal_init(&d->loop, &d->sigterm);
   d->sigint.data = d->sigterm.data = d;
+  rc = http_start(&hc, &d->http, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "spkd: %s\n", err);
+    runner_shutdown(d->runner);
+    return rc;
+  }
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
   blas_corename(core, sizeof core);
@@ -201,5 +205,6 @@ int main(int argc, char **argv) {
   uv_run(&d.loop, UV_RUN_DEFAULT);
   runner_free(d.runner);
   uv_loop_close(&d.loop);
-  return rc < 0 ? 1 : 0;
+  /* A refused listen address is a usage error, like a bad flag. */
+  return rc == -EINVAL ? 2 : rc < 0 ? 1 : 0;
 }

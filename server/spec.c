@@ -297,6 +297,8 @@ static int spec_enum(const spec_obj_t *o, const char *key,
   if (!json_is_string(v))
     return spec_fail(o, key, "must be one of %s, not %s.", list,
                      spec_type_name(v));
+  if (strlen(json_string_value(v)) != json_string_length(v))
+    return spec_fail(o, key, "must not contain a NUL character.");
   i = spec_list_find(choices, json_string_value(v));
   if (i < 0)
     return spec_fail(o, key,
@@ -318,6 +320,8 @@ static int spec_string(const spec_obj_t *o, const char *key, const char *what,
     return 0;
   if (!json_is_string(v))
     return spec_fail(o, key, "must be %s, not %s.", what, spec_type_name(v));
+  if (strlen(json_string_value(v)) != json_string_length(v))
+    return spec_fail(o, key, "must not contain a NUL character.");
   *out = json_string_value(v);
   return 0;
 }
@@ -713,7 +717,11 @@ int spec_parse(const char *text, size_t len, pipeline_spec_t *out,
                         "The spec is %zu bytes; at most 1 MiB (%d "
                         "bytes) is accepted.",
                         len, SPEC_TEXT_MAX);
-  doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  /* Any JSON value loads, so that a document which is valid JSON but not
+   * an object is refused as a spec, not as malformed text. */
+  doc = json_loadb(text, len,
+                   JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                   &je);
   if (!doc)
     return spec_load_error(text, &je, err);
 
