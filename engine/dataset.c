@@ -154,6 +154,27 @@ static int idx_check_end(gzFile f, const char *path, char *err,
   return 0;
 }
 
+/* Fails when a header announces more bytes than the file can hold, before
+ * anything is allocated for them: deflate inflates at most about 1032 to
+ * 1, so a file of s bytes, raw or gzipped, holds at most 1032 s bytes. */
+static int idx_check_room(const char *path, uint64_t announced, char *err,
+                          size_t errlen) {
+  struct stat st;
+
+  if (stat(path, &st) != 0 || announced <= (uint64_t)st.st_size * 1032)
+    return 0;
+  snprintf(err, errlen,
+           "%s: header announces %llu bytes, more than its "
+           "%lld bytes can hold",
+           path, (unsigned long long)announced, (long long)st.st_size);
+  return -EINVAL;
+}
+
+static int idx_nomem(const char *path, size_t bytes, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s: out of memory for %zu bytes", path, bytes);
+  return -ENOMEM;
+}
+
 static int idx_open(const char *path, gzFile *f, char *err, size_t errlen) {
   *f = gzopen(path, "rb");
   if (!*f) {
@@ -181,9 +202,12 @@ static int idx_images_read(const char *path, dataset_t *ds, uint8_t **raw,
   }
   if (rc == 0) {
     bytes = (size_t)d[0] * d[1] * d[2];
+    rc = idx_check_room(path, 16 + (uint64_t)bytes, err, errlen);
+  }
+  if (rc == 0) {
     *raw = malloc(bytes);
     rc = *raw ? gz_read_exact(f, *raw, bytes, path, "pixels", err, errlen)
-              : -ENOMEM;
+              : idx_nomem(path, bytes, err, errlen);
   }
   if (rc == 0)
     rc = idx_check_end(f, path, err, errlen);
@@ -214,7 +238,7 @@ static int idx_labels_read(const char *path, int n, uint8_t **y, char *err,
   if (rc == 0) {
     *y = malloc((size_t)n);
     rc = *y ? gz_read_exact(f, *y, (size_t)n, path, "labels", err, errlen)
-            : -ENOMEM;
+            : idx_nomem(path, (size_t)n, err, errlen);
   }
   if (rc == 0)
     rc = idx_check_end(f, path, err, errlen);

@@ -507,7 +507,10 @@ static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
  * set by mean loss over all epochs. st->include points at r->easy. */
 static int spl_after(run_t *r, stage_t *st, int epoch) {
   const pipeline_spec_t *s = r->spec;
-  int epochs = st->cfg->epochs, warm = s->spl_warmup_epochs;
+  int epochs = st->cfg->epochs;
+  /* Nothing is scored before the first epoch, so without warm-up the
+   * first selection (at the start fraction) follows epoch 1. */
+  int first = s->spl_warmup_epochs > 0 ? s->spl_warmup_epochs : 1;
   int kept = 0;
 
   for (int i = 0; i < r->n_train; i++)
@@ -518,8 +521,8 @@ static int spl_after(run_t *r, stage_t *st, int epoch) {
     kept = spl_select_per_class(r->loss_sum, r->train_labels, r->n_train,
                                 r->classes, s->pace_end, r->final_easy);
     memcpy(r->easy, r->final_easy, (size_t)r->n_train);
-  } else if (epoch + 1 >= warm) {
-    int k = epoch + 1 - warm, count = epochs - warm;
+  } else if (epoch + 1 >= first) {
+    int k = epoch + 1 - first, count = epochs - first;
     double f = spl_pace_fraction(s->pace_start, s->pace_end, k, count);
     kept = spl_select_per_class(r->loss, r->train_labels, r->n_train,
                                 r->classes, f, r->easy);
