@@ -361,7 +361,7 @@ static int idx_count(const char *path, int *n, char *err, size_t errlen) {
 }
 
 int dataset_probe(const char *root, const char *name, int *n_train,
-                  int *n_test, int *classes, char *err, size_t errlen) {
+                  int *n_test, char *err, size_t errlen) {
   dataset_files_t files;
   int rc = dataset_files_find(root, name, &files, err, errlen);
 
@@ -369,7 +369,5 @@ int dataset_probe(const char *root, const char *name, int *n_train,
     rc = idx_count(files.path[0], n_train, err, errlen);
   if (rc == 0)
     rc = idx_count(files.path[2], n_test, err, errlen);
-  if (rc == 0)
-    *classes = 10;
   return rc;
 }

@@ -29,15 +29,16 @@ typedef struct {
 
 /* Resolves a dataset name ("fashion-mnist") to its files under root.
  * Names are plain words ([A-Za-z0-9._-], not starting with '.'), so a name
- * can never reach outside root. Returns 0, -EINVAL for a bad or unknown
- * name, -ENOENT when a file is missing; err says which. */
+ * can never reach outside root, nor can a symbolic link inside it.
+ * Returns 0, -EINVAL for a name that is not plain, -ENOENT for an unknown
+ * dataset or a missing file; err says which. */
 int dataset_files_find(const char *root, const char *name,
                        dataset_files_t *files, char *err, size_t errlen);
 
-/* Reads only the headers of a named dataset: training and test sizes and
- * the number of classes. Returns 0 or a negative errno code with err set. */
+/* Reads only the image headers of a named dataset: training and test
+ * sizes. Returns 0 or a negative errno code with err set. */
 int dataset_probe(const char *root, const char *name, int *n_train,
-                  int *n_test, int *classes, char *err, size_t errlen);
+                  int *n_test, char *err, size_t errlen);
 
 /* Loads a named dataset's training and test splits into train and test,
  * normalised by the training split's mean and standard deviation. The

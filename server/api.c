@@ -217,11 +217,11 @@ void api_jobs_list(api_req_t *req) {
 /* Checks what only the data root can tell: the dataset exists and holds
  * enough samples for the limit. Answers 400 and returns -1 when not. */
 static int spec_check_dataset(api_req_t *req, const pipeline_spec_t *spec) {
-  int n_train, n_test, classes;
+  int n_train, n_test;
   char err[512];
 
   if (dataset_probe(req->cfg->data_root, spec->dataset, &n_train, &n_test,
-                    &classes, err, sizeof err) != 0) {
+                    err, sizeof err) != 0) {
     api_reply_error(req, 400, "invalid_spec", "dataset.name", "%s", err);
     return -1;
   }

@@ -277,12 +277,12 @@ static void test_idx_pair_scaled(void **state) {
 static void test_probe(void **state) {
   const fixture_t *fx = *state;
   idx_set_t s;
-  int n_train = 0, n_test = 0, classes = 0;
+  int n_train = 0, n_test = 0;
   char err[512] = "";
 
   set_good(&s);
   write_set(fx->root, "probed", &s, 0);
-  if (dataset_probe(fx->root, "probed", &n_train, &n_test, &classes, err,
+  if (dataset_probe(fx->root, "probed", &n_train, &n_test, err,
                     sizeof err) != 0)
     fail_msg("dataset_probe: %s", err);
   assert_int_equal(n_train, TRAIN_N);
