@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* IDX datasets found by name under a data root. Files may be gzipped or
- * raw (zlib reads both). Every header is checked against the bytes that
- * follow it, so a truncated or lying file fails instead of overreading. */
+/* Datasets found by name under a data root: which files make a dataset
+ * and in what format, loading both splits with the training statistics,
+ * and gathering normalised rows into batches. Reading each file format is
+ * left to dataset_idx.c, dataset_cifar.c and dataset_csv.c. */
 #include "dataset.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -11,14 +13,45 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
-#define IDX_MAX_SAMPLES 10000000
-#define IDX_MAX_SIDE 4096
+#include "dataset_io.h"
 
-static const char *const idx_names[DATASET_MAX_FILES] = {
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+/* A file format: the files that make it, where they may lie, how to read
+ * them. The first train_files names hold the training split. */
+typedef struct {
+  dataset_format_t format;
+  const char *subdir; /* the files may also lie in this subdirectory */
+  int gz;             /* name.gz may stand for name */
+  int train_files;
+  int count;
+  const char *names[DATASET_MAX_FILES];
+  dataset_read_fn read;
+  dataset_count_fn count_samples;
+} format_t;
+
+static const format_t formats[] = {
+    {DATASET_FORMAT_IDX, NULL, 1, 2, 4,
+     {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+     dataset_idx_read, dataset_idx_count},
+    {DATASET_FORMAT_CIFAR10, "cifar-10-batches-bin", 0, 5, 6,
+     {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+      "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"},
+     dataset_cifar_read, dataset_cifar_count},
+    {DATASET_FORMAT_CIFAR100, "cifar-100-binary", 0, 1, 2,
+     {"train.bin", "test.bin"}, dataset_cifar_read, dataset_cifar_count},
+    {DATASET_FORMAT_CSV, NULL, 0, 1, 2, {"train.csv", "test.csv"},
+     dataset_csv_read, dataset_csv_count},
+};
+
+enum { FORMATS = sizeof formats / sizeof formats[0] };
+
+static const format_t *format_of(dataset_format_t format) {
+  for (int i = 0; i < FORMATS; i++)
+    if (formats[i].format == format)
+      return &formats[i];
+  return NULL;
+}
 
 static int name_valid(const char *name) {
   size_t n = strlen(name);
@@ -35,13 +68,14 @@ static int name_valid(const char *name) {
   return 1;
 }
 
-/* Finds dir/base or dir/base.gz; fills out with the one that exists. */
-static int file_pick(const char *dir, const char *base, char *out,
+/* Finds dir/base, or dir/base.gz when gz; fills out with the one that
+ * exists as a regular file. */
+static int file_pick(const char *dir, const char *base, int gz, char *out,
                      size_t outlen) {
   struct stat st;
   const char *ext[2] = {"", ".gz"};
 
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 1 + gz; i++) {
     int n = snprintf(out, outlen, "%s/%s%s", dir, base, ext[i]);
     if (n > 0 && (size_t)n < outlen && stat(out, &st) == 0 &&
         S_ISREG(st.st_mode))
@@ -61,313 +95,343 @@ static int path_inside(const char *root_real, const char *path) {
          (real[n] == '/' || root_real[n - 1] == '/');
 }
 
+/* Tells whether dir holds any file of format fm. */
+static int format_seen(const format_t *fm, const char *dir) {
+  char path[PATH_MAX];
+
+  for (int i = 0; i < fm->count; i++)
+    if (file_pick(dir, fm->names[i], fm->gz, path, sizeof path) == 0)
+      return 1;
+  return 0;
+}
+
+/* Finds the format of the files in dir or in one of the formats'
+ * subdirectories; sets where to the directory holding them. */
+static const format_t *format_detect(const char *dir, char *where,
+                                     size_t len) {
+  for (int i = 0; i < FORMATS; i++) {
+    const format_t *fm = &formats[i];
+    snprintf(where, len, "%s", dir);
+    if (format_seen(fm, where))
+      return fm;
+    if (fm->subdir && (size_t)snprintf(where, len, "%s/%s", dir,
+                                       fm->subdir) < len &&
+        format_seen(fm, where))
+      return fm;
+  }
+  return NULL;
+}
+
+/* Fills files with every file of fm in where, all inside root_real. */
+static int files_fill(const format_t *fm, const char *where,
+                      const char *root_real, const char *name,
+                      dataset_files_t *files, char *err, size_t errlen) {
+  for (int i = 0; i < fm->count; i++) {
+    char *path = files->path[i];
+    if (file_pick(where, fm->names[i], fm->gz, path, sizeof files->path[i])) {
+      snprintf(err, errlen, "dataset '%s' is incomplete: no %s%s in %s",
+               name, fm->names[i], fm->gz ? "(.gz)" : "", where);
+      return -ENOENT;
+    }
+    if (!path_inside(root_real, path)) {
+      snprintf(err, errlen, "dataset '%s': %s leads outside the data root",
+               name, path);
+      return -EPERM;
+    }
+  }
+  files->format = fm->format;
+  files->train_files = fm->train_files;
+  files->count = fm->count;
+  return 0;
+}
+
 int dataset_files_find(const char *root, const char *name,
                        dataset_files_t *files, char *err, size_t errlen) {
-  char root_real[PATH_MAX], dir[PATH_MAX];
+  char root_real[PATH_MAX], dir[PATH_MAX], where[PATH_MAX];
+  const format_t *fm;
+  int rc, len;
 
   memset(files, 0, sizeof *files);
   if (!name_valid(name)) {
     snprintf(err, errlen,
              "dataset name '%.64s' is not a plain name "
-             "(letters, digits, '.', '_', '-')", name);
+             "(letters, digits, '.', '_', '-')",
+             name);
     return -EINVAL;
   }
   if (!realpath(root, root_real)) {
     snprintf(err, errlen, "data root '%s': %s", root, strerror(errno));
     return -ENOENT;
   }
-  if ((size_t)snprintf(dir, sizeof dir, "%.*s/%s", PATH_MAX - 80, root_real,
-                       name) >= sizeof dir) {
+  /* Keeps room for a subdirectory and a file name after root/name. */
+  len = snprintf(dir, sizeof dir, "%s/%s", root_real, name);
+  if (len < 0 || (size_t)len + 100 > sizeof dir) {
     snprintf(err, errlen, "data root path is too long");
     return -EINVAL;
   }
-  for (int i = 0; i < DATASET_MAX_FILES; i++) {
-    if (file_pick(dir, idx_names[i], files->path[i], sizeof files->path[i]) <
-            0 ||
-        !path_inside(root_real, files->path[i])) {
-      snprintf(err, errlen, "unknown dataset '%s': no %s(.gz) in %s", name,
-               idx_names[i], dir);
-      return -ENOENT;
-    }
-  }
-  files->count = DATASET_MAX_FILES;
-  return 0;
-}
-
-/* Reads exactly len bytes or fails naming the file. */
-static int gz_read_exact(gzFile f, void *buf, size_t len, const char *path,
-                         const char *what, char *err, size_t errlen) {
-  size_t done = 0;
-
-  while (done < len) {
-    unsigned chunk = len - done > (1u << 30) ? (1u << 30)
-                                             : (unsigned)(len - done);
-    int n = gzread(f, (char *)buf + done, chunk);
-    if (n <= 0) {
-      int zerr;
-      const char *msg = n < 0 ? gzerror(f, &zerr) : "end of file";
-      snprintf(err, errlen, "%s: truncated %s: %zu of %zu bytes (%s)", path,
-               what, done, len, msg);
-      return -EINVAL;
-    }
-    done += (size_t)n;
-  }
-  return 0;
-}
-
-static uint32_t be32(const uint8_t *b) {
-  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
-         b[3];
-}
-
-/* An IDX header: its unsigned-byte magic with ndim dimensions. */
-static int idx_header(gzFile f, const char *path, int ndim, uint32_t *dims,
-                      char *err, size_t errlen) {
-  uint8_t h[16];
-  uint32_t magic;
-  int rc = gz_read_exact(f, h, 4 + 4 * (size_t)ndim, path, "header", err,
-                         errlen);
-
-  if (rc < 0)
-    return rc;
-  magic = be32(h);
-  if (magic != (0x0800u | (uint32_t)ndim)) {
+  fm = format_detect(dir, where, sizeof where);
+  if (!fm) {
     snprintf(err, errlen,
-             "%s: not an IDX unsigned-byte file with %d dimension%s "
-             "(magic 0x%08x)", path, ndim, ndim > 1 ? "s" : "", magic);
-    return -EINVAL;
-  }
-  for (int i = 0; i < ndim; i++)
-    dims[i] = be32(h + 4 + 4 * i);
-  return 0;
-}
-
-/* Fails unless the file has no bytes beyond what its header announced. */
-static int idx_check_end(gzFile f, const char *path, char *err,
-                         size_t errlen) {
-  char extra;
-
-  if (gzread(f, &extra, 1) != 0) {
-    snprintf(err, errlen, "%s: more data than its header announces", path);
-    return -EINVAL;
-  }
-  return 0;
-}
-
-/* Fails when a header announces more bytes than the file can hold, before
- * anything is allocated for them: deflate inflates at most about 1032 to
- * 1, so a file of s bytes, raw or gzipped, holds at most 1032 s bytes. */
-static int idx_check_room(const char *path, uint64_t announced, char *err,
-                          size_t errlen) {
-  struct stat st;
-
-  if (stat(path, &st) != 0 || announced <= (uint64_t)st.st_size * 1032)
-    return 0;
-  snprintf(err, errlen,
-           "%s: header announces %llu bytes, more than its "
-           "%lld bytes can hold",
-           path, (unsigned long long)announced, (long long)st.st_size);
-  return -EINVAL;
-}
-
-static int idx_nomem(const char *path, size_t bytes, char *err, size_t errlen) {
-  snprintf(err, errlen, "%s: out of memory for %zu bytes", path, bytes);
-  return -ENOMEM;
-}
-
-static int idx_open(const char *path, gzFile *f, char *err, size_t errlen) {
-  *f = gzopen(path, "rb");
-  if (!*f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOENT));
+             "unknown dataset '%s': no IDX, CIFAR or CSV files in %s", name,
+             dir);
     return -ENOENT;
   }
-  return 0;
-}
-
-static int idx_images_read(const char *path, dataset_t *ds, uint8_t **raw,
-                           char *err, size_t errlen) {
-  gzFile f;
-  uint32_t d[3];
-  size_t bytes;
-  int rc = idx_open(path, &f, err, errlen);
-
+  rc = files_fill(fm, where, root_real, name, files, err, errlen);
   if (rc < 0)
-    return rc;
-  rc = idx_header(f, path, 3, d, err, errlen);
-  if (rc == 0 && (d[0] == 0 || d[0] > IDX_MAX_SAMPLES || d[1] == 0 ||
-                  d[1] > IDX_MAX_SIDE || d[2] == 0 || d[2] > IDX_MAX_SIDE)) {
-    snprintf(err, errlen, "%s: implausible header %u x %u x %u", path, d[0],
-             d[1], d[2]);
-    rc = -EINVAL;
-  }
-  if (rc == 0) {
-    bytes = (size_t)d[0] * d[1] * d[2];
-    rc = idx_check_room(path, 16 + (uint64_t)bytes, err, errlen);
-  }
-  if (rc == 0) {
-    *raw = malloc(bytes);
-    rc = *raw ? gz_read_exact(f, *raw, bytes, path, "pixels", err, errlen)
-              : idx_nomem(path, bytes, err, errlen);
-  }
-  if (rc == 0)
-    rc = idx_check_end(f, path, err, errlen);
-  if (rc == 0) {
-    ds->n = (int)d[0];
-    ds->channels = 1;
-    ds->height = (int)d[1];
-    ds->width = (int)d[2];
-    ds->dim = (int)(d[1] * d[2]);
-  }
-  gzclose(f);
-  return rc;
-}
-
-static int idx_labels_read(const char *path, int n, uint8_t **y, char *err,
-                           size_t errlen) {
-  gzFile f;
-  uint32_t d[1];
-  int rc = idx_open(path, &f, err, errlen);
-
-  if (rc < 0)
-    return rc;
-  rc = idx_header(f, path, 1, d, err, errlen);
-  if (rc == 0 && d[0] != (uint32_t)n) {
-    snprintf(err, errlen, "%s: %u labels for %d images", path, d[0], n);
-    rc = -EINVAL;
-  }
-  if (rc == 0) {
-    *y = malloc((size_t)n);
-    rc = *y ? gz_read_exact(f, *y, (size_t)n, path, "labels", err, errlen)
-            : idx_nomem(path, (size_t)n, err, errlen);
-  }
-  if (rc == 0)
-    rc = idx_check_end(f, path, err, errlen);
-  gzclose(f);
-  return rc;
-}
-
-int dataset_idx_load(const char *images_path, const char *labels_path,
-                     dataset_t *ds, char *err, size_t errlen) {
-  uint8_t *raw = NULL;
-  size_t total;
-  int rc, max = 0;
-
-  memset(ds, 0, sizeof *ds);
-  rc = idx_images_read(images_path, ds, &raw, err, errlen);
-  if (rc == 0)
-    rc = idx_labels_read(labels_path, ds->n, &ds->y, err, errlen);
-  if (rc < 0)
-    goto out;
-
-  total = (size_t)ds->n * ds->dim;
-  ds->x = malloc(total * sizeof(float));
-  if (!ds->x) {
-    snprintf(err, errlen, "out of memory for %d images", ds->n);
-    rc = -ENOMEM;
-    goto out;
-  }
-  for (size_t i = 0; i < total; i++)
-    ds->x[i] = raw[i] * (1.0f / 255.0f);
-  for (int i = 0; i < ds->n; i++)
-    if (ds->y[i] > max)
-      max = ds->y[i];
-  ds->classes = max + 1;
-
-out:
-  free(raw);
-  if (rc < 0)
-    dataset_deinit(ds);
-  return rc;
-}
-
-void dataset_deinit(dataset_t *ds) {
-  free(ds->x);
-  free(ds->y);
-  memset(ds, 0, sizeof *ds);
-}
-
-/* Shifts and scales both splits by the training split's pixel mean and
- * standard deviation. */
-static void dataset_standardize(dataset_t *train, dataset_t *test) {
-  size_t n = (size_t)train->n * train->dim;
-  double sum = 0.0, sq = 0.0, mean, sd;
-
-  for (size_t i = 0; i < n; i++) {
-    sum += train->x[i];
-    sq += (double)train->x[i] * train->x[i];
-  }
-  mean = sum / (double)n;
-  sd = sqrt(sq / (double)n - mean * mean);
-  if (sd < 1e-6)
-    sd = 1.0;
-  for (size_t i = 0; i < n; i++)
-    train->x[i] = (float)((train->x[i] - mean) / sd);
-  n = (size_t)test->n * test->dim;
-  for (size_t i = 0; i < n; i++)
-    test->x[i] = (float)((test->x[i] - mean) / sd);
-}
-
-int dataset_load(const char *root, const char *name, dataset_t *train,
-                 dataset_t *test, char *err, size_t errlen) {
-  dataset_files_t files;
-  int rc;
-
-  memset(train, 0, sizeof *train);
-  memset(test, 0, sizeof *test);
-  rc = dataset_files_find(root, name, &files, err, errlen);
-  if (rc == 0)
-    rc = dataset_idx_load(files.path[0], files.path[1], train, err, errlen);
-  if (rc == 0)
-    rc = dataset_idx_load(files.path[2], files.path[3], test, err, errlen);
-  if (rc == 0 && (test->dim != train->dim || test->height != train->height)) {
-    snprintf(err, errlen, "dataset '%s': test images are %dx%d, training "
-             "images %dx%d", name, test->height, test->width, train->height,
-             train->width);
-    rc = -EINVAL;
-  }
-  if (rc == 0 && test->classes > train->classes) {
-    snprintf(err, errlen, "dataset '%s': test labels reach class %d, "
-             "training labels only %d", name, test->classes - 1,
-             train->classes - 1);
-    rc = -EINVAL;
-  }
-  if (rc < 0) {
-    dataset_deinit(train);
-    dataset_deinit(test);
-    return rc;
-  }
-  test->classes = train->classes;
-  dataset_standardize(train, test);
-  return 0;
-}
-
-/* Reads the image header of one IDX file for its sample count. */
-static int idx_count(const char *path, int *n, char *err, size_t errlen) {
-  gzFile f;
-  uint32_t d[3];
-  int rc = idx_open(path, &f, err, errlen);
-
-  if (rc < 0)
-    return rc;
-  rc = idx_header(f, path, 3, d, err, errlen);
-  if (rc == 0 && (d[0] == 0 || d[0] > IDX_MAX_SAMPLES)) {
-    snprintf(err, errlen, "%s: implausible sample count %u", path, d[0]);
-    rc = -EINVAL;
-  }
-  if (rc == 0)
-    *n = (int)d[0];
-  gzclose(f);
+    memset(files, 0, sizeof *files);
   return rc;
 }
 
 int dataset_probe(const char *root, const char *name, int *n_train,
                   int *n_test, char *err, size_t errlen) {
   dataset_files_t files;
+  const format_t *fm;
   int rc = dataset_files_find(root, name, &files, err, errlen);
 
+  if (rc < 0)
+    return rc;
+  fm = format_of(files.format);
+  rc = fm->count_samples(&files, 0, n_train, err, errlen);
   if (rc == 0)
-    rc = idx_count(files.path[0], n_train, err, errlen);
-  if (rc == 0)
-    rc = idx_count(files.path[2], n_test, err, errlen);
+    rc = fm->count_samples(&files, 1, n_test, err, errlen);
   return rc;
+}
+
+int dataset_nomem(const char *path, size_t bytes, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s: out of memory for %zu bytes", path, bytes);
+  return -ENOMEM;
+}
+
+void dataset_classes_set(dataset_t *ds) {
+  int max = 0;
+
+  for (int i = 0; i < ds->n; i++)
+    if (ds->y[i] > max)
+      max = ds->y[i];
+  ds->classes = max + 1;
+}
+
+/* Statistics. A spread below 1e-6 (a constant channel or column) counts as
+ * 1, so standardising leaves it centred instead of blowing it up. */
+
+static float spread(double var) {
+  double sd = sqrt(var > 0.0 ? var : 0.0);
+  return sd < 1e-6 ? 1.0f : (float)sd;
+}
+
+/* Per-channel mean and standard deviation of pixels in [0, 1], from
+ * exact histograms of the byte values. */
+static void pixel_stats(dataset_t *ds) {
+  size_t plane = (size_t)ds->height * ds->width;
+
+  assert(ds->channels >= 1 && ds->channels <= DATASET_MAX_CHANNELS);
+  for (int c = 0; c < ds->channels; c++) {
+    uint64_t hist[256] = {0};
+    double count = (double)ds->n * plane, sum = 0.0, dev = 0.0, mean;
+    for (int i = 0; i < ds->n; i++) {
+      const uint8_t *p = ds->pixels + (size_t)i * ds->dim + c * plane;
+      for (size_t k = 0; k < plane; k++)
+        hist[p[k]]++;
+    }
+    for (int v = 0; v < 256; v++)
+      sum += (double)hist[v] * v;
+    mean = sum / count;
+    for (int v = 0; v < 256; v++)
+      dev += (double)hist[v] * (v - mean) * (v - mean);
+    ds->mean[c] = (float)(mean / 255.0);
+    ds->sd[c] = spread(dev / count / (255.0 * 255.0));
+  }
+}
+
+/* Per-column mean and standard deviation of features, in two passes. */
+static int feature_stats(dataset_t *ds, char *err, size_t errlen) {
+  size_t dim = (size_t)ds->dim;
+  double *mean = calloc(dim, sizeof(double));
+  double *dev = calloc(dim, sizeof(double));
+  int rc = 0;
+
+  ds->feature_mean = malloc(sizeof(float) * dim);
+  ds->feature_sd = malloc(sizeof(float) * dim);
+  if (!mean || !dev || !ds->feature_mean || !ds->feature_sd) {
+    rc = dataset_nomem("feature statistics", 4 * sizeof(double) * dim, err,
+                       errlen);
+    goto out;
+  }
+  for (int i = 0; i < ds->n; i++)
+    for (size_t k = 0; k < dim; k++)
+      mean[k] += ds->features[i * dim + k];
+  for (size_t k = 0; k < dim; k++)
+    mean[k] /= ds->n;
+  for (int i = 0; i < ds->n; i++)
+    for (size_t k = 0; k < dim; k++) {
+      double d = ds->features[i * dim + k] - mean[k];
+      dev[k] += d * d;
+    }
+  for (size_t k = 0; k < dim; k++) {
+    ds->feature_mean[k] = (float)mean[k];
+    ds->feature_sd[k] = spread(dev[k] / ds->n);
+  }
+
+out:
+  free(mean);
+  free(dev);
+  return rc;
+}
+
+int dataset_stats_compute(dataset_t *ds, char *err, size_t errlen) {
+  if (ds->pixels) {
+    pixel_stats(ds);
+    return 0;
+  }
+  return feature_stats(ds, err, errlen);
+}
+
+/* Gives test the statistics of train. */
+static int stats_copy(const dataset_t *train, dataset_t *test, char *err,
+                      size_t errlen) {
+  size_t bytes = sizeof(float) * (size_t)train->dim;
+
+  memcpy(test->mean, train->mean, sizeof test->mean);
+  memcpy(test->sd, train->sd, sizeof test->sd);
+  if (!train->feature_mean)
+    return 0;
+  test->feature_mean = malloc(bytes);
+  test->feature_sd = malloc(bytes);
+  if (!test->feature_mean || !test->feature_sd)
+    return dataset_nomem("feature statistics", 2 * bytes, err, errlen);
+  memcpy(test->feature_mean, train->feature_mean, bytes);
+  memcpy(test->feature_sd, train->feature_sd, bytes);
+  return 0;
+}
+
+/* Refuses splits of different shapes or a test class training lacks. */
+static int splits_match(const char *name, const dataset_t *train,
+                        dataset_t *test, char *err, size_t errlen) {
+  if (test->dim != train->dim || test->channels != train->channels ||
+      test->height != train->height || test->width != train->width) {
+    snprintf(err, errlen,
+             "dataset '%s': test samples are %dx%dx%d, training samples "
+             "%dx%dx%d",
+             name, test->channels, test->height, test->width,
+             train->channels, train->height, train->width);
+    return -EINVAL;
+  }
+  if (test->classes > train->classes) {
+    snprintf(err, errlen,
+             "dataset '%s': test labels reach class %d, "
+             "training labels only %d",
+             name, test->classes - 1, train->classes - 1);
+    return -EINVAL;
+  }
+  test->classes = train->classes;
+  return 0;
+}
+
+int dataset_load(const char *root, const char *name, dataset_norm_t norm,
+                 dataset_t *train, dataset_t *test, char *err,
+                 size_t errlen) {
+  dataset_files_t files;
+  const format_t *fm;
+  int rc;
+
+  memset(train, 0, sizeof *train);
+  memset(test, 0, sizeof *test);
+  rc = dataset_files_find(root, name, &files, err, errlen);
+  if (rc < 0)
+    return rc;
+  fm = format_of(files.format);
+  rc = fm->read(&files, 0, train, err, errlen);
+  if (rc == 0)
+    rc = fm->read(&files, 1, test, err, errlen);
+  if (rc == 0)
+    rc = splits_match(name, train, test, err, errlen);
+  if (rc == 0)
+    rc = dataset_stats_compute(train, err, errlen);
+  if (rc == 0)
+    rc = stats_copy(train, test, err, errlen);
+  if (rc < 0) {
+    dataset_deinit(train);
+    dataset_deinit(test);
+    return rc;
+  }
+  train->norm = test->norm = norm;
+  return 0;
+}
+
+/* Gathering. Pixels become p * gain[c] + bias[c] for their channel c. */
+
+typedef struct {
+  float gain[DATASET_MAX_CHANNELS];
+  float bias[DATASET_MAX_CHANNELS];
+} pixel_affine_t;
+
+static void pixel_affine(const dataset_t *ds, pixel_affine_t *a) {
+  memset(a, 0, sizeof *a);
+  for (int c = 0; ds->pixels && c < ds->channels; c++) {
+    int standard = ds->norm == DATASET_NORM_STANDARDIZE;
+    a->gain[c] = standard ? 1.0f / (255.0f * ds->sd[c]) : 1.0f / 255.0f;
+    a->bias[c] = standard ? -ds->mean[c] / ds->sd[c] : 0.0f;
+  }
+}
+
+/* Writes image row `row` of ds, normalised, to out (dim). */
+static void row_pixels(const dataset_t *ds, const pixel_affine_t *a, int row,
+                       float *out) {
+  const uint8_t *p = ds->pixels + (size_t)row * ds->dim;
+  size_t plane = (size_t)ds->height * ds->width;
+
+  for (int c = 0; c < ds->channels; c++, p += plane, out += plane) {
+    float gain = a->gain[c], bias = a->bias[c];
+    for (size_t k = 0; k < plane; k++)
+      out[k] = p[k] * gain + bias;
+  }
+}
+
+/* Writes tabular row `row` of ds, normalised, to out (dim). */
+static void row_features(const dataset_t *ds, int row, float *out) {
+  const float *x = ds->features + (size_t)row * ds->dim;
+
+  if (ds->norm == DATASET_NORM_SCALE) {
+    memcpy(out, x, sizeof(float) * (size_t)ds->dim);
+    return;
+  }
+  assert(ds->feature_mean && ds->feature_sd);
+  for (int k = 0; k < ds->dim; k++)
+    out[k] = (x[k] - ds->feature_mean[k]) / ds->feature_sd[k];
+}
+
+static void row_put(const dataset_t *ds, const pixel_affine_t *a, int row,
+                    float *out) {
+  assert(row >= 0 && row < ds->n);
+  if (ds->pixels)
+    row_pixels(ds, a, row, out);
+  else
+    row_features(ds, row, out);
+}
+
+void dataset_gather(const dataset_t *ds, const int32_t *rows, int n,
+                    float *out) {
+  pixel_affine_t a;
+
+  pixel_affine(ds, &a);
+  for (int i = 0; i < n; i++)
+    row_put(ds, &a, rows[i], out + (size_t)i * ds->dim);
+}
+
+void dataset_gather_range(const dataset_t *ds, int first, int n,
+                          float *out) {
+  pixel_affine_t a;
+
+  pixel_affine(ds, &a);
+  for (int i = 0; i < n; i++)
+    row_put(ds, &a, first + i, out + (size_t)i * ds->dim);
+}
+
+void dataset_deinit(dataset_t *ds) {
+  free(ds->pixels);
+  free(ds->features);
+  free(ds->y);
+  free(ds->feature_mean);
+  free(ds->feature_sd);
+  memset(ds, 0, sizeof *ds);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Models built from named presets: a stack of layers, the activation
- * buffers between them, and the flat parameter list an optimizer sees. */
+/* Models: presets, building a layer stack from a description, and the
+ * training step split across a team. Forward and input gradients run by
+ * rows, each member through every layer without waiting for the others;
+ * parameter gradients and the optimizer run by parameter shares after. */
 #include "model.h"
 
 #include <errno.h>
@@ -8,87 +10,131 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A preset is a list of hidden widths; every hidden layer is dense + ReLU,
- * and a final dense layer maps to the classes. */
-typedef struct {
-  const char *name;
-  int n_hidden;
-  int hidden[4];
-} preset_t;
+#include "layer_internal.h"
 
-static const preset_t presets[] = {
-    {"mlp", 2, {512, 256}},
+const char *const model_preset_names[] = {"mlp", "mlp-small", "cnn", NULL};
+
+#define DENSE(u) {.kind = LAYER_DENSE, .units = (u)}
+#define RELU {.kind = LAYER_RELU}
+
+static const model_desc_t presets[] = {
+    {"mlp", 5, {DENSE(512), RELU, DENSE(256), RELU, DENSE(MODEL_CLASSES)}},
+    {"mlp-small", 3, {DENSE(128), RELU, DENSE(MODEL_CLASSES)}},
+    {"cnn",
+     10,
+     {{.kind = LAYER_CONV2D, .filters = 32, .kernel = 5},
+      RELU,
+      {.kind = LAYER_MAXPOOL, .kernel = 2},
+      {.kind = LAYER_CONV2D, .filters = 64, .kernel = 5},
+      RELU,
+      {.kind = LAYER_MAXPOOL, .kernel = 2},
+      {.kind = LAYER_FLATTEN},
+      DENSE(128),
+      RELU,
+      DENSE(MODEL_CLASSES)}},
 };
 
-static const preset_t *preset_find(const char *name) {
+int model_preset(const char *name, model_desc_t *d) {
   for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
-    if (strcmp(presets[i].name, name) == 0)
-      return &presets[i];
-  return NULL;
+    if (strcmp(presets[i].name, name) == 0) {
+      *d = presets[i];
+      return 0;
+    }
+  return -EINVAL;
 }
 
 int model_preset_known(const char *name) {
-  return preset_find(name) != NULL;
+  model_desc_t d;
+  return model_preset(name, &d) == 0;
 }
 
-static int model_push(model_t *m, layer_t *l) {
-  if (!l)
-    return -ENOMEM;
+static const char *const kind_names[] = {"dense",   "relu",    "conv2d",
+                                         "maxpool", "dropout", "flatten"};
+
+/* Adds layer l's parameters to the model's list. */
+static void model_push(model_t *m, layer_t *l) {
   m->layers[m->n_layers++] = l;
   for (int i = 0; i < l->n_params; i++)
-    m->params[m->n_params++] = l->params[i];
-  return 0;
+    m->params[m->n_params++] = &l->params[i];
 }
 
 static int model_buffers_alloc(model_t *m) {
   for (int i = 1; i <= m->n_layers; i++) {
-    int dim = m->layers[i - 1]->out_dim;
-    size_t n = (size_t)m->batch_cap * dim;
+    size_t n = (size_t)m->batch_cap * m->layers[i - 1]->out_dim;
     m->act[i] = malloc(n * sizeof(float));
     m->grad[i] = malloc(n * sizeof(float));
     if (!m->act[i] || !m->grad[i])
       return -ENOMEM;
   }
+  /* grad[0] only ever receives the first layer's input gradient, which
+   * nothing needs; layers skip it when given NULL. */
   return 0;
 }
 
-int model_new(const char *name, int in_dim, int classes, int batch_cap,
-              rng_t *rng, model_t **out, char *err, size_t errlen) {
-  const preset_t *p = preset_find(name);
-  model_t *m;
-  int dim = in_dim, rc = 0;
+/* Builds layer i of d on input shape in; names the layer in err. */
+static int model_layer(const model_desc_t *d, int i, layer_shape_t in,
+                       const model_env_t *env, layer_t **out, char *err,
+                       size_t errlen) {
+  layer_desc_t ld = d->layers[i];
+  layer_env_t le = {env->batch_cap, env->members, env->init,
+                    env->seed + (uint64_t)i};
+  char why[256];
+  int rc;
+
+  if (ld.kind == LAYER_DENSE && ld.units == MODEL_CLASSES)
+    ld.units = env->classes;
+  rc = layer_new(&ld, in, &le, out, why, sizeof why);
+  if (rc)
+    snprintf(err, errlen, "layers[%d] (%s): %s", i,
+             ld.kind >= 0 && ld.kind <= LAYER_FLATTEN ? kind_names[ld.kind]
+                                                      : "unknown",
+             why);
+  return rc;
+}
+
+int model_new(const model_desc_t *d, const model_env_t *env, model_t **out,
+              char *err, size_t errlen) {
+  model_t *m = calloc(1, sizeof *m);
+  layer_shape_t shape = env->in;
+  int rc = 0;
 
   *out = NULL;
-  if (!p) {
-    snprintf(err, errlen, "unknown model '%s'", name);
-    return -EINVAL;
+  if (!m) {
+    snprintf(err, errlen, "out of memory building model '%s'", d->name);
+    return -ENOMEM;
   }
-  m = calloc(1, sizeof *m);
-  if (!m)
-    goto nomem;
-  m->in_dim = in_dim;
-  m->out_dim = classes;
-  m->batch_cap = batch_cap;
-
-  for (int i = 0; i < p->n_hidden && rc == 0; i++) {
-    rc = model_push(m, layer_dense_new(dim, p->hidden[i], rng));
-    if (rc == 0)
-      rc = model_push(m, layer_relu_new(p->hidden[i]));
-    dim = p->hidden[i];
+  m->in = env->in;
+  m->in_dim = env->in.c * env->in.h * env->in.w;
+  m->batch_cap = env->batch_cap;
+  m->members = env->members > 0 ? env->members : 1;
+  if (d->n_layers < 1 || d->n_layers > MODEL_MAX_LAYERS) {
+    snprintf(err, errlen, "a model needs 1 to %d layers", MODEL_MAX_LAYERS);
+    rc = -EINVAL;
   }
-  if (rc == 0)
-    rc = model_push(m, layer_dense_new(dim, classes, rng));
-  if (rc == 0)
-    rc = model_buffers_alloc(m);
-  if (rc != 0)
-    goto nomem;
+  for (int i = 0; rc == 0 && i < d->n_layers; i++) {
+    layer_t *l;
+    rc = model_layer(d, i, shape, env, &l, err, errlen);
+    if (rc == 0) {
+      model_push(m, l);
+      shape = l->out;
+    }
+  }
+  m->out_dim = shape.c * shape.h * shape.w;
+  if (rc == 0 && m->out_dim != env->classes) {
+    snprintf(err, errlen, "layers[%d] gives %d outputs, but the dataset "
+             "has %d classes", d->n_layers - 1, m->out_dim, env->classes);
+    rc = -EINVAL;
+  }
+  if (rc == 0 && model_buffers_alloc(m) != 0) {
+    snprintf(err, errlen, "out of memory for activations of '%s'", d->name);
+    rc = -ENOMEM;
+  }
+  if (rc) {
+    model_free(m);
+    return rc;
+  }
   *out = m;
   return 0;
-
-nomem:
-  model_free(m);
-  snprintf(err, errlen, "out of memory building model '%s'", name);
-  return -ENOMEM;
 }
 
 void model_free(model_t *m) {
@@ -103,29 +149,123 @@ void model_free(model_t *m) {
   free(m);
 }
 
-const float *model_forward(model_t *m, const float *x, int n, int training) {
-  m->input = x;
+/* One pass of the step, handed to every member. */
+typedef struct {
+  model_t *m;
+  int training;
+  const optim_config_t *cfg;
+  double lr;
+  long step;
+} pass_t;
+
+static const float *layer_input(const model_t *m, int i) {
+  return i == 0 ? m->input : m->act[i];
+}
+
+/* The member's rows through every layer. */
+static void forward_rows(void *ctx, int member, int size) {
+  pass_t *p = ctx;
+  model_t *m = p->m;
+  int lo, hi;
+
+  layer_share(m->n_rows, member, size, &lo, &hi);
+  if (hi <= lo)
+    return;
   for (int i = 0; i < m->n_layers; i++) {
     layer_t *l = m->layers[i];
-    const float *in = i == 0 ? x : m->act[i];
-    l->ops->forward(l, in, m->act[i + 1], n, training);
+    layer_rows_t r = {lo, hi - lo, member, p->training};
+    l->ops->forward(l, &r, layer_input(m, i) + (size_t)lo * l->in_dim,
+                    m->act[i + 1] + (size_t)lo * l->out_dim);
   }
+}
+
+const float *model_forward(model_t *m, team_t *team, const float *x, int n,
+                           int training) {
+  pass_t p = {m, training, NULL, 0.0, 0};
+
+  m->input = x;
+  m->n_rows = n;
+  for (int i = 0; i < m->n_layers; i++)
+    if (m->layers[i]->ops->prepare)
+      m->layers[i]->ops->prepare(m->layers[i], n, training);
+  team_run(team, forward_rows, &p);
   return m->act[m->n_layers];
 }
 
-void model_backward(model_t *m, const float *dlogits, int n) {
-  int last = m->n_layers;
+/* The member's rows back through every layer: input gradients. */
+static void backward_rows(void *ctx, int member, int size) {
+  model_t *m = ((pass_t *)ctx)->m;
+  int lo, hi;
 
-  memcpy(m->grad[last], dlogits, sizeof(float) * (size_t)n * m->out_dim);
-  for (int i = last - 1; i >= 0; i--) {
+  layer_share(m->n_rows, member, size, &lo, &hi);
+  if (hi <= lo)
+    return;
+  for (int i = m->n_layers - 1; i >= 0; i--) {
     layer_t *l = m->layers[i];
-    float *dx = i > 0 ? m->grad[i] : NULL;
-    const float *in = i == 0 ? m->input : m->act[i];
-    l->ops->backward(l, in, m->act[i + 1], m->grad[i + 1], dx, n);
+    layer_rows_t r = {lo, hi - lo, member, 1};
+    float *dx = i > 0 ? m->grad[i] + (size_t)lo * l->in_dim : NULL;
+    l->ops->backward(l, &r, layer_input(m, i) + (size_t)lo * l->in_dim,
+                     m->act[i + 1] + (size_t)lo * l->out_dim,
+                     m->grad[i + 1] + (size_t)lo * l->out_dim, dx);
   }
+}
+
+/* The member's share of every layer's parameter gradients. */
+static void grads_shares(void *ctx, int member, int size) {
+  model_t *m = ((pass_t *)ctx)->m;
+
+  for (int i = 0; i < m->n_layers; i++) {
+    layer_t *l = m->layers[i];
+    if (l->ops->grads)
+      l->ops->grads(l, layer_input(m, i), m->grad[i + 1], m->n_rows, member,
+                    size);
+  }
+}
+
+void model_backward(model_t *m, team_t *team, const float *dlogits) {
+  pass_t p = {m, 1, NULL, 0.0, 0};
+
+  memcpy(m->grad[m->n_layers], dlogits,
+         sizeof(float) * (size_t)m->n_rows * m->out_dim);
+  team_run(team, backward_rows, &p);
+  team_run(team, grads_shares, &p);
 }
 
 void model_zero_grad(model_t *m) {
   for (int i = 0; i < m->n_params; i++)
-    memset(m->params[i].grad, 0, sizeof(float) * m->params[i].n);
+    memset(m->params[i]->grad, 0, sizeof(float) * m->params[i]->n);
+}
+
+/* The member's share of every parameter tensor. */
+static void update_shares(void *ctx, int member, int size) {
+  pass_t *p = ctx;
+
+  for (int i = 0; i < p->m->n_params; i++) {
+    optim_param_t *q = p->m->params[i];
+    int lo, hi;
+    layer_share((int)q->n, member, size, &lo, &hi);
+    optim_update_range(p->cfg, p->lr, p->step, q, (size_t)lo, (size_t)hi);
+  }
+}
+
+int model_optim_prepare(model_t *m, const optim_config_t *cfg) {
+  for (int i = 0; i < m->n_params; i++)
+    if (optim_param_prepare(cfg, m->params[i]) != 0)
+      return -ENOMEM;
+  return 0;
+}
+
+void model_update(model_t *m, team_t *team, const optim_config_t *cfg,
+                  double lr, long step) {
+  pass_t p = {m, 1, cfg, lr, step};
+
+  team_run(team, update_shares, &p);
+}
+
+size_t model_param_count(const model_t *m) {
+  size_t n = 0;
+
+  for (int i = 0; i < m->n_params; i++)
+    n += m->params[i]->n;
+  return n;
 }

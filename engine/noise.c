@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Symmetric label noise by a partial Fisher-Yates draw of the positions. */
+/* Symmetric and pair label noise. Both pick the corrupted positions by a
+ * partial Fisher-Yates draw and differ only in the class they move to. */
 #include "noise.h"
 
 #include <math.h>
@@ -8,8 +9,24 @@
 
 #include "rng.h"
 
-int noise_symmetric_apply(uint8_t *labels, int n, int classes, double rate,
-                          uint64_t seed, uint8_t *corrupted) {
+/* How one chosen label changes; may draw from rng. */
+typedef uint8_t (*noise_move_fn)(uint8_t label, int classes, rng_t *rng);
+
+/* Any class but its own, each with probability 1 / (classes - 1). */
+static uint8_t move_symmetric(uint8_t label, int classes, rng_t *rng) {
+  return (uint8_t)((label + 1 + rng_below(rng, (uint32_t)classes - 1)) %
+                   classes);
+}
+
+static uint8_t move_pair(uint8_t label, int classes, rng_t *rng) {
+  (void)rng;
+  return (uint8_t)((label + 1) % classes);
+}
+
+/* Chooses round(rate * n) positions uniformly and moves their labels. */
+static int noise_apply(uint8_t *labels, int n, int classes, double rate,
+                       uint64_t seed, uint8_t *corrupted,
+                       noise_move_fn move) {
   int k = (int)llround(rate * n);
   int32_t *order;
   rng_t rng;
@@ -32,13 +49,20 @@ int noise_symmetric_apply(uint8_t *labels, int n, int classes, double rate,
     order[i] = order[j];
     order[j] = t;
     pos = order[i];
-
-    /* Any class but its own, each with probability 1 / (classes - 1). */
-    labels[pos] = (uint8_t)((labels[pos] + 1 +
-                             rng_below(&rng, (uint32_t)classes - 1)) %
-                            classes);
+    labels[pos] = move(labels[pos], classes, &rng);
     corrupted[pos] = 1;
   }
   free(order);
   return k;
+}
+
+int noise_symmetric_apply(uint8_t *labels, int n, int classes, double rate,
+                          uint64_t seed, uint8_t *corrupted) {
+  return noise_apply(labels, n, classes, rate, seed, corrupted,
+                     move_symmetric);
+}
+
+int noise_pair_apply(uint8_t *labels, int n, int classes, double rate,
+                     uint64_t seed, uint8_t *corrupted) {
+  return noise_apply(labels, n, classes, rate, seed, corrupted, move_pair);
 }

@@ -10,8 +10,14 @@
  * uniformly with their own seed, each move to a uniformly drawn class other
  * than their own. labels (n) is changed in place; corrupted (n) gets 1 for
  * every changed label, 0 otherwise. classes >= 2, rate in [0, 1].
- * Returns how many labels were changed. */
+ * Returns how many labels were changed, or -1 when out of memory. */
 int noise_symmetric_apply(uint8_t *labels, int n, int classes, double rate,
                           uint64_t seed, uint8_t *corrupted);
+
+/* Pair noise: exactly round(rate * n) of the n labels, chosen uniformly
+ * with their own seed, each move from class c to (c + 1) mod classes.
+ * Same arguments, contract and return value as noise_symmetric_apply. */
+int noise_pair_apply(uint8_t *labels, int n, int classes, double rate,
+                     uint64_t seed, uint8_t *corrupted);
 
 #endif

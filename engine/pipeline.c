@@ -18,8 +18,11 @@
 #include "noise.h"
 #include "rng.h"
 #include "spl.h"
+#include "team.h"
 
-#define EVAL_BATCH 1000
+/* Rows per inference batch: big enough for efficient GEMMs, small enough
+ * that a CNN's activations stay a few tens of MB. */
+#define EVAL_BATCH 256
 
 /* Random streams, so that every stage draws independently from the job
  * seed and the student and baseline start alike. */
@@ -91,6 +94,7 @@ typedef struct {
   float *teacher_probs;  /* (n_train, classes) at the kd temperature */
   float *batch_x;        /* (batch_cap, dim) gathered inputs */
   int batch_cap;
+  team_t *team;          /* the job's threads */
 
   char *err;
   size_t errlen;
@@ -106,6 +110,7 @@ typedef struct {
   const float *ce_weight;      /* per-position weight, or NULL for 1 */
   const float *teacher_probs;  /* distil from these when not NULL */
   loss_kd_t kd;
+  long steps; /* optimizer updates so far */
 } stage_t;
 
 static double now_s(void) {
@@ -243,14 +248,6 @@ static void run_deinit(run_t *r) {
   free(r->batch_x);
 }
 
-/* Copies the rows rows[0..n) of x (., dim) into out (n, dim). */
-static void gather_rows(const float *x, int dim, const int32_t *rows, int n,
-                        float *out) {
-  for (int i = 0; i < n; i++)
-    memcpy(out + (size_t)i * dim, x + (size_t)rows[i] * dim,
-           sizeof(float) * (size_t)dim);
-}
-
 /* Logits of the samples rows[0..n) of ds in inference mode, batch by
  * batch; calls visit for each batch with its logits (b, classes). */
 typedef void (*visit_fn)(void *ctx, int first, int b, const float *logits);
@@ -261,12 +258,11 @@ static void infer_rows(run_t *r, model_t *m, const dataset_t *ds,
   for (int first = 0; first < n; first += r->batch_cap) {
     int b = n - first < r->batch_cap ? n - first : r->batch_cap;
     const float *logits;
-    if (rows) {
-      gather_rows(ds->x, ds->dim, rows + first, b, r->batch_x);
-      logits = model_forward(m, r->batch_x, b, 0);
-    } else {
-      logits = model_forward(m, ds->x + (size_t)first * ds->dim, b, 0);
-    }
+    if (rows)
+      dataset_gather(ds, rows + first, b, r->batch_x);
+    else
+      dataset_gather_range(ds, first, b, r->batch_x);
+    logits = model_forward(m, r->team, r->batch_x, b, 0);
     visit(ctx, first, b, logits);
   }
 }
@@ -379,9 +375,9 @@ static double stage_step(run_t *r, stage_t *st, const int32_t *pos, int b,
       memcpy(bt->tp + (size_t)i * C, st->teacher_probs + (size_t)pos[i] * C,
              sizeof(float) * (size_t)C);
   }
-  gather_rows(r->file->x, r->file->dim, bt->rows, b, r->batch_x);
+  dataset_gather(r->file, bt->rows, b, r->batch_x);
 
-  logits = model_forward(st->model, r->batch_x, b, 1);
+  logits = model_forward(st->model, r->team, r->batch_x, b, 1);
   if (st->teacher_probs) {
     loss = loss_kd_forward(&st->kd, logits, bt->tp, bt->y, bt->w, b, C, NULL);
     loss_kd_backward(&st->kd, logits, bt->tp, bt->y, bt->w, b, C,
@@ -391,9 +387,8 @@ static double stage_step(run_t *r, stage_t *st, const int32_t *pos, int b,
     loss_ce_backward(logits, bt->y, bt->w, b, C, bt->dlogits);
   }
   model_zero_grad(st->model);
-  model_backward(st->model, bt->dlogits, b);
-  optim_sgd_step(&st->cfg->optim, lr, st->model->params,
-                 st->model->n_params);
+  model_backward(st->model, r->team, bt->dlogits);
+  model_update(st->model, r->team, &st->cfg->optim, lr, ++st->steps);
   return loss;
 }
 
@@ -416,12 +411,12 @@ static int stage_epoch(run_t *r, stage_t *st, int epoch, pipeline_epoch_t *m) {
 
   for (int first = 0; first < n; first += bs) {
     int b = n - first < bs ? n - first : bs;
-    double t = (epoch + (double)first / n) / st->cfg->epochs;
+    double t = epoch + (double)first / n; /* fractional epoch position */
     if (cancelled(r)) {
       rc = fail(r, -ECANCELED, "cancelled");
       goto out;
     }
-    lr = optim_lr_at(&st->cfg->optim, t);
+    lr = optim_lr_at(&st->cfg->optim, t, st->cfg->epochs);
     total += b * stage_step(r, st, order + first, b, lr, &bt);
   }
   m->train_loss = n > 0 ? total / n : 0.0;
@@ -496,10 +491,25 @@ static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
                        uint64_t shuffle_stream) {
   rng_t init;
 
+  model_desc_t desc;
+  int rc;
+  model_env_t env = {{r->file->channels, r->file->height, r->file->width},
+                     r->classes,
+                     r->batch_cap,
+                     team_size(r->team),
+                     &init,
+                     r->spec->seed ^ (init_stream << 32)};
+
   rng_init(&init, r->spec->seed, init_stream);
   rng_init(&st->shuffle, r->spec->seed, shuffle_stream);
-  return model_new(st->cfg->model, r->file->dim, r->classes, r->batch_cap,
-                   &init, &st->model, r->err, r->errlen);
+  if (model_preset(st->cfg->model, &desc) != 0) {
+    snprintf(r->err, r->errlen, "unknown model '%s'", st->cfg->model);
+    return -EINVAL;
+  }
+  rc = model_new(&desc, &env, &st->model, r->err, r->errlen);
+  if (rc == 0 && model_optim_prepare(st->model, &st->cfg->optim) != 0)
+    rc = fail(r, -ENOMEM, "out of memory for optimizer state");
+  return rc;
 }
 
 /* spl: after each epoch from the last warm-up on, choose next epoch's
@@ -575,7 +585,9 @@ static int run_teacher(run_t *r) {
   return rc;
 }
 
-static int run_student(run_t *r, int baseline) {
+/* The student, or with baseline set the baseline. With keep not NULL the
+ * trained stage is handed over there instead of freed. */
+static int run_student(run_t *r, int baseline, pipeline_trained_t *keep) {
   const pipeline_spec_t *s = r->spec;
   stage_t st = {baseline ? PIPELINE_STAGE_BASELINE : PIPELINE_STAGE_STUDENT,
                 baseline ? &s->baseline : &s->student};
@@ -595,6 +607,10 @@ static int run_student(run_t *r, int baseline) {
   if (rc == 0)
     rc = stage_train(r, &st, baseline ? all_after : fixed_after);
   free(w);
+  if (rc == 0 && keep) {
+    *keep = (pipeline_trained_t){st.model, st.steps, st.shuffle};
+    st.model = NULL;
+  }
   model_free(st.model);
   return rc;
 }
@@ -608,32 +624,82 @@ static int report_data(run_t *r, int n_corrupted) {
   return r->hooks->on_data(r->hooks->ctx, &d, r->err, r->errlen);
 }
 
+/* What every run starts with: its threads, its samples and labels, and
+ * the per-sample buffers, reported through on_data. */
+static int run_prepare(run_t *r) {
+  int rc, n_corrupted = 0;
+
+  if (r->classes < 2 || r->classes > 256)
+    return fail(r, -EINVAL, "a dataset needs between 2 and 256 classes");
+  /* BLAS runs single-threaded inside the job's own team, so a job uses
+   * exactly its thread count, however many jobs share the process. */
+  blas_threads_set(1);
+  rc = team_new(r->spec->threads, &r->team);
+  if (rc)
+    return fail(r, rc, "cannot start the job's threads");
+  r->observed = malloc((size_t)r->file->n);
+  rc = r->observed ? data_prepare(r, &n_corrupted)
+                   : fail(r, -ENOMEM, "out of memory for labels");
+  if (rc == 0)
+    rc = buffers_alloc(r);
+  if (rc == 0)
+    rc = report_data(r, n_corrupted);
+  return rc;
+}
+
 int pipeline_run(const pipeline_spec_t *spec, const dataset_t *train,
                  const dataset_t *test, const pipeline_hooks_t *hooks,
                  char *err, size_t errlen) {
   run_t r = {spec, train, test, hooks, train->classes};
-  int rc, n_corrupted = 0;
+  int rc;
 
   r.err = err;
   r.errlen = errlen;
-  if (r.classes < 2 || r.classes > 256)
-    return fail(&r, -EINVAL, "a dataset needs between 2 and 256 classes");
-  blas_threads_set(spec->threads);
-  r.observed = malloc((size_t)train->n);
-  rc = r.observed ? data_prepare(&r, &n_corrupted)
-                  : fail(&r, -ENOMEM, "out of memory for labels");
-  if (rc == 0)
-    rc = buffers_alloc(&r);
-  if (rc == 0)
-    rc = report_data(&r, n_corrupted);
+  rc = run_prepare(&r);
   if (rc == 0)
     rc = run_spl(&r);
   if (rc == 0)
     rc = run_teacher(&r);
   if (rc == 0)
-    rc = run_student(&r, 0);
+    rc = run_student(&r, 0, NULL);
   if (rc == 0 && spec->has_baseline)
-    rc = run_student(&r, 1);
+    rc = run_student(&r, 1, NULL);
   run_deinit(&r);
+  team_free(r.team);
+  return rc;
+}
+
+void pipeline_train_defaults(pipeline_train_spec_t *spec) {
+  pipeline_spec_t d;
+
+  pipeline_spec_defaults(&d);
+  memset(spec, 0, sizeof *spec);
+  spec->seed = d.seed;
+  spec->threads = d.threads;
+  spec->stage = d.baseline;
+  spec->stage.epochs = 10;
+}
+
+int pipeline_train(const pipeline_train_spec_t *spec, const dataset_t *train,
+                   const dataset_t *test, const pipeline_hooks_t *hooks,
+                   pipeline_trained_t *out, char *err, size_t errlen) {
+  pipeline_spec_t whole;
+  run_t r = {&whole, train, test, hooks, train->classes};
+  int rc;
+
+  /* A job of the baseline stage alone, on every sample. */
+  pipeline_spec_defaults(&whole);
+  whole.seed = spec->seed;
+  whole.threads = spec->threads;
+  whole.validation_fraction = 0.0;
+  whole.baseline = spec->stage;
+  r.err = err;
+  r.errlen = errlen;
+  memset(out, 0, sizeof *out);
+  rc = run_prepare(&r);
+  if (rc == 0)
+    rc = run_student(&r, 1, out);
+  run_deinit(&r);
+  team_free(r.team);
   return rc;
 }

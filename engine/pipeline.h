@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "model.h"
 #include "optim.h"
+#include "rng.h"
 
 enum {
   PIPELINE_STAGE_SPL,
@@ -127,5 +129,32 @@ typedef struct {
 int pipeline_run(const pipeline_spec_t *spec, const dataset_t *train,
                  const dataset_t *test, const pipeline_hooks_t *hooks,
                  char *err, size_t errlen);
+
+/* One model trained plainly on every sample of a training file, with
+ * the same machinery as the stages: what `spkd train` runs. */
+typedef struct {
+  uint64_t seed;
+  int threads;
+  pipeline_stage_spec_t stage; /* model, epochs, optimizer */
+} pipeline_train_spec_t;
+
+/* Fills spec with the defaults: seed 1, 2 threads, the "mlp" model for
+ * 10 epochs, SGD lr 0.05, momentum 0.9, weight decay 5e-4, batch 128,
+ * cosine schedule. */
+void pipeline_train_defaults(pipeline_train_spec_t *spec);
+
+/* What a finished training hands back for a checkpoint. */
+typedef struct {
+  model_t *model; /* the caller frees it with model_free */
+  long steps;     /* optimizer updates made */
+  rng_t shuffle;  /* the shuffling generator's state at the end */
+} pipeline_trained_t;
+
+/* Trains spec->stage's model on all of train (no validation split, no
+ * noise), reporting every epoch through hooks->on_epoch as stage
+ * "baseline". On success out holds the model. Returns like pipeline_run. */
+int pipeline_train(const pipeline_train_spec_t *spec, const dataset_t *train,
+                   const dataset_t *test, const pipeline_hooks_t *hooks,
+                   pipeline_trained_t *out, char *err, size_t errlen);
 
 #endif

@@ -10,9 +10,11 @@
 #include <uv.h>
 
 #include "../engine/blas.h"
+#include "boot.h"
 #include "http.h"
 #include "log.h"
 #include "runner.h"
+#include "train.h"
 #include "version.h"
 
 #ifndef SPK_WEB_DIR
@@ -192,8 +194,13 @@ int main(int argc, char **argv) {
   char pool[16];
   int rc;
 
+  if (argc > 1 && strcmp(argv[1], "train") == 0) {
+    boot_blas(argv, &d.opt.log);
+    return train_main(argc - 1, argv + 1);
+  }
   if (parse_args(argc, argv, &d.opt) < 0)
     return 2;
+  boot_blas(argv, &d.opt.log);
   /* libuv sizes its worker pool once, at first use: one thread per job
    * that may run at once. */
   snprintf(pool, sizeof pool, "%d", d.opt.jobs);

@@ -23,7 +23,7 @@
 #define SPEC_EPOCHS_MAX 1000
 
 /* The presets model_preset_known accepts, for messages. */
-#define SPEC_MODEL_PRESETS "mlp"
+#define SPEC_MODEL_PRESETS "mlp, mlp-small, cnn"
 
 /* An object of the spec being read. obj is NULL when the section is
  * absent: every reader then leaves its default in place. */

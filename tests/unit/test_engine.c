@@ -510,59 +510,6 @@ static void test_model_unknown_preset(void **state) {
   assert_false(model_preset_known("resnet-9000"));
 }
 
-/* Optimizer and learning-rate schedules. */
-
-static void test_lr_schedules(void **state) {
-  optim_config_t c = {OPTIM_SGD, 0.2, 0.9, 0.0, 32, OPTIM_SCHEDULE_COSINE};
-
-  (void)state;
-  check_close(optim_lr_at(&c, 0.0), 0.2, 1e-12, 0.0, "cosine", 0);
-  check_close(optim_lr_at(&c, 0.5), 0.1, 1e-12, 1e-15, "cosine", 1);
-  check_close(optim_lr_at(&c, 1.0), 0.0, 0.0, 1e-15, "cosine", 2);
-  check_close(optim_lr_at(&c, 0.25), 0.1 * (1.0 + sqrt(0.5)), 1e-12, 0.0,
-              "cosine", 3);
-  assert_true(optim_lr_at(&c, 0.3) > optim_lr_at(&c, 0.7));
-
-  c.schedule = OPTIM_SCHEDULE_CONSTANT;
-  for (int i = 0; i <= 10; i++)
-    assert_true(optim_lr_at(&c, i / 10.0) == 0.2);
-}
-
-/* Two SGD steps worked out by hand with momentum 0.9, weight decay 0.1
- * and lr 0.1: v = 0.9 v + g + 0.1 w, w -= 0.1 v. */
-static void test_sgd_two_steps(void **state) {
-  float w0[2] = {1.0f, -2.0f}, w1[1] = {0.5f};
-  float g0[2] = {0.5f, 0.0f}, g1[1] = {1.0f};
-  float v0[2] = {0}, v1[1] = {0};
-  optim_param_t p[2] = {{w0, g0, v0, 2}, {w1, g1, v1, 1}};
-  /* cfg.lr is not used: the step takes the scheduled rate. */
-  optim_config_t c = {OPTIM_SGD, 1.0, 0.9, 0.1, 1, OPTIM_SCHEDULE_CONSTANT};
-
-  (void)state;
-  optim_sgd_step(&c, 0.1, p, 2);
-  /* v = 0.5 + 0.1 = 0.6, w = 1 - 0.06; v = 0 - 0.2, w = -2 + 0.02;
-   * v = 1 + 0.05 = 1.05, w = 0.5 - 0.105. */
-  check_close(v0[0], 0.6, 1e-6, 0.0, "v", 0);
-  check_close(w0[0], 0.94, 1e-6, 0.0, "w", 0);
-  check_close(v0[1], -0.2, 1e-6, 0.0, "v", 1);
-  check_close(w0[1], -1.98, 1e-6, 0.0, "w", 1);
-  check_close(w1[0], 0.395, 1e-6, 0.0, "w", 2);
-  assert_true(g0[0] == 0.5f && g0[1] == 0.0f && g1[0] == 1.0f);
-
-  g0[0] = -0.2f;
-  g0[1] = 1.0f;
-  optim_sgd_step(&c, 0.1, p, 2);
-  /* v = 0.54 - 0.2 + 0.094 = 0.434, w = 0.94 - 0.0434;
-   * v = -0.18 + 1 - 0.198 = 0.622, w = -1.98 - 0.0622;
-   * v = 0.945 + 1 + 0.0395 = 1.9845, w = 0.395 - 0.19845. */
-  check_close(v0[0], 0.434, 1e-6, 0.0, "v", 0);
-  check_close(w0[0], 0.8966, 1e-6, 0.0, "w", 0);
-  check_close(v0[1], 0.622, 1e-6, 0.0, "v", 1);
-  check_close(w0[1], -2.0422, 1e-6, 0.0, "w", 1);
-  check_close(v1[0], 1.9845, 1e-6, 0.0, "v", 2);
-  check_close(w1[0], 0.19655, 1e-6, 0.0, "w", 2);
-}
-
 /* Self-paced selection. */
 
 static void test_pace_fraction(void **state) {
@@ -801,12 +748,13 @@ static void synthetic_init(dataset_t *ds, int n, uint64_t seed) {
   ds->classes = PIPE_CLASSES;
   ds->channels = ds->height = 1;
   ds->width = PIPE_DIM;
-  ds->x = xalloc((size_t)n * PIPE_DIM);
+  ds->norm = DATASET_NORM_SCALE;
+  ds->features = xalloc((size_t)n * PIPE_DIM);
   ds->y = malloc((size_t)n);
   assert_non_null(ds->y);
   rng_init(&r, seed, 0);
   for (int i = 0; i < n; i++) {
-    float *x = ds->x + (size_t)i * PIPE_DIM;
+    float *x = ds->features + (size_t)i * PIPE_DIM;
     ds->y[i] = (uint8_t)rng_below(&r, PIPE_CLASSES);
     for (int j = 0; j < PIPE_DIM; j++)
       x[j] =
@@ -1203,8 +1151,6 @@ int main(void) {
       cmocka_unit_test(test_kd_zero_at_teacher),
       cmocka_unit_test(test_model_gradient),
       cmocka_unit_test(test_model_unknown_preset),
-      cmocka_unit_test(test_lr_schedules),
-      cmocka_unit_test(test_sgd_two_steps),
       cmocka_unit_test(test_pace_fraction),
       cmocka_unit_test(test_select_per_class),
       cmocka_unit_test(test_select_ties),
