@@ -3,7 +3,7 @@
 # job, `make test` sets up and runs every test.
 
 CC      ?= cc
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O3 -g -fno-math-errno
 WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wno-missing-field-initializers
 DEPS    := libmicrohttpd jansson sqlite3 libuv zlib gnutls
@@ -29,7 +29,7 @@ SAN_OBJ   := $(LIB_SRC:%.c=$(SAN)/obj/%.o)
 TESTS     := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 SAN_TESTS := $(TEST_SRC:tests/unit/%.c=$(SAN)/tests/%)
 
-.PHONY: all setup run test unit unit-san api lint clean format
+.PHONY: all setup run test unit unit-san api lint bench clean format
 all: $(B)/spkd
 
 setup:
@@ -61,6 +61,14 @@ $(B)/tests/%: tests/unit/%.c $(B)/libspk.a
 $(SAN)/tests/%: tests/unit/%.c $(SAN)/libspk.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN)/libspk.a $(LIBS) -lcmocka
+
+$(B)/spkbench: tests/bench/bench.c $(B)/libspk.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libspk.a $(LIBS)
+
+# Speed as ratios to this machine's limits, measured in one run; not a
+# test (see README, "Speed").
+bench: setup all $(B)/spkbench
+	./scripts/bench.sh
 
 run: setup all
 	./scripts/run.sh

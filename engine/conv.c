@@ -12,18 +12,20 @@
 
 #include "layer_internal.h"
 
-/* Column buffers hold at most this many floats (16 MiB) per member unless
- * one sample alone needs more, and at most CONV_CHUNK_MAX samples. */
-#define CONV_COL_BUDGET (4u << 20)
+/* A member's column buffer holds at most this many floats (1 MiB), so it
+ * stays in a core's L2 cache between im2col and the GEMM that reads it,
+ * unless one sample alone needs more; and at most CONV_CHUNK_MAX samples.
+ * Measured on the CNN preset: larger buffers ran a few percent slower. */
+#define CONV_COL_BUDGET (256u << 10)
 #define CONV_CHUNK_MAX 32
 
 /* Geometry of one conv2d layer. */
 typedef struct {
-  int h, w, c;      /* input image */
-  int ho, wo, f;    /* output image: f filters */
+  int h, w, c;   /* input image */
+  int ho, wo, f; /* output image: f filters */
   int k, stride, pad;
-  int kkc;          /* k * k * c: one column row */
-  int pix;          /* ho * wo: output pixels per sample */
+  int kkc; /* k * k * c: one column row */
+  int pix; /* ho * wo: output pixels per sample */
 } conv_geom_t;
 
 typedef struct {
@@ -33,68 +35,156 @@ typedef struct {
   float **partial; /* members buffers of f * kkc + f floats: dW then db */
 } conv_state_t;
 
-/* Unfolds n samples of x (n, h, w, c) into col (n * ho * wo, k * k * c):
- * row (i, oy, ox) holds the k x k window at that output pixel, taps in
- * (ky, kx) order, c values each, zeros where the window covers padding. */
-static void im2col(const conv_geom_t *g, const float *x, int n, float *col) {
-  size_t in_dim = (size_t)g->h * g->w * g->c, kc = (size_t)g->k * g->c;
-
-  for (int i = 0; i < n; i++) {
-    const float *img = x + (size_t)i * in_dim;
-    for (int oy = 0; oy < g->ho; oy++) {
-      int iy0 = oy * g->stride - g->pad;
-      for (int ox = 0; ox < g->wo; ox++) {
-        int ix0 = ox * g->stride - g->pad;
-        int lo = ix0 < 0 ? -ix0 : 0;
-        int hi = g->w - ix0 < g->k ? g->w - ix0 : g->k;
-        for (int ky = 0; ky < g->k; ky++, col += kc) {
-          int iy = iy0 + ky;
-          if (iy < 0 || iy >= g->h) {
-            memset(col, 0, sizeof(float) * kc);
-            continue;
-          }
-          memset(col, 0, sizeof(float) * (size_t)lo * g->c);
-          memcpy(col + (size_t)lo * g->c,
-                 img + ((size_t)iy * g->w + ix0 + lo) * g->c,
-                 sizeof(float) * (size_t)(hi - lo) * g->c);
-          memset(col + (size_t)hi * g->c, 0,
-                 sizeof(float) * (size_t)(g->k - hi) * g->c);
-        }
-      }
-    }
+/* d[0 .. n) = s[0 .. n). A call to memcpy costs more than a short copy,
+ * so a run under 32 values moves as two fixed-size pieces, from its start
+ * and to its end, which may overlap: no loop and no call. */
+static inline void copy_run(float *restrict d, const float *restrict s,
+                            size_t n) {
+  if (n >= 32) {
+    memcpy(d, s, sizeof(float) * n);
+  } else if (n >= 16) {
+    memcpy(d, s, sizeof(float) * 16);
+    memcpy(d + n - 16, s + n - 16, sizeof(float) * 16);
+  } else if (n >= 8) {
+    memcpy(d, s, sizeof(float) * 8);
+    memcpy(d + n - 8, s + n - 8, sizeof(float) * 8);
+  } else if (n >= 4) {
+    memcpy(d, s, sizeof(float) * 4);
+    memcpy(d + n - 4, s + n - 4, sizeof(float) * 4);
+  } else if (n >= 2) {
+    memcpy(d, s, sizeof(float) * 2);
+    memcpy(d + n - 2, s + n - 2, sizeof(float) * 2);
+  } else if (n == 1) {
+    d[0] = s[0];
   }
 }
 
-/* dst[0 .. len) += src[0 .. len). */
-static void add_to(float *restrict dst, const float *restrict src,
-                   size_t len) {
-  for (size_t j = 0; j < len; j++)
-    dst[j] += src[j];
+/* d[0 .. n) += s[0 .. n), in blocks like copy_run. */
+static inline void add_run(float *restrict d, const float *restrict s,
+                           size_t n) {
+  size_t j = 0;
+
+  for (; j + 8 <= n; j += 8)
+    for (int t = 0; t < 8; t++)
+      d[j + t] += s[j + t];
+  for (; j < n; j++)
+    d[j] += s[j];
+}
+
+/* The horizontal extent of the window at ix0 = ox * stride - pad that
+ * lies inside the image: taps [*lo, *hi). */
+static void tap_range(const conv_geom_t *g, int ix0, int *lo, int *hi) {
+  *lo = ix0 < 0 ? -ix0 : 0;
+  *hi = g->w - ix0 < g->k ? g->w - ix0 : g->k;
+}
+
+/* One column row, for a window that may cover padding: the taps of
+ * output pixel (oy, ox) of img, zeros where they fall outside. */
+static void im2col_edge(const conv_geom_t *g, const float *img, int oy, int ox,
+                        float *row) {
+  size_t kc = (size_t)g->k * g->c;
+  int iy0 = oy * g->stride - g->pad, ix0 = ox * g->stride - g->pad, lo, hi;
+
+  tap_range(g, ix0, &lo, &hi);
+  memset(row, 0, sizeof(float) * kc * (size_t)g->k);
+  for (int ky = 0; ky < g->k; ky++) {
+    int iy = iy0 + ky;
+    if (iy >= 0 && iy < g->h && hi > lo)
+      copy_run(row + ky * kc + (size_t)lo * g->c,
+               img + ((size_t)iy * g->w + ix0 + lo) * g->c,
+               (size_t)(hi - lo) * g->c);
+  }
+}
+
+/* The output pixels whose windows lie inside the image along one axis of
+ * `size` inputs, [*lo, *hi) out of `outs`: those with
+ * 0 <= o * stride - pad and o * stride - pad + k <= size. */
+static void inner_range(const conv_geom_t *g, int size, int outs, int *lo,
+                        int *hi) {
+  int last = size + g->pad - g->k;
+
+  *lo = (g->pad + g->stride - 1) / g->stride;
+  *hi = last < 0 ? 0 : last / g->stride + 1;
+  if (*hi > outs)
+    *hi = outs;
+  if (*lo > *hi)
+    *lo = *hi;
+}
+
+/* Offset in an image of the top left value of the window of output pixel
+ * (oy, ox), which must lie inside the image. */
+static size_t window_at(const conv_geom_t *g, int oy, int ox) {
+  int iy = oy * g->stride - g->pad, ix = ox * g->stride - g->pad;
+
+  return ((size_t)iy * g->w + (size_t)ix) * g->c;
+}
+
+/* Unfolds n samples of x (n, h, w, c) into col (n * ho * wo, k * k * c):
+ * row (i, oy, ox) holds the k x k window at that output pixel, taps in
+ * (ky, kx) order, c values each, zeros where the window covers padding.
+ * Windows inside the image copy k runs of k * c contiguous values. */
+static void im2col(const conv_geom_t *g, const float *x, int n, float *col) {
+  size_t in_dim = (size_t)g->h * g->w * g->c, kc = (size_t)g->k * g->c;
+  size_t kkc = (size_t)g->kkc;
+  int y0, y1, x0, x1;
+
+  inner_range(g, g->h, g->ho, &y0, &y1);
+  inner_range(g, g->w, g->wo, &x0, &x1);
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * in_dim;
+    for (int oy = 0; oy < g->ho; oy++)
+      for (int ox = 0; ox < g->wo; ox++, col += kkc) {
+        const float *src;
+        if (oy < y0 || oy >= y1 || ox < x0 || ox >= x1) {
+          im2col_edge(g, img, oy, ox, col);
+          continue;
+        }
+        src = img + window_at(g, oy, ox);
+        for (int ky = 0; ky < g->k; ky++)
+          copy_run(col + ky * kc, src + (size_t)ky * g->w * g->c, kc);
+      }
+  }
+}
+
+/* The adjoint of im2col_edge: adds one column row into img, dropping the
+ * taps that fall on padding. */
+static void col2im_edge(const conv_geom_t *g, const float *row, int oy, int ox,
+                        float *img) {
+  size_t kc = (size_t)g->k * g->c;
+  int iy0 = oy * g->stride - g->pad, ix0 = ox * g->stride - g->pad, lo, hi;
+
+  tap_range(g, ix0, &lo, &hi);
+  for (int ky = 0; ky < g->k; ky++) {
+    int iy = iy0 + ky;
+    if (iy >= 0 && iy < g->h && hi > lo)
+      add_run(img + ((size_t)iy * g->w + ix0 + lo) * g->c,
+              row + ky * kc + (size_t)lo * g->c, (size_t)(hi - lo) * g->c);
+  }
 }
 
 /* The adjoint of im2col: scatter-adds col (n * ho * wo, k * k * c) into
  * dx (n, h, w, c), which it zeroes first; padding taps are dropped. */
 static void col2im(const conv_geom_t *g, const float *col, int n, float *dx) {
   size_t in_dim = (size_t)g->h * g->w * g->c, kc = (size_t)g->k * g->c;
+  size_t kkc = (size_t)g->kkc;
+  int y0, y1, x0, x1;
 
+  inner_range(g, g->h, g->ho, &y0, &y1);
+  inner_range(g, g->w, g->wo, &x0, &x1);
   memset(dx, 0, sizeof(float) * in_dim * (size_t)n);
   for (int i = 0; i < n; i++) {
     float *img = dx + (size_t)i * in_dim;
-    for (int oy = 0; oy < g->ho; oy++) {
-      int iy0 = oy * g->stride - g->pad;
-      for (int ox = 0; ox < g->wo; ox++) {
-        int ix0 = ox * g->stride - g->pad;
-        int lo = ix0 < 0 ? -ix0 : 0;
-        int hi = g->w - ix0 < g->k ? g->w - ix0 : g->k;
-        for (int ky = 0; ky < g->k; ky++, col += kc) {
-          int iy = iy0 + ky;
-          if (iy < 0 || iy >= g->h)
-            continue;
-          add_to(img + ((size_t)iy * g->w + ix0 + lo) * g->c,
-                 col + (size_t)lo * g->c, (size_t)(hi - lo) * g->c);
+    for (int oy = 0; oy < g->ho; oy++)
+      for (int ox = 0; ox < g->wo; ox++, col += kkc) {
+        float *dst;
+        if (oy < y0 || oy >= y1 || ox < x0 || ox >= x1) {
+          col2im_edge(g, col, oy, ox, img);
+          continue;
         }
+        dst = img + window_at(g, oy, ox);
+        for (int ky = 0; ky < g->k; ky++)
+          add_run(dst + (size_t)ky * g->w * g->c, col + ky * kc, kc);
       }
-    }
   }
 }
 
@@ -115,7 +205,7 @@ static void conv_forward(layer_t *l, const layer_rows_t *r, const float *x,
 
     im2col(g, x + (size_t)i0 * l->in_dim, n, col);
     for (int p = 0; p < rows; p++)
-      memcpy(yc + (size_t)p * g->f, b, sizeof(float) * (size_t)g->f);
+      copy_run(yc + (size_t)p * g->f, b, (size_t)g->f);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, g->f, g->kkc,
                 1.0f, col, g->kkc, wt, g->kkc, 1.0f, yc, g->f);
   }
@@ -124,7 +214,7 @@ static void conv_forward(layer_t *l, const layer_rows_t *r, const float *x,
 /* db[0 .. f) += the column sums of dy (rows, f). */
 static void bias_grad(const float *dy, int rows, int f, float *db) {
   for (int p = 0; p < rows; p++)
-    add_to(db, dy + (size_t)p * f, (size_t)f);
+    add_run(db, dy + (size_t)p * f, (size_t)f);
 }
 
 /* Backward of a row range, chunk by chunk: the member's partial gradients
@@ -151,8 +241,8 @@ static void conv_backward(layer_t *l, const layer_rows_t *r, const float *x,
     bias_grad(dyc, rows, g->f, db);
     if (!dx)
       continue;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, g->kkc,
-                g->f, 1.0f, dyc, g->f, wt, g->kkc, 0.0f, col, g->kkc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, g->kkc, g->f,
+                1.0f, dyc, g->f, wt, g->kkc, 0.0f, col, g->kkc);
     col2im(g, col, n, dx + (size_t)i0 * l->in_dim);
   }
 }
@@ -175,15 +265,15 @@ static void conv_grads(layer_t *l, const float *x, const float *dy, int n,
   layer_share((int)(nw + (size_t)s->g.f), member, size, &lo, &hi);
   for (int m = 1; m < l->members; m++) {
     float *p = s->partial[m];
-    add_to(acc + lo, p + lo, (size_t)(hi - lo));
+    add_run(acc + lo, p + lo, (size_t)(hi - lo));
     memset(p + lo, 0, sizeof(float) * (size_t)(hi - lo));
   }
   whi = (size_t)hi < nw ? (size_t)hi : nw;
   blo = (size_t)lo > nw ? (size_t)lo : nw;
   if (whi > (size_t)lo)
-    add_to(l->params[0].grad + lo, acc + lo, whi - (size_t)lo);
+    add_run(l->params[0].grad + lo, acc + lo, whi - (size_t)lo);
   if ((size_t)hi > blo)
-    add_to(l->params[1].grad + (blo - nw), acc + blo, (size_t)hi - blo);
+    add_run(l->params[1].grad + (blo - nw), acc + blo, (size_t)hi - blo);
   memset(acc + lo, 0, sizeof(float) * (size_t)(hi - lo));
 }
 
@@ -204,14 +294,19 @@ static void conv_deinit(layer_t *l) {
   l->state = NULL;
 }
 
-static const layer_ops_t conv_ops = {"conv2d",   NULL,       conv_forward,
+static const layer_ops_t conv_ops = {"conv2d",      NULL,       conv_forward,
                                      conv_backward, conv_grads, conv_deinit};
 
 /* The geometry of a convolution of in by filters k x k windows. */
 static conv_geom_t geom_of(layer_shape_t in, int filters, int k, int stride,
                            int pad) {
-  conv_geom_t g = {.h = in.h, .w = in.w, .c = in.c, .f = filters, .k = k,
-                   .stride = stride, .pad = pad};
+  conv_geom_t g = {.h = in.h,
+                   .w = in.w,
+                   .c = in.c,
+                   .f = filters,
+                   .k = k,
+                   .stride = stride,
+                   .pad = pad};
 
   g.ho = (in.h + 2 * pad - k) / stride + 1;
   g.wo = (in.w + 2 * pad - k) / stride + 1;
@@ -222,8 +317,7 @@ static conv_geom_t geom_of(layer_shape_t in, int filters, int k, int stride,
 
 /* 1 when the weights, the output or one sample's columns would exceed
  * 2^28 values (a GiB of floats). */
-static int conv_too_large(const layer_desc_t *d, layer_shape_t in,
-                          int stride) {
+static int conv_too_large(const layer_desc_t *d, layer_shape_t in, int stride) {
   long long kkc = (long long)d->kernel * d->kernel * in.c;
   long long ho = (in.h + 2LL * d->pad - d->kernel) / stride + 1;
   long long pix = ho * ((in.w + 2LL * d->pad - d->kernel) / stride + 1);
@@ -238,23 +332,24 @@ static int conv_geom(const layer_desc_t *d, layer_shape_t in, conv_geom_t *g,
                      char *err, size_t errlen) {
   int stride = d->stride ? d->stride : 1;
 
-  if (d->filters < 1 || d->filters > 4096 || d->kernel < 1 ||
-      d->kernel > 64 || stride < 1 || stride > 64 || d->pad < 0 ||
-      d->pad >= d->kernel) {
-    snprintf(err, errlen, "conv2d: filters %d, kernel %d, stride %d, pad %d "
-             "out of range (filters 1..4096, kernel 1..64, stride 1..64, "
-             "pad 0..kernel-1)", d->filters, d->kernel, d->stride, d->pad);
+  if (d->filters < 1 || d->filters > 4096 || d->kernel < 1 || d->kernel > 64 ||
+      stride < 1 || stride > 64 || d->pad < 0 || d->pad >= d->kernel) {
+    snprintf(err, errlen,
+             "conv2d: filters %d, kernel %d, stride %d, pad %d out of range "
+             "(filters 1..4096, kernel 1..64, stride 1..64, pad 0..kernel-1)",
+             d->filters, d->kernel, d->stride, d->pad);
     return -EINVAL;
   }
   if (d->kernel > in.h + 2LL * d->pad || d->kernel > in.w + 2LL * d->pad) {
-    snprintf(err, errlen, "conv2d: kernel %dx%d does not fit input %dx%dx%d "
-             "padded by %d", d->kernel, d->kernel, in.h, in.w, in.c, d->pad);
+    snprintf(err, errlen,
+             "conv2d: kernel %dx%d does not fit input %dx%dx%d padded by %d",
+             d->kernel, d->kernel, in.h, in.w, in.c, d->pad);
     return -EINVAL;
   }
   if (conv_too_large(d, in, stride)) {
-    snprintf(err, errlen, "conv2d: %d filters of %dx%d over input %dx%dx%d "
-             "is too large", d->filters, d->kernel, d->kernel, in.h, in.w,
-             in.c);
+    snprintf(err, errlen,
+             "conv2d: %d filters of %dx%d over input %dx%dx%d is too large",
+             d->filters, d->kernel, d->kernel, in.h, in.w, in.c);
     return -EINVAL;
   }
   *g = geom_of(in, d->filters, d->kernel, stride, d->pad);
@@ -335,8 +430,8 @@ static long ref_tap(const conv_geom_t *g, int oy, int ox, int ky, int kx) {
 
 /* One output value: bias plus the window of output pixel (oy, ox) of img
  * against filter f, summed in double. */
-static float ref_output(const conv_geom_t *g, const float *img,
-                        const float *wt, float bias, int oy, int ox, int f) {
+static float ref_output(const conv_geom_t *g, const float *img, const float *wt,
+                        float bias, int oy, int ox, int f) {
   double sum = bias;
 
   for (int ky = 0; ky < g->k; ky++)
@@ -349,18 +444,17 @@ static float ref_output(const conv_geom_t *g, const float *img,
   return (float)sum;
 }
 
-void layer_conv2d_forward_ref(const float *x, const float *wt,
-                              const float *b, float *y, int n,
-                              layer_shape_t in, int filters, int k,
-                              int stride, int pad) {
+void layer_conv2d_forward_ref(const float *x, const float *wt, const float *b,
+                              float *y, int n, layer_shape_t in, int filters,
+                              int k, int stride, int pad) {
   conv_geom_t g = geom_of(in, filters, k, stride, pad);
 
   for (int i = 0; i < n; i++)
     for (int oy = 0; oy < g.ho; oy++)
       for (int ox = 0; ox < g.wo; ox++)
         for (int f = 0; f < filters; f++)
-          *y++ = ref_output(&g, x + (size_t)i * g.h * g.w * g.c, wt, b[f],
-                            oy, ox, f);
+          *y++ = ref_output(&g, x + (size_t)i * g.h * g.w * g.c, wt, b[f], oy,
+                            ox, f);
 }
 
 /* The reference gradient of weight element (f, ky, kx, ch), summed in
@@ -401,10 +495,10 @@ static void ref_dx(const conv_geom_t *g, const float *wt, const float *dy,
           }
 }
 
-void layer_conv2d_backward_ref(const float *x, const float *wt,
-                               const float *dy, float *dwt, float *db,
-                               float *dx, int n, layer_shape_t in,
-                               int filters, int k, int stride, int pad) {
+void layer_conv2d_backward_ref(const float *x, const float *wt, const float *dy,
+                               float *dwt, float *db, float *dx, int n,
+                               layer_shape_t in, int filters, int k, int stride,
+                               int pad) {
   conv_geom_t g = geom_of(in, filters, k, stride, pad);
   size_t pixels = (size_t)n * g.pix;
 

@@ -30,18 +30,35 @@ typedef struct {
 } format_t;
 
 static const format_t formats[] = {
-    {DATASET_FORMAT_IDX, NULL, 1, 2, 4,
-     {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
-     dataset_idx_read, dataset_idx_count},
-    {DATASET_FORMAT_CIFAR10, "cifar-10-batches-bin", 0, 5, 6,
-     {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
-      "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"},
-     dataset_cifar_read, dataset_cifar_count},
-    {DATASET_FORMAT_CIFAR100, "cifar-100-binary", 0, 1, 2,
-     {"train.bin", "test.bin"}, dataset_cifar_read, dataset_cifar_count},
-    {DATASET_FORMAT_CSV, NULL, 0, 1, 2, {"train.csv", "test.csv"},
-     dataset_csv_read, dataset_csv_count},
+    {.format = DATASET_FORMAT_IDX,
+     .gz = 1,
+     .train_files = 2,
+     .count = 4,
+     .names = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+     .read = dataset_idx_read,
+     .count_samples = dataset_idx_count},
+    {.format = DATASET_FORMAT_CIFAR10,
+     .subdir = "cifar-10-batches-bin",
+     .train_files = 5,
+     .count = 6,
+     .names = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+               "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"},
+     .read = dataset_cifar_read,
+     .count_samples = dataset_cifar_count},
+    {.format = DATASET_FORMAT_CIFAR100,
+     .subdir = "cifar-100-binary",
+     .train_files = 1,
+     .count = 2,
+     .names = {"train.bin", "test.bin"},
+     .read = dataset_cifar_read,
+     .count_samples = dataset_cifar_count},
+    {.format = DATASET_FORMAT_CSV,
+     .train_files = 1,
+     .count = 2,
+     .names = {"train.csv", "test.csv"},
+     .read = dataset_csv_read,
+     .count_samples = dataset_csv_count},
 };
 
 enum { FORMATS = sizeof formats / sizeof formats[0] };
@@ -107,15 +124,14 @@ static int format_seen(const format_t *fm, const char *dir) {
 
 /* Finds the format of the files in dir or in one of the formats'
  * subdirectories; sets where to the directory holding them. */
-static const format_t *format_detect(const char *dir, char *where,
-                                     size_t len) {
+static const format_t *format_detect(const char *dir, char *where, size_t len) {
   for (int i = 0; i < FORMATS; i++) {
     const format_t *fm = &formats[i];
     snprintf(where, len, "%s", dir);
     if (format_seen(fm, where))
       return fm;
-    if (fm->subdir && (size_t)snprintf(where, len, "%s/%s", dir,
-                                       fm->subdir) < len &&
+    if (fm->subdir &&
+        (size_t)snprintf(where, len, "%s/%s", dir, fm->subdir) < len &&
         format_seen(fm, where))
       return fm;
   }
@@ -129,8 +145,8 @@ static int files_fill(const format_t *fm, const char *where,
   for (int i = 0; i < fm->count; i++) {
     char *path = files->path[i];
     if (file_pick(where, fm->names[i], fm->gz, path, sizeof files->path[i])) {
-      snprintf(err, errlen, "dataset '%s' is incomplete: no %s%s in %s",
-               name, fm->names[i], fm->gz ? "(.gz)" : "", where);
+      snprintf(err, errlen, "dataset '%s' is incomplete: no %s%s in %s", name,
+               fm->names[i], fm->gz ? "(.gz)" : "", where);
       return -ENOENT;
     }
     if (!path_inside(root_real, path)) {
@@ -182,8 +198,8 @@ int dataset_files_find(const char *root, const char *name,
   return rc;
 }
 
-int dataset_probe(const char *root, const char *name, int *n_train,
-                  int *n_test, char *err, size_t errlen) {
+int dataset_probe(const char *root, const char *name, int *n_train, int *n_test,
+                  char *err, size_t errlen) {
   dataset_files_t files;
   const format_t *fm;
   int rc = dataset_files_find(root, name, &files, err, errlen);
@@ -312,8 +328,8 @@ static int splits_match(const char *name, const dataset_t *train,
     snprintf(err, errlen,
              "dataset '%s': test samples are %dx%dx%d, training samples "
              "%dx%dx%d",
-             name, test->channels, test->height, test->width,
-             train->channels, train->height, train->width);
+             name, test->channels, test->height, test->width, train->channels,
+             train->height, train->width);
     return -EINVAL;
   }
   if (test->classes > train->classes) {
@@ -328,8 +344,7 @@ static int splits_match(const char *name, const dataset_t *train,
 }
 
 int dataset_load(const char *root, const char *name, dataset_norm_t norm,
-                 dataset_t *train, dataset_t *test, char *err,
-                 size_t errlen) {
+                 dataset_t *train, dataset_t *test, char *err, size_t errlen) {
   dataset_files_t files;
   const format_t *fm;
   int rc;
@@ -358,32 +373,34 @@ int dataset_load(const char *root, const char *name, dataset_norm_t norm,
   return 0;
 }
 
-/* Gathering. Pixels become p * gain[c] + bias[c] for their channel c. */
+/* Gathering. A pixel of value v in channel c becomes table[c][v], so
+ * normalising a row costs one lookup per value. */
 
 typedef struct {
-  float gain[DATASET_MAX_CHANNELS];
-  float bias[DATASET_MAX_CHANNELS];
-} pixel_affine_t;
+  float value[DATASET_MAX_CHANNELS][256];
+} pixel_table_t;
 
-static void pixel_affine(const dataset_t *ds, pixel_affine_t *a) {
-  memset(a, 0, sizeof *a);
-  for (int c = 0; ds->pixels && c < ds->channels; c++) {
-    int standard = ds->norm == DATASET_NORM_STANDARDIZE;
-    a->gain[c] = standard ? 1.0f / (255.0f * ds->sd[c]) : 1.0f / 255.0f;
-    a->bias[c] = standard ? -ds->mean[c] / ds->sd[c] : 0.0f;
+static void pixel_table(const dataset_t *ds, pixel_table_t *t) {
+  int standard = ds->norm == DATASET_NORM_STANDARDIZE;
+
+  for (int c = 0; c < ds->channels; c++) {
+    float gain = standard ? 1.0f / (255.0f * ds->sd[c]) : 1.0f / 255.0f;
+    float bias = standard ? -ds->mean[c] / ds->sd[c] : 0.0f;
+    for (int v = 0; v < 256; v++)
+      t->value[c][v] = (float)v * gain + bias;
   }
 }
 
 /* Writes image row `row` of ds, normalised, to out (dim). */
-static void row_pixels(const dataset_t *ds, const pixel_affine_t *a, int row,
+static void row_pixels(const dataset_t *ds, const pixel_table_t *t, int row,
                        float *out) {
   const uint8_t *p = ds->pixels + (size_t)row * ds->dim;
   size_t plane = (size_t)ds->height * ds->width;
 
   for (int c = 0; c < ds->channels; c++, p += plane, out += plane) {
-    float gain = a->gain[c], bias = a->bias[c];
+    const float *value = t->value[c];
     for (size_t k = 0; k < plane; k++)
-      out[k] = p[k] * gain + bias;
+      out[k] = value[p[k]];
   }
 }
 
@@ -400,31 +417,33 @@ static void row_features(const dataset_t *ds, int row, float *out) {
     out[k] = (x[k] - ds->feature_mean[k]) / ds->feature_sd[k];
 }
 
-static void row_put(const dataset_t *ds, const pixel_affine_t *a, int row,
-                    float *out) {
-  assert(row >= 0 && row < ds->n);
-  if (ds->pixels)
-    row_pixels(ds, a, row, out);
-  else
-    row_features(ds, row, out);
+/* Rows rows[0..n), or first..first+n-1 when rows is NULL, into out. */
+static void gather(const dataset_t *ds, const int32_t *rows, int first, int n,
+                   float *out) {
+  pixel_table_t *t = NULL, table;
+
+  if (ds->pixels) {
+    pixel_table(ds, &table);
+    t = &table;
+  }
+  for (int i = 0; i < n; i++) {
+    int row = rows ? rows[i] : first + i;
+    float *dst = out + (size_t)i * ds->dim;
+    assert(row >= 0 && row < ds->n);
+    if (t)
+      row_pixels(ds, t, row, dst);
+    else
+      row_features(ds, row, dst);
+  }
 }
 
 void dataset_gather(const dataset_t *ds, const int32_t *rows, int n,
                     float *out) {
-  pixel_affine_t a;
-
-  pixel_affine(ds, &a);
-  for (int i = 0; i < n; i++)
-    row_put(ds, &a, rows[i], out + (size_t)i * ds->dim);
+  gather(ds, rows, 0, n, out);
 }
 
-void dataset_gather_range(const dataset_t *ds, int first, int n,
-                          float *out) {
-  pixel_affine_t a;
-
-  pixel_affine(ds, &a);
-  for (int i = 0; i < n; i++)
-    row_put(ds, &a, first + i, out + (size_t)i * ds->dim);
+void dataset_gather_range(const dataset_t *ds, int first, int n, float *out) {
+  gather(ds, NULL, first, n, out);
 }
 
 void dataset_deinit(dataset_t *ds) {

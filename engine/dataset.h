@@ -78,8 +78,8 @@ int dataset_files_find(const char *root, const char *name,
 /* Counts a named dataset's training and test samples cheaply: from IDX
  * headers, CIFAR file sizes, or CSV lines. Returns 0 or a negative errno
  * code with err set. */
-int dataset_probe(const char *root, const char *name, int *n_train,
-                  int *n_test, char *err, size_t errlen);
+int dataset_probe(const char *root, const char *name, int *n_train, int *n_test,
+                  char *err, size_t errlen);
 
 /* Loads a named dataset's training and test splits into train and test,
  * computes the training split's statistics into both and sets both to

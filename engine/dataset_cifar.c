@@ -81,8 +81,7 @@ int dataset_cifar_count(const dataset_files_t *files, int test, int *n,
 
 /* Checks a record's label bytes; returns its class or -EINVAL. */
 static int record_label(const uint8_t *rec, const cifar_layout_t *lay,
-                        const char *path, int index, char *err,
-                        size_t errlen) {
+                        const char *path, int index, char *err, size_t errlen) {
   for (int b = 0; b < lay->label_bytes; b++) {
     if (rec[b] >= lay->limit[b]) {
       snprintf(err, errlen,
@@ -97,8 +96,8 @@ static int record_label(const uint8_t *rec, const cifar_layout_t *lay,
 
 /* Reads the n records of one file into ds from sample `at` on. The file
  * may have changed since it was sized: reading checks again. */
-static int file_read(const char *path, const cifar_layout_t *lay, int n,
-                     int at, dataset_t *ds, char *err, size_t errlen) {
+static int file_read(const char *path, const cifar_layout_t *lay, int n, int at,
+                     dataset_t *ds, char *err, size_t errlen) {
   uint8_t rec[2 + CIFAR_PIXELS];
   size_t len = (size_t)lay->label_bytes + CIFAR_PIXELS;
   FILE *f = fopen(path, "rb");

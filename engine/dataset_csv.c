@@ -45,7 +45,12 @@ static int csv_slurp(csv_t *c, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: %s", c->path, strerror(errno));
     return -ENOENT;
   }
-  if (fstat(fileno(f), &st) != 0 || st.st_size > CSV_MAX_BYTES) {
+  if (fstat(fileno(f), &st) != 0) {
+    snprintf(err, errlen, "%s: %s", c->path, strerror(errno));
+    rc = -EIO;
+    goto out;
+  }
+  if (st.st_size > CSV_MAX_BYTES) {
     snprintf(err, errlen, "%s: larger than the %lld MiB a CSV file may have",
              c->path, CSV_MAX_BYTES >> 20);
     rc = -EINVAL;
@@ -90,7 +95,9 @@ static int line_next(const csv_t *c, size_t *pos, csv_line_t *line) {
   return 1;
 }
 
-static int is_space(char ch) { return ch == ' ' || ch == '\t'; }
+static int is_space(char ch) {
+  return ch == ' ' || ch == '\t';
+}
 
 static int line_blank(const csv_line_t *line) {
   for (size_t i = 0; i < line->n; i++)
@@ -124,27 +131,31 @@ static int cell_number(const char *p, size_t n, double *v) {
   return end == text + n && isfinite(*v) && fabs(*v) <= FLT_MAX;
 }
 
-/* The cell at column col (from 0) of a line with a known column count. */
-static void cell_at(const csv_line_t *line, int col, const char **p,
-                    size_t *n) {
-  const char *at = line->p, *end = line->p + line->n, *comma;
+/* One cell's text, spaces and all. */
+typedef struct {
+  const char *p;
+  size_t n;
+} csv_cell_t;
 
-  for (int i = 0; i < col; i++)
-    at = (const char *)memchr(at, ',', (size_t)(end - at)) + 1;
-  comma = memchr(at, ',', (size_t)(end - at));
-  *p = at;
-  *n = comma ? (size_t)(comma - at) : (size_t)(end - at);
+/* Takes the cell at *at of a line ending at end; moves *at past it and
+ * the comma after it. */
+static csv_cell_t cell_next(const char **at, const char *end) {
+  const char *comma = memchr(*at, ',', (size_t)(end - *at));
+  csv_cell_t cell = {*at, (size_t)((comma ? comma : end) - *at)};
+
+  *at = comma ? comma + 1 : end;
+  return cell;
 }
 
 /* A first line with a cell that is not a number among its feature
  * columns names the columns. */
 static int line_is_header(const csv_t *c, const csv_line_t *line) {
+  const char *at = line->p, *end = line->p + line->n;
+
   for (int col = 0; col < c->cols - 1; col++) {
-    const char *p;
-    size_t n;
+    csv_cell_t cell = cell_next(&at, end);
     double v;
-    cell_at(line, col, &p, &n);
-    if (!cell_number(p, n, &v))
+    if (!cell_number(cell.p, cell.n, &v))
       return 1;
   }
   return 0;
@@ -243,16 +254,13 @@ static void cell_show(const char *p, size_t n, char *out, size_t outlen) {
 }
 
 static int cell_error(const csv_t *c, const csv_line_t *line, int col,
-                      char *err, size_t errlen) {
-  const char *p;
-  size_t n;
+                      csv_cell_t cell, char *err, size_t errlen) {
   char shown[32];
   int label = col == c->cols - 1;
 
-  cell_at(line, col, &p, &n);
-  cell_show(p, n, shown, sizeof shown);
+  cell_show(cell.p, cell.n, shown, sizeof shown);
   snprintf(err, errlen, "%s: line %d, column %d: '%s%s' is not %s", c->path,
-           line->number, col + 1, shown, n > 24 ? "..." : "",
+           line->number, col + 1, shown, cell.n > 24 ? "..." : "",
            label ? "a class label (an integer from 0 to 255)" : "a number");
   return -EINVAL;
 }
@@ -260,28 +268,25 @@ static int cell_error(const csv_t *c, const csv_line_t *line, int col,
 /* Parses one data line into x (cols - 1) and its label into *y. */
 static int line_parse(const csv_t *c, const csv_line_t *line, float *x,
                       uint8_t *y, char *err, size_t errlen) {
-  const char *p = line->p, *end = line->p + line->n;
+  const char *at = line->p, *end = line->p + line->n;
 
   for (int col = 0; col < c->cols; col++) {
-    const char *comma = memchr(p, ',', (size_t)(end - p));
-    size_t n = comma ? (size_t)(comma - p) : (size_t)(end - p);
+    csv_cell_t cell = cell_next(&at, end);
     double v;
-    if (!cell_number(p, n, &v))
-      return cell_error(c, line, col, err, errlen);
+    if (!cell_number(cell.p, cell.n, &v))
+      return cell_error(c, line, col, cell, err, errlen);
     if (col < c->cols - 1)
       x[col] = (float)v;
     else if (v >= 0.0 && v <= 255.0 && v == floor(v))
       *y = (uint8_t)v;
     else
-      return cell_error(c, line, col, err, errlen);
-    p = comma ? comma + 1 : end;
+      return cell_error(c, line, col, cell, err, errlen);
   }
   return 0;
 }
 
 /* Parses every data line of a scanned file into ds. */
-static int csv_parse(const csv_t *c, dataset_t *ds, char *err,
-                     size_t errlen) {
+static int csv_parse(const csv_t *c, dataset_t *ds, char *err, size_t errlen) {
   size_t dim = (size_t)c->cols - 1, pos = 0;
   csv_line_t line = {0};
   int rc = 0, i = 0;
@@ -289,13 +294,13 @@ static int csv_parse(const csv_t *c, dataset_t *ds, char *err,
   ds->features = malloc(sizeof(float) * dim * (size_t)c->rows);
   ds->y = malloc((size_t)c->rows);
   if (!ds->features || !ds->y)
-    return dataset_nomem(c->path, sizeof(float) * dim * (size_t)c->rows,
-                         err, errlen);
+    return dataset_nomem(c->path, sizeof(float) * dim * (size_t)c->rows, err,
+                         errlen);
   while (rc == 0 && i < c->rows && line_next(c, &pos, &line)) {
     if (line.number == 1 && c->header)
       continue;
-    rc = line_parse(c, &line, ds->features + dim * (size_t)i, ds->y + i,
-                    err, errlen);
+    rc = line_parse(c, &line, ds->features + dim * (size_t)i, ds->y + i, err,
+                    errlen);
     i++;
   }
   return rc;
@@ -320,8 +325,8 @@ int dataset_csv_read(const dataset_files_t *files, int test, dataset_t *ds,
   return rc;
 }
 
-int dataset_csv_count(const dataset_files_t *files, int test, int *n,
-                      char *err, size_t errlen) {
+int dataset_csv_count(const dataset_files_t *files, int test, int *n, char *err,
+                      size_t errlen) {
   csv_t c;
   int rc = csv_open(&c, files->path[test ? 1 : 0], err, errlen);
 

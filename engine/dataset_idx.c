@@ -61,8 +61,7 @@ static int idx_header(gzFile f, const char *path, int ndim, uint32_t *dims,
 }
 
 /* Fails unless the file has no bytes beyond what its header announced. */
-static int idx_check_end(gzFile f, const char *path, char *err,
-                         size_t errlen) {
+static int idx_check_end(gzFile f, const char *path, char *err, size_t errlen) {
   char extra;
 
   if (gzread(f, &extra, 1) != 0) {
@@ -98,13 +97,13 @@ static int idx_open(const char *path, gzFile *f, char *err, size_t errlen) {
 }
 
 /* Reads and checks an image file's header: d = (count, height, width). */
-static int idx_images_header(gzFile f, const char *path, uint32_t *d,
-                             char *err, size_t errlen) {
+static int idx_images_header(gzFile f, const char *path, uint32_t *d, char *err,
+                             size_t errlen) {
   int rc = idx_header(f, path, 3, d, err, errlen);
 
-  if (rc == 0 && (d[0] == 0 || d[0] > DATASET_MAX_SAMPLES || d[1] == 0 ||
-                  d[1] > DATASET_MAX_SIDE || d[2] == 0 ||
-                  d[2] > DATASET_MAX_SIDE)) {
+  if (rc == 0 &&
+      (d[0] == 0 || d[0] > DATASET_MAX_SAMPLES || d[1] == 0 ||
+       d[1] > DATASET_MAX_SIDE || d[2] == 0 || d[2] > DATASET_MAX_SIDE)) {
     snprintf(err, errlen, "%s: implausible header %u x %u x %u", path, d[0],
              d[1], d[2]);
     rc = -EINVAL;
@@ -128,9 +127,9 @@ static int idx_images_read(const char *path, dataset_t *ds, char *err,
   }
   if (rc == 0) {
     ds->pixels = malloc(bytes);
-    rc = ds->pixels ? gz_read_exact(f, ds->pixels, bytes, path, "pixels",
-                                    err, errlen)
-                    : dataset_nomem(path, bytes, err, errlen);
+    rc = ds->pixels
+             ? gz_read_exact(f, ds->pixels, bytes, path, "pixels", err, errlen)
+             : dataset_nomem(path, bytes, err, errlen);
   }
   if (rc == 0)
     rc = idx_check_end(f, path, err, errlen);
@@ -203,8 +202,8 @@ int dataset_idx_load(const char *images_path, const char *labels_path,
   return rc;
 }
 
-int dataset_idx_count(const dataset_files_t *files, int test, int *n,
-                      char *err, size_t errlen) {
+int dataset_idx_count(const dataset_files_t *files, int test, int *n, char *err,
+                      size_t errlen) {
   const char *path = files->path[test ? 2 : 0];
   gzFile f;
   uint32_t d[3];

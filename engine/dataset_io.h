@@ -19,13 +19,13 @@ typedef int (*dataset_read_fn)(const dataset_files_t *files, int test,
                                dataset_t *ds, char *err, size_t errlen);
 
 /* Counts the samples of one split without reading them all. */
-typedef int (*dataset_count_fn)(const dataset_files_t *files, int test,
-                                int *n, char *err, size_t errlen);
+typedef int (*dataset_count_fn)(const dataset_files_t *files, int test, int *n,
+                                char *err, size_t errlen);
 
 int dataset_idx_read(const dataset_files_t *files, int test, dataset_t *ds,
                      char *err, size_t errlen);
-int dataset_idx_count(const dataset_files_t *files, int test, int *n,
-                      char *err, size_t errlen);
+int dataset_idx_count(const dataset_files_t *files, int test, int *n, char *err,
+                      size_t errlen);
 
 /* CIFAR-10 when files->format says so, CIFAR-100 (fine labels) otherwise. */
 int dataset_cifar_read(const dataset_files_t *files, int test, dataset_t *ds,
@@ -35,8 +35,8 @@ int dataset_cifar_count(const dataset_files_t *files, int test, int *n,
 
 int dataset_csv_read(const dataset_files_t *files, int test, dataset_t *ds,
                      char *err, size_t errlen);
-int dataset_csv_count(const dataset_files_t *files, int test, int *n,
-                      char *err, size_t errlen);
+int dataset_csv_count(const dataset_files_t *files, int test, int *n, char *err,
+                      size_t errlen);
 
 /* Computes ds's own statistics into mean and sd, or feature_mean and
  * feature_sd (allocated here). Returns 0 or -ENOMEM with err set. */

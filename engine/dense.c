@@ -93,24 +93,31 @@ layer_t *layer_dense_new(int in_dim, int out_dim, rng_t *rng) {
 }
 
 /* ReLU forward, (rows, d) -> (rows, d). */
-static void relu_forward(layer_t *l, const layer_rows_t *r, const float *x,
-                         float *y) {
+static void relu_forward(layer_t *l, const layer_rows_t *r,
+                         const float *restrict x, float *restrict y) {
   size_t total = (size_t)r->n * l->in_dim;
 
-  for (size_t i = 0; i < total; i++)
-    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  /* Written so the compiler vectorises it (no aliasing, no branch):
+   * random signs then cost no mispredictions. */
+  for (size_t i = 0; i < total; i++) {
+    float v = x[i];
+    y[i] = v > 0.0f ? v : 0.0f;
+  }
 }
 
 /* ReLU backward: dx = dy where the input was positive, else 0. */
-static void relu_backward(layer_t *l, const layer_rows_t *r, const float *x,
-                          const float *y, const float *dy, float *dx) {
+static void relu_backward(layer_t *l, const layer_rows_t *r,
+                          const float *restrict x, const float *y,
+                          const float *restrict dy, float *restrict dx) {
   size_t total = (size_t)r->n * l->in_dim;
 
   (void)y;
   if (!dx)
     return;
-  for (size_t i = 0; i < total; i++)
-    dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  for (size_t i = 0; i < total; i++) {
+    float pass = x[i] > 0.0f ? 1.0f : 0.0f;
+    dx[i] = dy[i] * pass;
+  }
 }
 
 static const layer_ops_t relu_ops = {"relu", NULL, relu_forward,

@@ -12,11 +12,11 @@
 #include "layer_internal.h"
 
 typedef struct {
-  float scale;    /* 1 / (1 - rate) */
-  uint32_t drop;  /* a 32-bit draw below this drops the value */
-  int fixed;      /* a mask was set: the next training prepare keeps it */
-  rng_t rng;      /* draws the masks */
-  uint8_t *mask;  /* batch_cap * dim, 1 keeps, 0 drops; by batch row */
+  float scale;   /* 1 / (1 - rate) */
+  uint32_t drop; /* a 32-bit draw below this drops the value */
+  int fixed;     /* a mask was set: the next training prepare keeps it */
+  rng_t rng;     /* draws the masks */
+  uint8_t *mask; /* batch_cap * dim, 1 keeps, 0 drops; by batch row */
 } drop_state_t;
 
 /* Draws count mask values, two per 64-bit draw. */
@@ -48,8 +48,8 @@ static void drop_prepare(layer_t *l, int n, int training) {
 }
 
 /* v (count) times the mask m (count) and scale, into out. */
-static void drop_apply(const drop_state_t *s, const uint8_t *m,
-                       const float *v, float *out, size_t count) {
+static void drop_apply(const drop_state_t *s, const uint8_t *m, const float *v,
+                       float *out, size_t count) {
   for (size_t i = 0; i < count; i++)
     out[i] = v[i] * ((float)m[i] * s->scale);
 }
@@ -101,8 +101,10 @@ int layer_dropout_build(const layer_desc_t *d, layer_shape_t in,
   layer_t *l;
 
   if (!(d->rate >= 0.0f && d->rate < 1.0f) || env->batch_cap < 1) {
-    snprintf(err, errlen, "dropout: rate %g out of range [0, 1) or batch "
-             "capacity %d below 1", (double)d->rate, env->batch_cap);
+    snprintf(
+        err, errlen,
+        "dropout: rate %g out of range [0, 1) or batch capacity %d below 1",
+        (double)d->rate, env->batch_cap);
     return -EINVAL;
   }
   l = layer_alloc(&drop_ops, in, in, env);
@@ -112,7 +114,7 @@ int layer_dropout_build(const layer_desc_t *d, layer_shape_t in,
     s->scale = 1.0f / (1.0f - d->rate);
     s->drop = (uint32_t)((double)d->rate * 4294967296.0);
     rng_init(&s->rng, env->seed, 0x64726f70u);
-    s->mask = malloc((size_t)env->batch_cap * (size_t)l->in_dim);
+    s->mask = calloc((size_t)env->batch_cap, (size_t)l->in_dim);
   }
   if (!s || !s->mask) {
     layer_free(l);

@@ -25,8 +25,7 @@ static uint8_t move_pair(uint8_t label, int classes, rng_t *rng) {
 
 /* Chooses round(rate * n) positions uniformly and moves their labels. */
 static int noise_apply(uint8_t *labels, int n, int classes, double rate,
-                       uint64_t seed, uint8_t *corrupted,
-                       noise_move_fn move) {
+                       uint64_t seed, uint8_t *corrupted, noise_move_fn move) {
   int k = (int)llround(rate * n);
   int32_t *order;
   rng_t rng;
@@ -58,8 +57,7 @@ static int noise_apply(uint8_t *labels, int n, int classes, double rate,
 
 int noise_symmetric_apply(uint8_t *labels, int n, int classes, double rate,
                           uint64_t seed, uint8_t *corrupted) {
-  return noise_apply(labels, n, classes, rate, seed, corrupted,
-                     move_symmetric);
+  return noise_apply(labels, n, classes, rate, seed, corrupted, move_symmetric);
 }
 
 int noise_pair_apply(uint8_t *labels, int n, int classes, double rate,

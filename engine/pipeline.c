@@ -54,13 +54,22 @@ int pipeline_stage_from_name(const char *name) {
 }
 
 void pipeline_spec_defaults(pipeline_spec_t *spec) {
-  optim_config_t o = {OPTIM_SGD, 0.05, 0.9, 5e-4, 128,
-                      OPTIM_SCHEDULE_COSINE};
+  optim_config_t o = {.kind = OPTIM_SGD,
+                      .lr = 0.05,
+                      .momentum = 0.9,
+                      .weight_decay = 5e-4,
+                      .decay_bias = 1,
+                      .batch_size = 128,
+                      .schedule = OPTIM_SCHEDULE_COSINE,
+                      .beta1 = 0.9,
+                      .beta2 = 0.999,
+                      .eps = 1e-8};
 
   memset(spec, 0, sizeof *spec);
   spec->seed = 1;
   spec->threads = 2;
   spec->validation_fraction = 0.1;
+  spec->norm = DATASET_NORM_STANDARDIZE;
   spec->spl = (pipeline_stage_spec_t){"mlp", 10, o};
   spec->spl_warmup_epochs = 2;
   spec->pace_start = 0.5;
@@ -166,8 +175,10 @@ static int data_prepare(run_t *r, int *n_corrupted) {
   for (int i = 0; i < n_sel; i++)
     lab[i] = r->file->y[sel[i]];
   *n_corrupted = 0;
-  if (s->noise_symmetric) {
-    *n_corrupted = noise_symmetric_apply(lab, n_sel, r->classes,
+  if (s->noise_kind != PIPELINE_NOISE_NONE) {
+    *n_corrupted = (s->noise_kind == PIPELINE_NOISE_PAIR
+                        ? noise_pair_apply
+                        : noise_symmetric_apply)(lab, n_sel, r->classes,
                                          s->noise_rate, s->noise_seed, bad);
     if (*n_corrupted < 0) {
       rc = fail(r, -ENOMEM, "out of memory injecting label noise");
@@ -502,7 +513,9 @@ static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
 
   rng_init(&init, r->spec->seed, init_stream);
   rng_init(&st->shuffle, r->spec->seed, shuffle_stream);
-  if (model_preset(st->cfg->model, &desc) != 0) {
+  if (st->cfg->desc.n_layers > 0)
+    desc = st->cfg->desc;
+  else if (model_preset(st->cfg->model, &desc) != 0) {
     snprintf(r->err, r->errlen, "unknown model '%s'", st->cfg->model);
     return -EINVAL;
   }

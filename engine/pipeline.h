@@ -23,6 +23,10 @@ enum {
 };
 
 #define PIPELINE_NAME_MAX 128
+
+/* Injected label noise: none, symmetric (to any other class) or pair
+ * (class c to c + 1 mod C). */
+enum { PIPELINE_NOISE_NONE, PIPELINE_NOISE_SYMMETRIC, PIPELINE_NOISE_PAIR };
 #define PIPELINE_MODEL_MAX 32
 
 /* Returns "spl", "teacher", "student" or "baseline". */
@@ -34,9 +38,10 @@ int pipeline_stage_from_name(const char *name);
 /* One stage: its model preset, epoch count and resolved optimizer (the
  * job's optimizer with the stage's own keys laid over it). */
 typedef struct {
-  char model[PIPELINE_MODEL_MAX];
+  char model[PIPELINE_MODEL_MAX]; /* a preset's name, or "custom" */
   int epochs;
   optim_config_t optim;
+  model_desc_t desc; /* a custom model's layers; unused for presets */
 } pipeline_stage_spec_t;
 
 /* A whole job, already validated. */
@@ -46,9 +51,10 @@ typedef struct {
   int threads;
 
   char dataset[PIPELINE_NAME_MAX];
+  dataset_norm_t norm;        /* how inputs are normalised */
   int limit;                  /* 0: the whole training file */
   double validation_fraction; /* share of the selected samples held out */
-  int noise_symmetric;        /* 1: inject symmetric label noise */
+  int noise_kind;             /* PIPELINE_NOISE_* */
   double noise_rate;
   uint64_t noise_seed;
 

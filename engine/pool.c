@@ -18,27 +18,63 @@ typedef struct {
   int32_t *argmax; /* batch_cap * out_dim */
 } pool_state_t;
 
-/* The window at offset `at` of one image img (h, w, c): y (c) gets each
- * channel's maximum, am (c) its offset in img. The first maximum in
- * (ky, kx) order wins ties. */
-static void pool_window(const pool_state_t *s, const float *img, int32_t at,
-                        float *restrict y, int32_t *restrict am) {
-  int c = s->c;
+/* Channels [c0, c0 + POOL_BLOCK) of the window at offset `at` of one
+ * image img (h, w, c): y gets each channel's maximum, am its offset in
+ * img; the first maximum in (ky, kx) order wins ties. A block of fixed
+ * width keeps the running maxima in registers and compiles to vector
+ * compares and blends, without a branch per value. */
+#define POOL_BLOCK 8
+static void pool_block(const pool_state_t *s, const float *img, int32_t at,
+                       float *restrict y, int32_t *restrict am) {
+  float m[POOL_BLOCK];
+  int32_t a[POOL_BLOCK];
 
-  for (int ch = 0; ch < c; ch++) {
-    y[ch] = img[at + ch];
-    am[ch] = at + ch;
+  for (int j = 0; j < POOL_BLOCK; j++) {
+    m[j] = img[at + j];
+    a[j] = at + j;
   }
   for (int ky = 0; ky < s->k; ky++)
-    for (int kx = ky ? 0 : 1; kx < s->k; kx++) {
-      int32_t tap = at + (ky * s->w + kx) * c;
-      const float *v = img + tap;
-      for (int ch = 0; ch < c; ch++) {
-        int gt = v[ch] > y[ch];
-        y[ch] = gt ? v[ch] : y[ch];
-        am[ch] = gt ? tap + ch : am[ch];
+    for (int kx = 0; kx < s->k; kx++) {
+      int32_t tap = at + (ky * s->w + kx) * s->c;
+      for (int j = 0; j < POOL_BLOCK; j++) {
+        float v = img[tap + j];
+        int32_t gt = -(int32_t)(v > m[j]);
+        a[j] = (a[j] & ~gt) | ((tap + j) & gt);
+        m[j] = v > m[j] ? v : m[j];
       }
     }
+  memcpy(y, m, sizeof m);
+  memcpy(am, a, sizeof a);
+}
+
+/* One channel of the window at offset `at`, as pool_block: for the
+ * channels left over after the blocks. */
+static void pool_one(const pool_state_t *s, const float *img, int32_t at,
+                     float *y, int32_t *am) {
+  float m = img[at];
+  int32_t a = at;
+
+  for (int ky = 0; ky < s->k; ky++)
+    for (int kx = 0; kx < s->k; kx++) {
+      int32_t tap = at + (ky * s->w + kx) * s->c;
+      if (img[tap] > m) {
+        m = img[tap];
+        a = tap;
+      }
+    }
+  *y = m;
+  *am = a;
+}
+
+/* Every channel of the window at offset `at`: y (c), am (c). */
+static void pool_window(const pool_state_t *s, const float *img, int32_t at,
+                        float *y, int32_t *am) {
+  int ch = 0;
+
+  for (; ch + POOL_BLOCK <= s->c; ch += POOL_BLOCK)
+    pool_block(s, img, at + ch, y + ch, am + ch);
+  for (; ch < s->c; ch++)
+    pool_one(s, img, at + ch, y + ch, am + ch);
 }
 
 /* Forward of a row range, (rows, h * w * c) -> (rows, ho * wo * c). */
@@ -96,18 +132,21 @@ static const layer_ops_t pool_ops = {"maxpool",     NULL, pool_forward,
 static int pool_check(const layer_desc_t *d, layer_shape_t in,
                       const layer_env_t *env, char *err, size_t errlen) {
   if (d->kernel < 1 || d->stride < 0 || d->stride > 1024) {
-    snprintf(err, errlen, "maxpool: kernel %d, stride %d out of range "
-             "(kernel >= 1, stride 0..1024)", d->kernel, d->stride);
+    snprintf(err, errlen,
+             "maxpool: kernel %d, stride %d out of range (kernel >= 1, "
+             "stride 0..1024)",
+             d->kernel, d->stride);
     return -EINVAL;
   }
   if (d->kernel > in.h || d->kernel > in.w) {
-    snprintf(err, errlen, "maxpool: window %dx%d larger than input "
-             "%dx%dx%d", d->kernel, d->kernel, in.h, in.w, in.c);
+    snprintf(err, errlen, "maxpool: window %dx%d larger than input %dx%dx%d",
+             d->kernel, d->kernel, in.h, in.w, in.c);
     return -EINVAL;
   }
   if (env->batch_cap < 1 || (long long)in.h * in.w * in.c > INT32_MAX) {
-    snprintf(err, errlen, "maxpool: input %dx%dx%d or batch capacity %d "
-             "out of range", in.h, in.w, in.c, env->batch_cap);
+    snprintf(err, errlen,
+             "maxpool: input %dx%dx%d or batch capacity %d out of range", in.h,
+             in.w, in.c, env->batch_cap);
     return -EINVAL;
   }
   return 0;
@@ -131,8 +170,8 @@ int layer_maxpool_build(const layer_desc_t *d, layer_shape_t in,
   if (s) {
     l->state = s;
     *s = (pool_state_t){in.h, in.w, in.c, o.h, o.w, d->kernel, stride, NULL};
-    s->argmax = malloc(sizeof(int32_t) * (size_t)env->batch_cap *
-                       (size_t)l->out_dim);
+    s->argmax =
+        malloc(sizeof(int32_t) * (size_t)env->batch_cap * (size_t)l->out_dim);
   }
   if (!s || !s->argmax) {
     layer_free(l);

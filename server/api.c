@@ -450,7 +450,7 @@ void api_sample_get(api_req_t *req) {
   if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
     return;
   noisy = spec_parse(job.spec_json, strlen(job.spec_json), &spec, &se) == 0 &&
-          spec.noise_symmetric;
+          spec.noise_kind != PIPELINE_NOISE_NONE;
   if (parse_int(req->seg[4], 0, INT32_MAX, &index) < 0) {
     db_job_deinit(&job);
     api_reply_error(req, 404, "not_found", NULL, "no sample '%.32s'",

@@ -214,8 +214,8 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
   int rc = job_prepare(j, job, &spec, err, errlen);
 
   if (rc == 0)
-    rc = dataset_load(job->data_root, spec.dataset,
-                      DATASET_NORM_STANDARDIZE, &train, &test, err, errlen);
+    rc = dataset_load(job->data_root, spec.dataset, spec.norm, &train,
+                      &test, err, errlen);
   if (rc == 0)
     rc = pipeline_run(&spec, &train, &test, &hooks, err, errlen);
   dataset_deinit(&train);

@@ -458,7 +458,7 @@ static int spec_noise(const spec_obj_t *ds, pipeline_spec_t *s) {
       spec_num(&o, "rate", &rate, &s->noise_rate) ||
       spec_seed(&o, "seed", &s->noise_seed))
     return -EINVAL;
-  s->noise_symmetric = 1;
+  s->noise_kind = PIPELINE_NOISE_SYMMETRIC;
   return 0;
 }
 

@@ -316,8 +316,7 @@ static void check_loaded(const dataset_t *train, const dataset_t *test,
 }
 
 static void load_good(const fixture_t *fx, const char *name, int gz,
-                      dataset_norm_t norm, dataset_t *train,
-                      dataset_t *test) {
+                      dataset_norm_t norm, dataset_t *train, dataset_t *test) {
   idx_set_t s;
   char err[512] = "";
 
@@ -386,8 +385,8 @@ static void test_probe(void **state) {
 
   set_good(&s);
   write_set(fx->root, "probed", &s, 0);
-  if (dataset_probe(fx->root, "probed", &n_train, &n_test, err,
-                    sizeof err) != 0)
+  if (dataset_probe(fx->root, "probed", &n_train, &n_test, err, sizeof err) !=
+      0)
     fail_msg("dataset_probe: %s", err);
   assert_int_equal(n_train, TRAIN_N);
   assert_int_equal(n_test, TEST_N);
@@ -460,8 +459,8 @@ static void broken_check(const fixture_t *fx, const broken_t *c) {
   if (c->damage == GZ_CUT)
     file_halve(want);
 
-  rc = dataset_load(fx->root, c->name, DATASET_NORM_STANDARDIZE, &train,
-                    &test, err, sizeof err);
+  rc = dataset_load(fx->root, c->name, DATASET_NORM_STANDARDIZE, &train, &test,
+                    err, sizeof err);
   if (rc != -EINVAL)
     fail_msg("%s: dataset_load returned %d, not -EINVAL (%s)", c->name, rc,
              err);
@@ -671,6 +670,14 @@ static void file_poke(const char *path, long offset, uint8_t value) {
   assert_int_equal(fclose(f), 0);
 }
 
+/* out = dir/name/file, which must fit. */
+static void path_join(char *out, size_t len, const char *dir, const char *name,
+                      const char *file) {
+  int n = snprintf(out, len, "%s/%s/%s", dir, name, file);
+
+  assert_true(n > 0 && (size_t)n < len);
+}
+
 static void dir_make(const char *dir, const char *name, const char *sub) {
   char path[PATH_MAX];
 
@@ -688,14 +695,14 @@ static void expect_load_error(const fixture_t *fx, const char *name, int code,
                               const char *frag1, const char *frag2) {
   dataset_t train, test;
   char err[1024] = "";
-  int rc = dataset_load(fx->root, name, DATASET_NORM_STANDARDIZE, &train,
-                        &test, err, sizeof err);
+  int rc = dataset_load(fx->root, name, DATASET_NORM_STANDARDIZE, &train, &test,
+                        err, sizeof err);
 
   if (rc != code)
     fail_msg("%s: dataset_load returned %d, not %d (%s)", name, rc, code, err);
   if ((frag1 && !strstr(err, frag1)) || (frag2 && !strstr(err, frag2)))
-    fail_msg("%s: error '%s' lacks '%s' or '%s'", name, err,
-             frag1 ? frag1 : "", frag2 ? frag2 : "");
+    fail_msg("%s: error '%s' lacks '%s' or '%s'", name, err, frag1 ? frag1 : "",
+             frag2 ? frag2 : "");
   assert_null(train.pixels);
   assert_null(train.features);
   assert_null(test.pixels);
@@ -870,8 +877,8 @@ static void cifar_broken_check(const fixture_t *fx, const cifar_broken_t *c,
   int a, b;
 
   cifar_make(fx, c->name, NULL, c->label_bytes, set);
-  snprintf(path, sizeof path, "%s/%s/%s", fx->root, c->name, c->file);
-  snprintf(real, sizeof real, "%s/%s/%s", fx->real, c->name, c->file);
+  path_join(path, sizeof path, fx->root, c->name, c->file);
+  path_join(real, sizeof real, fx->real, c->name, c->file);
   if (c->damage == 0)
     file_cut(path, c->arg);
   else if (c->damage == 1)
@@ -935,10 +942,11 @@ static char *csv_text(int s0, int n, const csv_style_t *st) {
   const char *eol = st->crlf ? "\r\n" : "\n";
 
   assert_non_null(t);
-  len += (size_t)snprintf(t + len, cap - len, "%s", st->bom ? "\xef\xbb\xbf" : "");
+  len +=
+      (size_t)snprintf(t + len, cap - len, "%s", st->bom ? "\xef\xbb\xbf" : "");
   if (st->header)
-    len += (size_t)snprintf(t + len, cap - len, "f0,f1, f2 ,\"f3\",label%s",
-                            eol);
+    len +=
+        (size_t)snprintf(t + len, cap - len, "f0,f1, f2 ,\"f3\",label%s", eol);
   for (int i = 0; i < n; i++) {
     int s = s0 + i;
     for (int k = 0; k < CSV_FEATURES; k++)
@@ -957,7 +965,7 @@ static void text_write(const char *dir, const char *name, const char *file,
   char path[PATH_MAX];
   blob_t b = {(uint8_t *)text, len};
 
-  snprintf(path, sizeof path, "%s/%s/%s", dir, name, file);
+  path_join(path, sizeof path, dir, name, file);
   write_blob(path, &b, 0);
 }
 
@@ -1048,8 +1056,8 @@ static void test_csv_styles(void **state) {
     char name[32];
     snprintf(name, sizeof name, "csv-style-%zu", i);
     csv_make(*state, name, &styles[i]);
-    csv_check(*state, name, i % 2 ? DATASET_NORM_SCALE
-                                  : DATASET_NORM_STANDARDIZE);
+    csv_check(*state, name,
+              i % 2 ? DATASET_NORM_SCALE : DATASET_NORM_STANDARDIZE);
   }
 }
 
@@ -1097,9 +1105,8 @@ static void csv_broken_check(const fixture_t *fx, const csv_broken_t *c) {
   csv_make(fx, c->name, &plain);
   text_write(fx->root, c->name, file, c->text,
              c->len ? c->len : strlen(c->text));
-  snprintf(path, sizeof path, "%s/%s/%s", fx->real, c->name, file);
-  expect_load_error(fx, c->name, -EINVAL, c->where ? path : c->name,
-                    c->where);
+  path_join(path, sizeof path, fx->real, c->name, file);
+  expect_load_error(fx, c->name, -EINVAL, c->where ? path : c->name, c->where);
 }
 
 static void test_csv_broken(void **state) {
@@ -1189,10 +1196,10 @@ static void test_fashion_mnist(void **state) {
   check_close(test.mean[0], mean[0], 1e-6, "test mean", 0);
   dataset_gather_range(&test, test.n - 1, 1, row);
   for (int k = 0; k < 784; k++)
-    check_close(row[k],
-                (test.pixels[(size_t)(test.n - 1) * 784 + k] / 255.0 -
-                 mean[0]) / sd[0],
-                1e-5, "last test row", (size_t)k);
+    check_close(
+        row[k],
+        (test.pixels[(size_t)(test.n - 1) * 784 + k] / 255.0 - mean[0]) / sd[0],
+        1e-5, "last test row", (size_t)k);
   dataset_deinit(&train);
   dataset_deinit(&test);
 }

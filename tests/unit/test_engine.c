@@ -94,7 +94,7 @@ static void dense_compare(int n, int in, int out, uint64_t seed) {
   fill_normal(&rng, x, (size_t)n * in, 1.0f);
   fill_normal(&rng, dy, (size_t)n * out, 1.0f);
 
-  l->ops->forward(l, x, y, n, 1);
+  layer_forward(l, x, y, n, 1);
   layer_dense_forward_ref(x, l->params[0].value, l->params[1].value, yr, n, in,
                           out);
   for (size_t i = 0; i < (size_t)n * out; i++)
@@ -108,7 +108,7 @@ static void dense_compare(int n, int in, int out, uint64_t seed) {
   memcpy(dbr, l->params[1].grad, sizeof(float) * (size_t)out);
   for (size_t i = 0; i < (size_t)n * in; i++)
     dx[i] = 7.0f;
-  l->ops->backward(l, x, y, dy, dx, n);
+  layer_backward(l, x, y, dy, dx, n);
   layer_dense_backward_ref(x, l->params[0].value, dy, dwr, dbr, dxr, n, in,
                            out);
   for (size_t i = 0; i < (size_t)n * in; i++)
@@ -152,10 +152,10 @@ static void test_dense_backward_accumulates(void **state) {
   assert_non_null(l);
   fill_normal(&rng, x, 6, 1.0f);
   fill_normal(&rng, dy, 8, 1.0f);
-  l->ops->forward(l, x, y, 2, 1);
-  l->ops->backward(l, x, y, dy, NULL, 2);
+  layer_forward(l, x, y, 2, 1);
+  layer_backward(l, x, y, dy, NULL, 2);
   memcpy(once, l->params[0].grad, sizeof once);
-  l->ops->backward(l, x, y, dy, NULL, 2);
+  layer_backward(l, x, y, dy, NULL, 2);
   for (size_t i = 0; i < 12; i++)
     check_close(l->params[0].grad[i], 2.0 * once[i], 1e-6, 1e-7, "dw", i);
   layer_free(l);
@@ -176,7 +176,7 @@ static double layer_objective(void *ctx) {
   size_t total = (size_t)o->n * o->layer->out_dim;
   double s = 0.0;
 
-  o->layer->ops->forward(o->layer, o->x, o->y, o->n, 1);
+  layer_forward(o->layer, o->x, o->y, o->n, 1);
   for (size_t i = 0; i < total; i++)
     s += (double)o->r[i] * o->y[i];
   return s;
@@ -197,8 +197,8 @@ static void dense_grad_check(int n, int in, int out, uint64_t seed) {
   fill_normal(&rng, r, (size_t)n * out, 1.0f);
   o.r = r;
 
-  l->ops->forward(l, o.x, o.y, n, 1);
-  l->ops->backward(l, o.x, o.y, r, dx, n);
+  layer_forward(l, o.x, o.y, n, 1);
+  layer_backward(l, o.x, o.y, r, dx, n);
   grad_check_all(o.x, dx, (size_t)n * in, layer_objective, &o, 1e-3, 1e-4,
                  "dense d/dx");
   grad_check_all(l->params[0].value, l->params[0].grad, (size_t)in * out,
@@ -239,10 +239,10 @@ static void test_relu_gradient(void **state) {
   fill_normal(&rng, r, N * D, 1.0f);
   o.r = r;
 
-  o.layer->ops->forward(o.layer, o.x, o.y, N, 1);
+  layer_forward(o.layer, o.x, o.y, N, 1);
   for (int i = 0; i < N * D; i++)
     assert_true(o.y[i] == (o.x[i] > 0.0f ? o.x[i] : 0.0f));
-  o.layer->ops->backward(o.layer, o.x, o.y, r, dx, N);
+  layer_backward(o.layer, o.x, o.y, r, dx, N);
   grad_check_all(o.x, dx, N * D, layer_objective, &o, 1e-4, 1e-6, "relu d/dx");
 
   layer_free(o.layer);
@@ -453,7 +453,7 @@ typedef struct {
 
 static double model_objective(void *ctx) {
   model_obj_t *o = ctx;
-  const float *z = model_forward(o->m, o->x, o->n, 1);
+  const float *z = model_forward(o->m, NULL, o->x, o->n, 1);
   return loss_ce_forward(z, o->y, o->w, o->n, o->m->out_dim, NULL, NULL);
 }
 
@@ -468,21 +468,25 @@ static void test_model_gradient(void **state) {
   (void)state;
   rng_init(&rng, 60, 0);
   rng_init(&pick, 61, 0);
-  assert_int_equal(model_new("mlp", IN, C, 8, &rng, &o.m, err, sizeof err), 0);
+  model_env_t env = {{IN, 1, 1}, C, 8, 1, &rng, 1};
+  model_desc_t d_mlp;
+
+  assert_int_equal(model_preset("mlp", &d_mlp), 0);
+  assert_int_equal(model_new(&d_mlp, &env, &o.m, err, sizeof err), 0);
   assert_int_equal(o.m->in_dim, IN);
   assert_int_equal(o.m->out_dim, C);
   assert_int_equal(o.m->n_params, 6);
   fill_normal(&rng, x, N * IN, 1.0f);
   for (int p = 1; p < o.m->n_params; p += 2)
-    fill_normal(&rng, o.m->params[p].value, o.m->params[p].n, 0.1f);
+    fill_normal(&rng, o.m->params[p]->value, o.m->params[p]->n, 0.1f);
 
   model_zero_grad(o.m);
-  loss_ce_backward(model_forward(o.m, x, N, 1), y, w, N, C, d);
-  model_backward(o.m, d, N);
+  loss_ce_backward(model_forward(o.m, NULL, x, N, 1), y, w, N, C, d);
+  model_backward(o.m, NULL, d);
 
   /* Six entries of every weight and bias tensor, drawn at random. */
   for (int p = 0; p < o.m->n_params; p++) {
-    optim_param_t *par = &o.m->params[p];
+    optim_param_t *par = o.m->params[p];
     for (int k = 0; k < 6; k++) {
       size_t i = rng_below(&pick, (uint32_t)par->n);
       check_close(par->grad[i],
@@ -497,17 +501,31 @@ static void test_model_gradient(void **state) {
 static void test_model_unknown_preset(void **state) {
   static model_t sentinel;
   model_t *m = &sentinel;
+  model_desc_t d = {"custom", 2, {{.kind = LAYER_CONV2D, .filters = 4,
+                                   .kernel = 40},
+                                  {.kind = LAYER_DENSE, .units = 2}}};
   char err[128] = "";
   rng_t rng;
+  model_env_t env = {{1, 28, 28}, 2, 4, 1, &rng, 1};
 
   (void)state;
   rng_init(&rng, 1, 0);
-  assert_int_equal(model_new("resnet-9000", 4, 2, 4, &rng, &m, err, sizeof err),
-                   -EINVAL);
-  assert_null(m);
-  assert_non_null(strstr(err, "resnet-9000"));
+  assert_int_equal(model_preset("resnet-9000", &d), -EINVAL);
   assert_true(model_preset_known("mlp"));
   assert_false(model_preset_known("resnet-9000"));
+
+  /* A kernel larger than the image is refused naming the layer. */
+  assert_int_equal(model_new(&d, &env, &m, err, sizeof err), -EINVAL);
+  assert_null(m);
+  assert_non_null(strstr(err, "layers[0]"));
+
+  /* So is a last layer that does not give the class count. */
+  d.layers[0] = (layer_desc_t){.kind = LAYER_DENSE, .units = 5};
+  d.layers[1] = (layer_desc_t){.kind = LAYER_RELU};
+  m = &sentinel;
+  assert_int_equal(model_new(&d, &env, &m, err, sizeof err), -EINVAL);
+  assert_null(m);
+  assert_non_null(strstr(err, "classes"));
 }
 
 /* Self-paced selection. */
@@ -777,7 +795,7 @@ static void tiny_spec(pipeline_spec_t *s) {
   snprintf(s->dataset, sizeof s->dataset, "synthetic");
   s->seed = 3;
   s->threads = 2;
-  s->noise_symmetric = 1;
+  s->noise_kind = PIPELINE_NOISE_SYMMETRIC;
   s->noise_rate = 0.3;
   s->noise_seed = 7;
   s->spl_warmup_epochs = SPL_WARMUP;

@@ -45,8 +45,8 @@ static void check_close(double got, double want, double rtol, double atol,
   double tol = atol + rtol * fmax(fabs(got), fabs(want));
 
   if (!(fabs(got - want) <= tol))
-    fail_msg("%s[%zu]: got %.9g, want %.9g (tolerance %.3g)", what, index,
-             got, want, tol);
+    fail_msg("%s[%zu]: got %.9g, want %.9g (tolerance %.3g)", what, index, got,
+             want, tol);
 }
 
 /* check_close over n values, with atol = rtol times the largest |want|,
@@ -85,6 +85,14 @@ static void zero_grads(layer_t *l) {
     memset(l->params[i].grad, 0, sizeof(float) * l->params[i].n);
 }
 
+/* Gives l's bias random values (He init leaves it at zero). */
+static void random_bias(layer_t *l, uint64_t seed) {
+  rng_t rng;
+
+  rng_init(&rng, seed, 9);
+  fill_normal(&rng, l->params[1].value, l->params[1].n, 0.5f);
+}
+
 /* The parameters' gradients concatenated, in a new buffer. */
 static float *grads_copy(const layer_t *l, size_t *count) {
   size_t n = 0;
@@ -109,24 +117,28 @@ typedef struct {
 } conv_case_t;
 
 static const conv_case_t conv_cases[] = {
-    {1, 5, 5, 1, 1, 3, 1, 0},    /* batch 1, c = 1, one filter */
-    {1, 7, 6, 3, 4, 3, 2, 1},    /* odd sizes, stride 2, pad 1 */
-    {2, 9, 9, 1, 5, 5, 1, 2},    /* pad 2 */
-    {3, 8, 11, 3, 7, 3, 2, 2},   /* stride 2 and pad 2 */
-    {2, 3, 3, 2, 3, 3, 1, 2},    /* output larger than the input */
-    {2, 6, 6, 3, 4, 3, 3, 1},    /* stride 3 */
-    {3, 5, 7, 1, 3, 1, 1, 0},    /* 1x1 kernel */
-    {2, 4, 4, 3, 2, 4, 1, 0},    /* kernel as large as the input */
-    {1, 1, 1, 3, 2, 1, 1, 0},    /* a single pixel */
-    {37, 6, 5, 2, 3, 2, 2, 1},   /* more rows than one chunk */
-    {4, 28, 28, 1, 8, 5, 1, 0},  /* the CNN's first layer, fewer filters */
-    {3, 12, 12, 32, 9, 5, 1, 0}, /* the CNN's second layer, fewer filters */
-    {5, 64, 64, 16, 3, 5, 1, 0}, /* large samples: chunks of few samples */
+    {1, 5, 5, 1, 1, 3, 1, 0},     /* batch 1, c = 1, one filter */
+    {1, 7, 6, 3, 4, 3, 2, 1},     /* odd sizes, stride 2, pad 1 */
+    {2, 9, 9, 1, 5, 5, 1, 2},     /* pad 2 */
+    {3, 8, 11, 3, 7, 3, 2, 2},    /* stride 2 and pad 2 */
+    {2, 3, 3, 2, 3, 3, 1, 2},     /* output larger than the input */
+    {2, 6, 6, 3, 4, 3, 3, 1},     /* stride 3 */
+    {3, 5, 7, 1, 3, 1, 1, 0},     /* 1x1 kernel */
+    {2, 4, 4, 3, 2, 4, 1, 0},     /* kernel as large as the input */
+    {1, 1, 1, 3, 2, 1, 1, 0},     /* a single pixel */
+    {37, 6, 5, 2, 3, 2, 2, 1},    /* more rows than one chunk */
+    {4, 28, 28, 1, 8, 5, 1, 0},   /* the CNN's first layer, fewer filters */
+    {3, 12, 12, 32, 9, 5, 1, 0},  /* the CNN's second layer, fewer filters */
+    {23, 16, 16, 16, 3, 3, 1, 1}, /* chunks of a few samples, a short one */
+    {3, 64, 64, 16, 3, 5, 1, 0},  /* large samples: one per chunk */
 };
 
 static layer_desc_t conv_desc(const conv_case_t *t) {
-  return (layer_desc_t){.kind = LAYER_CONV2D, .filters = t->filters,
-                        .kernel = t->k, .stride = t->stride, .pad = t->pad};
+  return (layer_desc_t){.kind = LAYER_CONV2D,
+                        .filters = t->filters,
+                        .kernel = t->k,
+                        .stride = t->stride,
+                        .pad = t->pad};
 }
 
 static layer_shape_t conv_in(const conv_case_t *t) {
@@ -161,9 +173,8 @@ static void conv_compare(const conv_case_t *t, uint64_t seed) {
     dx[i] = 7.0f;
 
   layer_forward(l, x, y, t->n, 1);
-  layer_conv2d_forward_ref(x, l->params[0].value, l->params[1].value, yr,
-                           t->n, conv_in(t), t->filters, t->k, t->stride,
-                           t->pad);
+  layer_conv2d_forward_ref(x, l->params[0].value, l->params[1].value, yr, t->n,
+                           conv_in(t), t->filters, t->k, t->stride, t->pad);
   check_all(y, yr, ny, 1e-5, "conv y");
   layer_backward(l, x, y, dy, dx, t->n);
   layer_conv2d_backward_ref(x, l->params[0].value, dy, dwr, dbr, dxr, t->n,
@@ -245,8 +256,8 @@ static const pool_case_t pool_cases[] = {
 };
 
 static layer_desc_t pool_desc(const pool_case_t *t) {
-  return (layer_desc_t){.kind = LAYER_MAXPOOL, .kernel = t->k,
-                        .stride = t->stride};
+  return (layer_desc_t){
+      .kind = LAYER_MAXPOOL, .kernel = t->k, .stride = t->stride};
 }
 
 static layer_shape_t pool_in(const pool_case_t *t) {
@@ -393,24 +404,22 @@ static void test_conv_split(void **state) {
 
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    layer_t *l = build(conv_desc(&cases[i]), conv_in(&cases[i]),
-                       cases[i].n, 3, 300 + i);
-    fill_normal(&(rng_t){{1, 2, 3, 4}}, l->params[1].value, l->params[1].n,
-                0.5f);
+    layer_t *l =
+        build(conv_desc(&cases[i]), conv_in(&cases[i]), cases[i].n, 3, 300 + i);
+    random_bias(l, 320 + i);
     split_compare(l, cases[i].n, NULL, 310 + i);
     layer_free(l);
   }
 }
 
 static void test_pool_split(void **state) {
-  static const pool_case_t cases[] = {{7, 9, 9, 2, 3, 2},
-                                      {2, 4, 6, 3, 2, 2},
-                                      {13, 8, 8, 4, 2, 2}};
+  static const pool_case_t cases[] = {
+      {7, 9, 9, 2, 3, 2}, {2, 4, 6, 3, 2, 2}, {13, 8, 8, 4, 2, 2}};
 
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    layer_t *l = build(pool_desc(&cases[i]), pool_in(&cases[i]), cases[i].n,
-                       3, 400 + i);
+    layer_t *l =
+        build(pool_desc(&cases[i]), pool_in(&cases[i]), cases[i].n, 3, 400 + i);
     split_compare(l, cases[i].n, NULL, 410 + i);
     layer_free(l);
   }
@@ -491,8 +500,12 @@ static void obj_init(layer_obj_t *o, layer_t *l, int n, uint64_t seed) {
   rng_t rng;
   float *r;
 
-  *o = (layer_obj_t){l, xalloc((size_t)n * l->in_dim),
-                     xalloc((size_t)n * l->out_dim), NULL, NULL, n};
+  *o = (layer_obj_t){l,
+                     xalloc((size_t)n * l->in_dim),
+                     xalloc((size_t)n * l->out_dim),
+                     NULL,
+                     NULL,
+                     n};
   r = xalloc((size_t)n * l->out_dim);
   rng_init(&rng, seed, 4);
   fill_normal(&rng, o->x, (size_t)n * l->in_dim, 1.0f);
@@ -513,8 +526,7 @@ static void conv_grad_check(const conv_case_t *t, uint64_t seed) {
 
   obj_init(&o, l, t->n, seed);
   dx = xalloc((size_t)t->n * l->in_dim);
-  fill_normal(&(rng_t){{5, 6, 7, 8}}, l->params[1].value, l->params[1].n,
-              0.5f);
+  random_bias(l, seed);
   analytic(&o, dx);
   grad_check_all(o.x, dx, (size_t)t->n * l->in_dim, &o, "conv d/dx");
   grad_check_all(l->params[0].value, l->params[0].grad, l->params[0].n, &o,
@@ -565,9 +577,8 @@ static void pool_grad_check(const pool_case_t *t, uint64_t seed) {
 }
 
 static void test_pool_gradient(void **state) {
-  static const pool_case_t cases[] = {{2, 5, 5, 2, 2, 2},
-                                      {1, 7, 6, 3, 3, 2},
-                                      {3, 4, 4, 1, 2, 1}};
+  static const pool_case_t cases[] = {
+      {2, 5, 5, 2, 2, 2}, {1, 7, 6, 3, 3, 2}, {3, 4, 4, 1, 2, 1}};
 
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -601,8 +612,7 @@ static void test_dropout_gradient(void **state) {
 
 /* A dropout layer of rate p over dim values, and one training batch of n
  * rows of ones through it: y holds 0 or 1 / (1 - p). */
-static layer_t *dropout_run(float p, int dim, int n, uint64_t seed,
-                            float *y) {
+static layer_t *dropout_run(float p, int dim, int n, uint64_t seed, float *y) {
   layer_desc_t d = {.kind = LAYER_DROPOUT, .rate = p};
   layer_t *l = build(d, (layer_shape_t){dim, 1, 1}, n, 1, seed);
   float *x = xalloc((size_t)n * dim);
@@ -655,33 +665,38 @@ static void test_dropout_inference_identity(void **state) {
 }
 
 /* The same seed draws the same masks batch after batch, another seed
- * others; saving the generator and restoring it repeats a batch. */
+ * others, and the next batch others again; saving the generator and
+ * restoring it repeats a batch. */
 static void test_dropout_seeded(void **state) {
   enum { N = 4, D = 300 };
-  float a[N * D], b[N * D], c[N * D], x[N * D];
+  float a[N * D], b[N * D], c[N * D], first[N * D], x[N * D];
   layer_t *la = dropout_run(0.5f, D, N, 77, a);
   layer_t *lb = dropout_run(0.5f, D, N, 77, b);
   layer_t *lc = dropout_run(0.5f, D, N, 78, c);
+  layer_t *relu = layer_relu_new(3);
   rng_t saved;
 
   (void)state;
   assert_memory_equal(a, b, sizeof a);
   assert_memory_not_equal(a, c, sizeof a);
-  assert_non_null(layer_dropout_rng(la));
-  saved = *layer_dropout_rng(la);
+  memcpy(first, a, sizeof a);
   for (int i = 0; i < N * D; i++)
     x[i] = 1.0f;
+  assert_non_null(layer_dropout_rng(la));
+  saved = *layer_dropout_rng(la);
   layer_forward(la, x, a, N, 1);
   layer_forward(lb, x, b, N, 1);
   assert_memory_equal(a, b, sizeof a);
-  assert_memory_not_equal(a, c, sizeof a);
+  assert_memory_not_equal(a, first, sizeof a);
   *layer_dropout_rng(la) = saved;
   layer_forward(la, x, c, N, 1);
   assert_memory_equal(a, c, sizeof a);
-  assert_null(layer_dropout_rng(layer_relu_new(3)) ? la : NULL);
+  assert_non_null(relu);
+  assert_null(layer_dropout_rng(relu));
   layer_free(la);
   layer_free(lb);
   layer_free(lc);
+  layer_free(relu);
 }
 
 /* A mask set for a batch is used once; the batch after draws again. */
@@ -711,8 +726,8 @@ static void test_dropout_mask_once(void **state) {
 
 /* Refusals: each names the layer and, for a shape, the input. */
 
-static void expect_refused(layer_desc_t d, layer_shape_t in,
-                           const char *kind, const char *shape) {
+static void expect_refused(layer_desc_t d, layer_shape_t in, const char *kind,
+                           const char *shape) {
   layer_env_t env = {4, 1, NULL, 1};
   layer_t *l = (layer_t *)&env;
   char err[256] = "";
@@ -728,33 +743,35 @@ static void test_refusals(void **state) {
   layer_shape_t small = {1, 3, 3}, wide = {1, 2, 5};
 
   (void)state;
-  expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .filters = 4,
-                                .kernel = 5},
-                 small, "conv2d", "3x3x1");
-  expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .filters = 4,
-                                .kernel = 5, .pad = 1},
-                 wide, "conv2d", "2x5x1");
+  expect_refused(
+      (layer_desc_t){.kind = LAYER_CONV2D, .filters = 4, .kernel = 5}, small,
+      "conv2d", "3x3x1");
+  expect_refused(
+      (layer_desc_t){.kind = LAYER_CONV2D, .filters = 4, .kernel = 5, .pad = 1},
+      wide, "conv2d", "2x5x1");
   expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .kernel = 3}, small,
                  "conv2d", NULL);
-  expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .filters = 2,
-                                .kernel = 0},
-                 small, "conv2d", NULL);
-  expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .filters = 2,
-                                .kernel = 3, .stride = -1},
-                 small, "conv2d", NULL);
-  expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .filters = 2,
-                                .kernel = 3, .pad = 3},
-                 small, "conv2d", NULL);
-  expect_refused((layer_desc_t){.kind = LAYER_CONV2D, .filters = 2,
-                                .kernel = 3, .pad = -1},
-                 small, "conv2d", NULL);
+  expect_refused(
+      (layer_desc_t){.kind = LAYER_CONV2D, .filters = 2, .kernel = 0}, small,
+      "conv2d", NULL);
+  expect_refused(
+      (layer_desc_t){
+          .kind = LAYER_CONV2D, .filters = 2, .kernel = 3, .stride = -1},
+      small, "conv2d", NULL);
+  expect_refused(
+      (layer_desc_t){.kind = LAYER_CONV2D, .filters = 2, .kernel = 3, .pad = 3},
+      small, "conv2d", NULL);
+  expect_refused(
+      (layer_desc_t){
+          .kind = LAYER_CONV2D, .filters = 2, .kernel = 3, .pad = -1},
+      small, "conv2d", NULL);
   expect_refused((layer_desc_t){.kind = LAYER_MAXPOOL, .kernel = 3}, wide,
                  "maxpool", "2x5x1");
   expect_refused((layer_desc_t){.kind = LAYER_MAXPOOL, .kernel = 0}, small,
                  "maxpool", NULL);
-  expect_refused((layer_desc_t){.kind = LAYER_MAXPOOL, .kernel = 2,
-                                .stride = -2},
-                 small, "maxpool", NULL);
+  expect_refused(
+      (layer_desc_t){.kind = LAYER_MAXPOOL, .kernel = 2, .stride = -2}, small,
+      "maxpool", NULL);
   expect_refused((layer_desc_t){.kind = LAYER_DROPOUT, .rate = 1.0f}, small,
                  "dropout", NULL);
   expect_refused((layer_desc_t){.kind = LAYER_DROPOUT, .rate = -0.1f}, small,
@@ -765,8 +782,7 @@ static void test_refusals(void **state) {
 
 /* A kernel exactly as large as the padded input fits: one output. */
 static void test_conv_exact_fit(void **state) {
-  layer_desc_t d = {.kind = LAYER_CONV2D, .filters = 3, .kernel = 5,
-                    .pad = 1};
+  layer_desc_t d = {.kind = LAYER_CONV2D, .filters = 3, .kernel = 5, .pad = 1};
   layer_t *l = build(d, (layer_shape_t){2, 3, 3}, 1, 1, 1);
 
   (void)state;

@@ -119,7 +119,7 @@ static void assert_spec_equal(const pipeline_spec_t *a,
   assert_string_equal(a->dataset, b->dataset);
   assert_int_equal(a->limit, b->limit);
   assert_true(a->validation_fraction == b->validation_fraction);
-  assert_int_equal(a->noise_symmetric, b->noise_symmetric);
+  assert_int_equal(a->noise_kind, b->noise_kind);
   assert_true(a->noise_rate == b->noise_rate);
   assert_true(a->noise_seed == b->noise_seed);
   assert_stage_equal(&a->spl, &b->spl);
@@ -147,7 +147,7 @@ static void sym40_expected(pipeline_spec_t *s) {
   s->threads = 2;
   strcpy(s->dataset, "fashion-mnist");
   s->validation_fraction = 0.1;
-  s->noise_symmetric = 1;
+  s->noise_kind = PIPELINE_NOISE_SYMMETRIC;
   s->noise_rate = 0.4;
   s->noise_seed = 7;
   s->spl = (pipeline_stage_spec_t){"mlp", 10, spl};
@@ -182,7 +182,7 @@ static void test_every_key_is_read(void **state) {
   assert_string_equal(s.dataset, "mnist");
   assert_int_equal(s.limit, 5000);
   assert_true(s.validation_fraction == 0.2);
-  assert_int_equal(s.noise_symmetric, 1);
+  assert_int_equal(s.noise_kind, PIPELINE_NOISE_SYMMETRIC);
   assert_true(s.noise_rate == 0.25);
   assert_true(s.noise_seed == 11);
   assert_int_equal(s.spl_warmup_epochs, 1);
@@ -228,7 +228,7 @@ static void test_defaults_with_only_dataset_name(void **state) {
   strcpy(want.dataset, "fashion-mnist");
   assert_spec_equal(&got, &want);
   assert_string_equal(got.name, "");
-  assert_int_equal(got.noise_symmetric, 0);
+  assert_int_equal(got.noise_kind, PIPELINE_NOISE_NONE);
   assert_int_equal(got.has_baseline, 1);
 }
 
@@ -239,7 +239,7 @@ static void test_null_and_derived_sections(void **state) {
   parse_ok("{'dataset': {'name': 'd', 'label_noise': null},"
            " 'baseline': null}",
            &s);
-  assert_int_equal(s.noise_symmetric, 0);
+  assert_int_equal(s.noise_kind, PIPELINE_NOISE_NONE);
   assert_int_equal(s.has_baseline, 0);
 
   /* An absent or empty baseline follows the student. */
@@ -253,7 +253,7 @@ static void test_null_and_derived_sections(void **state) {
 
   /* An empty label_noise object turns symmetric noise on at its defaults. */
   parse_ok("{'dataset': {'name': 'd', 'label_noise': {}}}", &s);
-  assert_int_equal(s.noise_symmetric, 1);
+  assert_int_equal(s.noise_kind, PIPELINE_NOISE_SYMMETRIC);
   assert_true(s.noise_rate == 0.0 && s.noise_seed == 0);
 
   /* A default warm-up longer than the stage is cut to its epochs. */
@@ -642,7 +642,7 @@ static void test_examples_say_what_they_should(void **state) {
   assert_spec_equal(&got, &want);
 
   strcpy(want.name, "fmnist-clean");
-  want.noise_symmetric = 0;
+  want.noise_kind = PIPELINE_NOISE_NONE;
   want.noise_rate = 0;
   want.noise_seed = 0;
   parse_file("examples/clean.json", &got);
