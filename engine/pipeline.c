@@ -705,6 +705,7 @@ int pipeline_train(const pipeline_train_spec_t *spec, const dataset_t *train,
   whole.seed = spec->seed;
   whole.threads = spec->threads;
   whole.validation_fraction = 0.0;
+  whole.limit = spec->limit;
   whole.baseline = spec->stage;
   r.err = err;
   r.errlen = errlen;

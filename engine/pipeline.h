@@ -141,6 +141,7 @@ int pipeline_run(const pipeline_spec_t *spec, const dataset_t *train,
 typedef struct {
   uint64_t seed;
   int threads;
+  int limit; /* > 0: a seeded subset of this many training samples */
   pipeline_stage_spec_t stage; /* model, epochs, optimizer */
 } pipeline_train_spec_t;
 

@@ -106,7 +106,8 @@ static int parse_flag(train_opts_t *o, const char *flag, const char *val) {
       {"--momentum", 0, 0.999, 0, &c->momentum, NULL, NULL},
       {"--weight-decay", 0, 1, 0, &c->weight_decay, NULL, NULL},
       {"--seed", 0, 9007199254740991.0, 1, NULL, NULL, &o->spec.seed},
-      {"--threads", 1, 64, 1, NULL, &o->spec.threads, NULL}};
+      {"--threads", 1, 64, 1, NULL, &o->spec.threads, NULL},
+      {"--limit", 0, 10000000, 1, NULL, &o->spec.limit, NULL}};
   int rc = parse_word(o, flag, val);
 
   if (rc <= 0)
@@ -124,7 +125,8 @@ static void usage(void) {
          "         [--epochs N] [--batch N] [--lr X] [--momentum X]\n"
          "         [--weight-decay X] [--optimizer sgd|adam|adamw]\n"
          "         [--schedule constant|cosine|step] [--seed N]\n"
-         "         [--threads N] [--data-root DIR] [--save FILE]\n");
+         "         [--threads N] [--limit N] [--data-root DIR]\n"
+         "         [--save FILE]\n");
 }
 
 static int parse_args(int argc, char **argv, train_opts_t *o) {
@@ -219,6 +221,13 @@ static int train_run(const train_opts_t *o) {
                     &train, &test, err, sizeof err);
   if (rc) {
     fprintf(stderr, "spkd train: %s\n", err);
+    return 1;
+  }
+  if (o->spec.limit > train.n) {
+    fprintf(stderr, "spkd train: --limit %d exceeds the %d samples of the "
+            "training file\n", o->spec.limit, train.n);
+    dataset_deinit(&train);
+    dataset_deinit(&test);
     return 1;
   }
   rc = pipeline_train(&o->spec, &train, &test, &hooks, &trained, err,

@@ -52,8 +52,10 @@ def wait_for(what, check, deadline, interval=POLL):
 class Daemon:
     """One spkd process; its stdout and stderr go to log_path."""
 
-    def __init__(self, db, log_path, jobs=1, args=()):
+    def __init__(self, db, log_path, jobs=1, args=(), env=None):
         self.db = str(db)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
         self.log_path = str(log_path)
         self.jobs = jobs
         self.args = list(args)
@@ -84,7 +86,7 @@ class Daemon:
             # included, so a kernel the caller chose is respected.
             self.proc = subprocess.Popen(
                 argv + self.args, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log, cwd=os.path.dirname(self.db), env=dict(os.environ))
+                stderr=log, cwd=os.path.dirname(self.db), env=self.env)
         finally:
             log.close()
         self.client = ApiClient(f'http://127.0.0.1:{self.port}', daemon=self)
@@ -141,13 +143,13 @@ class DaemonFactory:
         self.directory = directory
         self.daemons = []
 
-    def start(self, db_name='spkd.db', jobs=1, args=()):
+    def start(self, db_name='spkd.db', jobs=1, args=(), env=None):
         """Starts a daemon on directory/db_name (a restart when an earlier
-        daemon used the same name)."""
+        daemon used the same name); env adds to the environment."""
         n = len(self.daemons)
         d = Daemon(os.path.join(self.directory, db_name),
                    os.path.join(self.directory, f'spkd-{n}.stderr'),
-                   jobs=jobs, args=args)
+                   jobs=jobs, args=args, env=env)
         self.daemons.append(d)
         return d.start()
 

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+# The command line beside the daemon: `spkd train` on real Fashion-MNIST
+# subsets (accuracy bounds for mlp and cnn, the line format, refusals),
+# and the OpenBLAS kernel spkd runs with.
+import os
+import re
+import subprocess
+
+import pytest
+import requests
+
+from conftest import DATA_ROOT, SPKD
+
+GENERIC_CORES = {'katmai', 'coppermine', 'northwood', 'prescott', 'banias',
+                 'yonah', 'core2', 'penryn', 'dunnington', 'nehalem', 'atom',
+                 'sandybridge', 'unknown'}
+EPOCH_LINE = re.compile(
+    r'^epoch=(\d+) loss=([0-9.]+) train_acc=([0-9.]+) test_acc=([0-9.]+) '
+    r'samples_per_s=(\d+) lr=[0-9.]+ seconds=[0-9.]+$')
+
+
+def train(*args, timeout=300):
+    return subprocess.run([SPKD, 'train', '--data-root', DATA_ROOT, *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def parse(out):
+    lines = out.strip().splitlines()
+    epochs = [EPOCH_LINE.match(line) for line in lines[:-1]]
+    assert all(epochs), lines
+    last = re.fullmatch(r'test_acc=([0-9.]+)', lines[-1])
+    assert last, lines[-1]
+    assert float(last.group(1)) == float(epochs[-1].group(4))
+    return [float(m.group(4)) for m in epochs]
+
+
+@pytest.mark.parametrize('model,limit,epochs,bound', [
+    ('mlp', 6000, 2, 0.80),
+    ('mlp-small', 6000, 2, 0.78),
+    ('cnn', 6000, 1, 0.72),
+])
+def test_train_learns_fashion_mnist(model, limit, epochs, bound):
+    res = train('--dataset', 'fashion-mnist', '--model', model, '--limit',
+                str(limit), '--epochs', str(epochs), '--lr', '0.05')
+    assert res.returncode == 0, res.stderr
+    accs = parse(res.stdout)
+    assert len(accs) == epochs
+    assert accs[-1] >= bound, (model, accs)
+
+
+def test_train_is_deterministic():
+    args = ('--dataset', 'fashion-mnist', '--limit', '2000', '--epochs', '1',
+            '--threads', '2', '--seed', '5')
+    a, b = train(*args), train(*args)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    strip = lambda out: re.sub(r' samples_per_s=\d+| seconds=[0-9.]+', '',
+                               out)
+    assert strip(a.stdout) == strip(b.stdout)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--model', 'resnet'], "--model 'resnet' is not one of"),
+    (['--epochs', '0'], '--epochs must be an integer from 1 to 1000'),
+    (['--epochs', '2.5'], '--epochs must be an integer'),
+    (['--lr', 'fast'], '--lr must be a number'),
+    (['--threads', '65'], '--threads must be an integer from 1 to 64'),
+    (['--bogus', '1'], "unknown option '--bogus'"),
+    (['--epochs'], '--epochs needs a value'),
+    (['--schedule', 'wavy'], "--schedule 'wavy' is not one of"),
+])
+def test_train_refuses_bad_options(args, message):
+    res = train('--dataset', 'fashion-mnist', *args)
+    assert res.returncode == 2
+    assert res.stdout == ''
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert message in res.stderr
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--dataset', 'no-such-set'], "unknown dataset 'no-such-set'"),
+    (['--dataset', '../etc'], 'not a plain name'),
+    (['--dataset', 'fashion-mnist', '--limit', '70000'],
+     '--limit 70000 exceeds the 60000 samples'),
+    (['--dataset', 'fashion-mnist', '--save', '/no/such/dir/m.ckpt'],
+     'cannot write /no/such/dir/m.ckpt'),
+])
+def test_train_refuses_missing_files(args, message):
+    res = train(*args)
+    assert res.returncode == 1
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert message in res.stderr
+
+
+def cpu_flags():
+    with open('/proc/cpuinfo') as f:
+        for line in f:
+            if line.startswith('flags'):
+                return set(line.split(':', 1)[1].split())
+    return set()
+
+
+def test_daemon_runs_a_fast_kernel(spkd_factory):
+    """Whatever OpenBLAS detects by itself, spkd never runs a pre-AVX2
+    kernel on a processor with AVX2 and FMA (unless told to)."""
+    if os.environ.get('OPENBLAS_CORETYPE'):
+        pytest.skip('the environment chose the kernel')
+    flags = cpu_flags()
+    daemon = spkd_factory.start()
+    core = daemon.client.get_json('/healthz')['blas_core']
+    if {'avx2', 'fma'} <= flags:
+        assert core.lower() not in GENERIC_CORES, core
+
+
+def test_daemon_keeps_the_kernel_the_environment_sets(spkd_factory):
+    daemon = spkd_factory.start(env={'OPENBLAS_CORETYPE': 'Haswell'})
+    assert daemon.client.get_json('/healthz')['blas_core'] == 'Haswell'
+
+
+def test_daemon_leaves_blas_to_its_own_threads(spkd_factory):
+    """OpenBLAS starts no threads of its own: spkd re-executes itself with
+    OPENBLAS_NUM_THREADS=1 unless the environment set it."""
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_NUM_THREADS'}
+    daemon = spkd_factory.start()
+    if 'OPENBLAS_NUM_THREADS' in os.environ:
+        pytest.skip('the environment set OPENBLAS_NUM_THREADS')
+    with open(f'/proc/{daemon.proc.pid}/environ', 'rb') as f:
+        seen = dict(item.split(b'=', 1) for item in f.read().split(b'\0')
+                    if b'=' in item)
+    assert seen.get(b'OPENBLAS_NUM_THREADS') == b'1', env.keys()
