@@ -391,16 +391,19 @@ static void pixel_table(const dataset_t *ds, pixel_table_t *t) {
   }
 }
 
-/* Writes image row `row` of ds, normalised, to out (dim). */
+/* Writes image row `row` of ds, normalised, to out (dim), turning the
+ * stored channel-major layout (c, h, w) into the channels-last layout
+ * (h, w, c) the layers compute on. */
 static void row_pixels(const dataset_t *ds, const pixel_table_t *t, int row,
                        float *out) {
   const uint8_t *p = ds->pixels + (size_t)row * ds->dim;
   size_t plane = (size_t)ds->height * ds->width;
+  int channels = ds->channels;
 
-  for (int c = 0; c < ds->channels; c++, p += plane, out += plane) {
+  for (int c = 0; c < channels; c++, p += plane) {
     const float *value = t->value[c];
     for (size_t k = 0; k < plane; k++)
-      out[k] = value[p[k]];
+      out[k * (size_t)channels + (size_t)c] = value[p[k]];
   }
 }
 

@@ -97,7 +97,8 @@ int dataset_idx_load(const char *images_path, const char *labels_path,
                      dataset_t *ds, char *err, size_t errlen);
 
 /* Writes the samples rows[0..n) of ds, normalised by ds->norm, to out
- * (n, dim). Every row must lie in [0, ds->n). */
+ * (n, dim). Images come out channels last, (h, w, c) per row, as the
+ * layers expect. Every row must lie in [0, ds->n). */
 void dataset_gather(const dataset_t *ds, const int32_t *rows, int n,
                     float *out);
 

@@ -215,9 +215,12 @@ static int32_t *scrambled_rows(int n, int count) {
 /* Gathers ds's rows, scrambled and as a range, and compares each value
  * with (px / 255 - mean[c]) / sd[c] computed here from the bytes px
  * (n, dim) the files hold. */
+/* Gathered rows come out channels last: value k of a row is pixel
+ * k / channels of channel k % channels, stored (c, h, w) in the file. */
 static void check_gather_pixels(const dataset_t *ds, const uint8_t *px,
                                 const double *mean, const double *sd) {
   size_t dim = (size_t)ds->dim, plane = (size_t)ds->height * ds->width;
+  size_t channels = (size_t)ds->channels;
   int count = ds->n + 2, half = ds->n / 2;
   int32_t *rows = scrambled_rows(ds->n, count);
   float *out = malloc(sizeof(float) * dim * (size_t)count);
@@ -226,14 +229,16 @@ static void check_gather_pixels(const dataset_t *ds, const uint8_t *px,
   dataset_gather(ds, rows, count, out);
   for (int i = 0; i < count; i++)
     for (size_t k = 0; k < dim; k++) {
-      int c = (int)(k / plane);
-      double want = (px[rows[i] * dim + k] / 255.0 - mean[c]) / sd[c];
+      size_t c = k % channels, pix = k / channels;
+      double want =
+          (px[rows[i] * dim + c * plane + pix] / 255.0 - mean[c]) / sd[c];
       check_close(out[i * dim + k], want, 1e-5, "gathered", i * dim + k);
     }
   dataset_gather_range(ds, half, ds->n - half, out);
   for (size_t j = 0; j < (size_t)(ds->n - half) * dim; j++) {
-    int c = (int)(j % dim / plane);
-    double want = (px[half * dim + j] / 255.0 - mean[c]) / sd[c];
+    size_t row = half + j / dim, k = j % dim;
+    size_t c = k % channels, pix = k / channels;
+    double want = (px[row * dim + c * plane + pix] / 255.0 - mean[c]) / sd[c];
     check_close(out[j], want, 1e-5, "range", j);
   }
   free(rows);
@@ -681,10 +686,11 @@ static void path_join(char *out, size_t len, const char *dir, const char *name,
 static void dir_make(const char *dir, const char *name, const char *sub) {
   char path[PATH_MAX];
 
-  snprintf(path, sizeof path, "%s/%s", dir, name);
+  assert_true((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) <
+              sizeof path);
   assert_int_equal(mkdir(path, 0755), 0);
   if (sub) {
-    snprintf(path, sizeof path, "%s/%s/%s", dir, name, sub);
+    path_join(path, sizeof path, dir, name, sub);
     assert_int_equal(mkdir(path, 0755), 0);
   }
 }
@@ -774,7 +780,8 @@ static void cifar_write(cifar_set_t *set, const char *dir, const char *file,
           cifar_px(s, k);
     set->y[s] = r[set->label_bytes - 1];
   }
-  snprintf(path, sizeof path, "%s/%s", dir, file);
+  assert_true((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) <
+              sizeof path);
   write_blob(path, &b, 0);
   free(b.p);
 }
