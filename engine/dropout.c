@@ -114,6 +114,7 @@ int layer_dropout_build(const layer_desc_t *d, layer_shape_t in,
     s->scale = 1.0f / (1.0f - d->rate);
     s->drop = (uint32_t)((double)d->rate * 4294967296.0);
     rng_init(&s->rng, env->seed, 0x64726f70u);
+    l->rng = &s->rng;
     s->mask = calloc((size_t)env->batch_cap, (size_t)l->in_dim);
   }
   if (!s || !s->mask) {
@@ -136,5 +137,5 @@ void layer_dropout_mask_set(layer_t *l, const uint8_t *mask, int n) {
 }
 
 rng_t *layer_dropout_rng(layer_t *l) {
-  return l->ops == &drop_ops ? &((drop_state_t *)l->state)->rng : NULL;
+  return l->ops == &drop_ops ? l->rng : NULL;
 }
