@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "blas.h"
+#include "eval.h"
 #include "loss.h"
 #include "model.h"
 #include "noise.h"
@@ -104,6 +105,8 @@ typedef struct {
   float *batch_x;        /* (batch_cap, dim) gathered inputs */
   int batch_cap;
   team_t *team;          /* the job's threads */
+  uint8_t *batch_y;      /* (batch_cap) labels of a gathered batch */
+  eval_confusion_t test_conf; /* of the epoch being reported */
 
   char *err;
   size_t errlen;
@@ -236,8 +239,10 @@ static int buffers_alloc(run_t *r) {
   r->final_easy = malloc(n);
   r->teacher_probs = malloc(n * (size_t)r->classes * sizeof(float));
   r->batch_x = malloc((size_t)r->batch_cap * r->file->dim * sizeof(float));
+  r->batch_y = malloc((size_t)r->batch_cap);
   if (!r->train_labels || !r->loss || !r->prob || !r->weight || !r->easy ||
-      !r->loss_sum || !r->final_easy || !r->teacher_probs || !r->batch_x)
+      !r->loss_sum || !r->final_easy || !r->teacher_probs || !r->batch_x ||
+      !r->batch_y || eval_confusion_init(&r->test_conf, r->classes) != 0)
     return fail(r, -ENOMEM, "out of memory for per-sample buffers");
   for (int i = 0; i < r->n_train; i++)
     r->train_labels[i] = r->observed[r->train_index[i]];
@@ -257,6 +262,8 @@ static void run_deinit(run_t *r) {
   free(r->final_easy);
   free(r->teacher_probs);
   free(r->batch_x);
+  free(r->batch_y);
+  eval_confusion_deinit(&r->test_conf);
 }
 
 /* Logits of the samples rows[0..n) of ds in inference mode, batch by
@@ -278,38 +285,32 @@ static void infer_rows(run_t *r, model_t *m, const dataset_t *ds,
   }
 }
 
-static int argmax(const float *v, int n) {
-  int best = 0;
-  for (int j = 1; j < n; j++)
-    if (v[j] > v[best])
-      best = j;
-  return best;
-}
-
-/* Counts correct predictions of a batch against labels[first..). */
+/* Adds a batch's predictions to a confusion matrix; labels[k] (or
+ * labels[rows[k]]) is the label of sample k of the pass. */
 typedef struct {
+  eval_confusion_t *conf;
   const uint8_t *labels;
-  const int32_t *rows; /* labels are indexed by rows[i] when not NULL */
-  int classes;
-  long correct;
-} acc_ctx_t;
+  const int32_t *rows;
+  uint8_t *batch_y; /* (batch_cap) scratch */
+} conf_ctx_t;
 
-static void visit_accuracy(void *ctx, int first, int b, const float *logits) {
-  acc_ctx_t *a = ctx;
-  for (int i = 0; i < b; i++) {
-    int k = first + i;
-    int y = a->labels[a->rows ? a->rows[k] : k];
-    a->correct += argmax(logits + (size_t)i * a->classes, a->classes) == y;
-  }
+static void visit_confusion(void *ctx, int first, int b, const float *logits) {
+  conf_ctx_t *a = ctx;
+
+  for (int i = 0; i < b; i++)
+    a->batch_y[i] = a->labels[a->rows ? a->rows[first + i] : first + i];
+  eval_confusion_add(a->conf, logits, a->batch_y, b);
 }
 
+/* Accuracy of m over n samples of ds (rows, or the first n), counted into
+ * conf, which must be empty. */
 static double accuracy(run_t *r, model_t *m, const dataset_t *ds,
-                       const int32_t *rows, int n, const uint8_t *labels) {
-  acc_ctx_t a = {labels, rows, r->classes, 0};
-  if (n == 0)
-    return 0.0;
-  infer_rows(r, m, ds, rows, n, visit_accuracy, &a);
-  return (double)a.correct / n;
+                       const int32_t *rows, int n, const uint8_t *labels,
+                       eval_confusion_t *conf) {
+  conf_ctx_t a = {conf, labels, rows, r->batch_y};
+
+  infer_rows(r, m, ds, rows, n, visit_confusion, &a);
+  return eval_accuracy(conf);
 }
 
 /* Scores every training sample: loss and probability of its observed
@@ -327,7 +328,8 @@ static void visit_score(void *ctx, int first, int b, const float *logits) {
   loss_ce_forward(logits, y, NULL, b, r->classes, r->loss + first,
                   r->prob + first);
   for (int i = 0; i < b; i++)
-    s->correct += argmax(logits + (size_t)i * r->classes, r->classes) == y[i];
+    s->correct +=
+        eval_argmax(logits + (size_t)i * r->classes, r->classes) == y[i];
 }
 
 static double score_train(run_t *r, model_t *m) {
@@ -443,10 +445,19 @@ out:
 /* Evaluates the model after an epoch: scores every training sample and
  * measures validation and test accuracy. */
 static void stage_evaluate(run_t *r, model_t *model, pipeline_epoch_t *m) {
+  eval_confusion_t val;
+
   m->train_acc = score_train(r, model);
+  eval_confusion_init(&val, r->classes);
   m->val_acc = accuracy(r, model, r->file, r->val_index, r->n_val,
-                        r->observed);
-  m->test_acc = accuracy(r, model, r->test, NULL, r->test->n, r->test->y);
+                        r->observed, &val);
+  eval_confusion_deinit(&val);
+  memset(r->test_conf.counts, 0,
+         sizeof(long) * (size_t)r->classes * r->classes);
+  r->test_conf.total = r->test_conf.correct = 0;
+  m->test_acc = accuracy(r, model, r->test, NULL, r->test->n, r->test->y,
+                         &r->test_conf);
+  m->test_confusion = &r->test_conf;
 }
 
 static int report_epoch(run_t *r, pipeline_epoch_t *m) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "eval.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -102,6 +103,7 @@ typedef struct {
   double lr;            /* learning rate of the epoch's last batch */
   double seconds;       /* wall time of the epoch, evaluation included */
   double samples_per_s; /* samples trained / training time */
+  const eval_confusion_t *test_confusion; /* on the test split */
 } pipeline_epoch_t;
 
 /* Every training sample's record after one epoch, in train_index order.

@@ -173,6 +173,20 @@ static int save_path_check(const char *path) {
   return 0;
 }
 
+/* Prints the last epoch's per-class test accuracy and confusion matrix
+ * (rows: true class, columns: predicted). */
+static void print_confusion(const eval_confusion_t *c) {
+  printf("class_acc=");
+  for (int k = 0; k < c->classes; k++)
+    printf("%s%.4f", k ? "," : "", eval_class_accuracy(c, k));
+  printf("\nconfusion=");
+  for (int i = 0; i < c->classes; i++)
+    for (int j = 0; j < c->classes; j++)
+      printf("%s%ld", i || j ? (j ? "," : ";") : "",
+             c->counts[(size_t)i * c->classes + j]);
+  printf("\n");
+}
+
 static int on_epoch(void *ctx, const pipeline_epoch_t *m,
                     const pipeline_records_t *rec, char *err,
                     size_t errlen) {
@@ -185,6 +199,8 @@ static int on_epoch(void *ctx, const pipeline_epoch_t *m,
          "samples_per_s=%.0f lr=%.5f seconds=%.2f\n",
          m->epoch, m->train_loss, m->train_acc, m->test_acc,
          m->samples_per_s, m->lr, m->seconds);
+  if (m->epoch == m->epochs && m->test_confusion)
+    print_confusion(m->test_confusion);
   fflush(stdout);
   *last = m->test_acc;
   return 0;

@@ -25,12 +25,26 @@ def train(*args, timeout=300):
 
 
 def parse(out):
+    """Epoch lines, then the last epoch's per-class accuracy and confusion
+    matrix, then test_acc; returns the epochs' test accuracies."""
     lines = out.strip().splitlines()
-    epochs = [EPOCH_LINE.match(line) for line in lines[:-1]]
+    epochs = [EPOCH_LINE.match(line) for line in lines[:-3]]
     assert all(epochs), lines
+    per_class = [float(v) for v in
+                 re.fullmatch(r'class_acc=(.*)', lines[-3]).group(1).split(',')]
+    rows = [[int(v) for v in row.split(',')] for row in
+            re.fullmatch(r'confusion=(.*)', lines[-2]).group(1).split(';')]
     last = re.fullmatch(r'test_acc=([0-9.]+)', lines[-1])
     assert last, lines[-1]
     assert float(last.group(1)) == float(epochs[-1].group(4))
+    # The matrix covers the 10 000 test images, 1 000 a class, and agrees
+    # with both accuracies.
+    assert len(rows) == 10 and all(len(r) == 10 for r in rows)
+    assert [sum(r) for r in rows] == [1000] * 10
+    diag = sum(rows[k][k] for k in range(10))
+    assert abs(diag / 10000 - float(last.group(1))) < 1e-4
+    for k in range(10):
+        assert abs(per_class[k] - rows[k][k] / 1000) < 1e-4
     return [float(m.group(4)) for m in epochs]
 
 
