@@ -271,9 +271,11 @@ static void conv_grads(layer_t *l, const float *x, const float *dy, int n,
   whi = (size_t)hi < nw ? (size_t)hi : nw;
   blo = (size_t)lo > nw ? (size_t)lo : nw;
   if (whi > (size_t)lo)
-    add_run(l->params[0].grad + lo, acc + lo, whi - (size_t)lo);
+    memcpy(l->params[0].grad + lo, acc + lo,
+           sizeof(float) * (whi - (size_t)lo));
   if ((size_t)hi > blo)
-    add_run(l->params[1].grad + (blo - nw), acc + blo, (size_t)hi - blo);
+    memcpy(l->params[1].grad + (blo - nw), acc + blo,
+           sizeof(float) * ((size_t)hi - blo));
   memset(acc + lo, 0, sizeof(float) * (size_t)(hi - lo));
 }
 

@@ -38,7 +38,7 @@ static void dense_backward(layer_t *l, const layer_rows_t *r, const float *x,
 }
 
 /* Dense parameter gradients of output rows [o0, o1) over all n rows:
- * dw[o0:o1] += dy[:, o0:o1]^T x, db[o0:o1] += column sums of dy. */
+ * dw[o0:o1] = dy[:, o0:o1]^T x, db[o0:o1] = column sums of dy. */
 static void dense_grads(layer_t *l, const float *x, const float *dy, int n,
                         int member, int size) {
   int in = l->in_dim, out = l->out_dim, o0, o1;
@@ -48,7 +48,8 @@ static void dense_grads(layer_t *l, const float *x, const float *dy, int n,
   if (o1 <= o0)
     return;
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, n, 1.0f,
-              dy + o0, out, x, in, 1.0f, dw + (size_t)o0 * in, in);
+              dy + o0, out, x, in, 0.0f, dw + (size_t)o0 * in, in);
+  memset(db + o0, 0, sizeof(float) * (size_t)(o1 - o0));
   for (int i = 0; i < n; i++) {
     const float *row = dy + (size_t)i * out;
     for (int j = o0; j < o1; j++)

@@ -49,8 +49,9 @@ typedef struct {
    * partial gradients here. */
   void (*backward)(layer_t *l, const layer_rows_t *r, const float *x,
                    const float *y, const float *dy, float *dx);
-  /* Adds the whole batch's parameter gradients into params[].grad: the
-   * share `member` of `size`, from x and dy of all n rows. The shares of
+  /* Writes the whole batch's parameter gradients into params[].grad,
+   * replacing what was there: the share `member` of `size`, from x and
+   * dy of all n rows. The shares of
    * all members together cover every element exactly once, so members
    * may run at once. NULL for layers without parameters. */
   void (*grads)(layer_t *l, const float *x, const float *dy, int n,
@@ -118,7 +119,7 @@ void layer_free(layer_t *l);
 
 /* Single-threaded conveniences over the ops: the whole batch of n rows as
  * member 0 of 1. layer_forward calls prepare first; layer_backward writes
- * dx and accumulates the parameter gradients. */
+ * dx and the parameter gradients. */
 void layer_forward(layer_t *l, const float *x, float *y, int n,
                    int training);
 void layer_backward(layer_t *l, const float *x, const float *y,

@@ -231,11 +231,6 @@ void model_backward(model_t *m, team_t *team, const float *dlogits) {
   team_run(team, grads_shares, &p);
 }
 
-void model_zero_grad(model_t *m) {
-  for (int i = 0; i < m->n_params; i++)
-    memset(m->params[i]->grad, 0, sizeof(float) * m->params[i]->n);
-}
-
 /* The member's share of every parameter tensor. */
 static void update_shares(void *ctx, int member, int size) {
   pass_t *p = ctx;

@@ -81,12 +81,9 @@ void model_free(model_t *m);
 const float *model_forward(model_t *m, team_t *team, const float *x, int n,
                            int training);
 
-/* Back-propagates dlogits (n, out_dim) of the last forward pass and adds
- * the batch's parameter gradients into every params[i]->grad. */
+/* Back-propagates dlogits (n, out_dim) of the last forward pass and
+ * writes the batch's parameter gradients into every params[i]->grad. */
 void model_backward(model_t *m, team_t *team, const float *dlogits);
-
-/* Sets every parameter gradient to zero. */
-void model_zero_grad(model_t *m);
 
 /* Allocates what optimizer cfg keeps per parameter (Adam's second
  * moments). Call once before model_update. Returns 0 or -ENOMEM. */

@@ -100,12 +100,12 @@ static void dense_compare(int n, int in, int out, uint64_t seed) {
   for (size_t i = 0; i < (size_t)n * out; i++)
     check_close(y[i], yr[i], 1e-4, 1e-4, "dense y", i);
 
-  /* Gradients accumulate, so start both from the same non-zero values;
-   * dx is overwritten, so start it from garbage. */
+  /* Gradients and dx are overwritten, so start them from garbage; the
+   * reference accumulates, so start it from zero. */
   fill_normal(&rng, l->params[0].grad, (size_t)in * out, 1.0f);
   fill_normal(&rng, l->params[1].grad, (size_t)out, 1.0f);
-  memcpy(dwr, l->params[0].grad, sizeof(float) * (size_t)in * out);
-  memcpy(dbr, l->params[1].grad, sizeof(float) * (size_t)out);
+  memset(dwr, 0, sizeof(float) * (size_t)in * out);
+  memset(dbr, 0, sizeof(float) * (size_t)out);
   for (size_t i = 0; i < (size_t)n * in; i++)
     dx[i] = 7.0f;
   layer_backward(l, x, y, dy, dx, n);
@@ -139,9 +139,9 @@ static void test_dense_matches_reference(void **state) {
     dense_compare(shapes[i][0], shapes[i][1], shapes[i][2], 100 + i);
 }
 
-/* Without dx the backward pass still accumulates the parameter
- * gradients, and a second call doubles them. */
-static void test_dense_backward_accumulates(void **state) {
+/* Without dx the backward pass still forms the parameter gradients, and
+ * a second call replaces them with the same values. */
+static void test_dense_backward_overwrites(void **state) {
   rng_t rng;
   layer_t *l;
   float x[2 * 3], y[2 * 4], dy[2 * 4], once[4 * 3];
@@ -157,7 +157,7 @@ static void test_dense_backward_accumulates(void **state) {
   memcpy(once, l->params[0].grad, sizeof once);
   layer_backward(l, x, y, dy, NULL, 2);
   for (size_t i = 0; i < 12; i++)
-    check_close(l->params[0].grad[i], 2.0 * once[i], 1e-6, 1e-7, "dw", i);
+    check_close(l->params[0].grad[i], once[i], 1e-6, 1e-7, "dw", i);
   layer_free(l);
   layer_free(NULL);
 }
@@ -480,7 +480,6 @@ static void test_model_gradient(void **state) {
   for (int p = 1; p < o.m->n_params; p += 2)
     fill_normal(&rng, o.m->params[p]->value, o.m->params[p]->n, 0.1f);
 
-  model_zero_grad(o.m);
   loss_ce_backward(model_forward(o.m, NULL, x, N, 1), y, w, N, C, d);
   model_backward(o.m, NULL, d);
 
@@ -1160,7 +1159,7 @@ static void test_pipeline_stops(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dense_matches_reference),
-      cmocka_unit_test(test_dense_backward_accumulates),
+      cmocka_unit_test(test_dense_backward_overwrites),
       cmocka_unit_test(test_dense_gradient),
       cmocka_unit_test(test_relu_gradient),
       cmocka_unit_test(test_ce_values_and_gradient),

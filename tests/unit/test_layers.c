@@ -146,8 +146,8 @@ static layer_shape_t conv_in(const conv_case_t *t) {
 }
 
 /* Forward and backward of one case through layer_forward and
- * layer_backward against the reference kernels; gradients accumulate
- * onto non-zero values and dx starts as garbage. */
+ * layer_backward against the reference kernels; gradients and dx are
+ * overwritten, so they start as garbage. */
 static void conv_compare(const conv_case_t *t, uint64_t seed) {
   layer_t *l = build(conv_desc(t), conv_in(t), t->n, 3, seed);
   size_t nx = (size_t)t->n * l->in_dim, ny = (size_t)t->n * l->out_dim;
@@ -167,8 +167,10 @@ static void conv_compare(const conv_case_t *t, uint64_t seed) {
   fill_normal(&rng, dy, ny, 1.0f);
   fill_normal(&rng, l->params[0].grad, nw, 1.0f);
   fill_normal(&rng, l->params[1].grad, nb, 1.0f);
-  dwr = dup(l->params[0].grad, nw);
-  dbr = dup(l->params[1].grad, nb);
+  dwr = xalloc(nw);
+  dbr = xalloc(nb);
+  memset(dwr, 0, sizeof(float) * nw);
+  memset(dbr, 0, sizeof(float) * nb);
   for (size_t i = 0; i < nx; i++)
     dx[i] = 7.0f;
 
@@ -195,8 +197,9 @@ static void test_conv_matches_reference(void **state) {
 }
 
 /* Without dx (the first layer) backward still forms the weight
- * gradients, and two batches add up. */
-static void test_conv_first_layer_accumulates(void **state) {
+ * gradients, and a second batch replaces them: nothing is left over in
+ * the members' partial sums. */
+static void test_conv_first_layer_overwrites(void **state) {
   const conv_case_t t = {3, 7, 7, 2, 4, 3, 2, 1};
   layer_t *l = build(conv_desc(&t), conv_in(&t), t.n, 2, 9);
   size_t nx = (size_t)t.n * l->in_dim, ny = (size_t)t.n * l->out_dim;
@@ -213,10 +216,10 @@ static void test_conv_first_layer_accumulates(void **state) {
   once = grads_copy(l, &count);
   layer_backward(l, x, y, dy, NULL, t.n);
   for (size_t i = 0; i < l->params[0].n; i++)
-    check_close(l->params[0].grad[i], 2.0 * once[i], 1e-6, 1e-6, "dw", i);
+    check_close(l->params[0].grad[i], once[i], 1e-6, 1e-6, "dw", i);
   for (size_t i = 0; i < l->params[1].n; i++)
-    check_close(l->params[1].grad[i], 2.0 * once[l->params[0].n + i], 1e-6,
-                1e-6, "db", i);
+    check_close(l->params[1].grad[i], once[l->params[0].n + i], 1e-6, 1e-6,
+                "db", i);
   layer_free(l);
   free(x), free(y), free(dy), free(once);
 }
@@ -796,7 +799,7 @@ static void test_conv_exact_fit(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv_matches_reference),
-      cmocka_unit_test(test_conv_first_layer_accumulates),
+      cmocka_unit_test(test_conv_first_layer_overwrites),
       cmocka_unit_test(test_stride_zero_defaults),
       cmocka_unit_test(test_conv_exact_fit),
       cmocka_unit_test(test_pool_matches_reference),
