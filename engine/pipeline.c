@@ -714,7 +714,7 @@ int pipeline_train(const pipeline_train_spec_t *spec, const dataset_t *train,
   pipeline_spec_defaults(&whole);
   whole.seed = spec->seed;
   whole.threads = spec->threads;
-  whole.validation_fraction = 0.0;
+  whole.validation_fraction = spec->validation_fraction;
   whole.limit = spec->limit;
   whole.baseline = spec->stage;
   r.err = err;

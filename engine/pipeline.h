@@ -144,6 +144,7 @@ typedef struct {
   uint64_t seed;
   int threads;
   int limit; /* > 0: a seeded subset of this many training samples */
+  double validation_fraction; /* share held out to tune on, 0 by default */
   pipeline_stage_spec_t stage; /* model, epochs, optimizer */
 } pipeline_train_spec_t;
 

@@ -107,7 +107,8 @@ static int parse_flag(train_opts_t *o, const char *flag, const char *val) {
       {"--weight-decay", 0, 1, 0, &c->weight_decay, NULL, NULL},
       {"--seed", 0, 9007199254740991.0, 1, NULL, NULL, &o->spec.seed},
       {"--threads", 1, 64, 1, NULL, &o->spec.threads, NULL},
-      {"--limit", 0, 10000000, 1, NULL, &o->spec.limit, NULL}};
+      {"--limit", 0, 10000000, 1, NULL, &o->spec.limit, NULL},
+      {"--validation", 0, 0.5, 0, &o->spec.validation_fraction, NULL, NULL}};
   int rc = parse_word(o, flag, val);
 
   if (rc <= 0)
@@ -125,7 +126,8 @@ static void usage(void) {
          "         [--epochs N] [--batch N] [--lr X] [--momentum X]\n"
          "         [--weight-decay X] [--optimizer sgd|adam|adamw]\n"
          "         [--schedule constant|cosine|step] [--seed N]\n"
-         "         [--threads N] [--limit N] [--data-root DIR]\n"
+         "         [--threads N] [--limit N] [--validation F]\n"
+         "         [--data-root DIR]\n"
          "         [--save FILE]\n");
 }
 
@@ -195,9 +197,9 @@ static int on_epoch(void *ctx, const pipeline_epoch_t *m,
   (void)rec;
   (void)err;
   (void)errlen;
-  printf("epoch=%d loss=%.4f train_acc=%.4f test_acc=%.4f "
+  printf("epoch=%d loss=%.4f train_acc=%.4f val_acc=%.4f test_acc=%.4f "
          "samples_per_s=%.0f lr=%.5f seconds=%.2f\n",
-         m->epoch, m->train_loss, m->train_acc, m->test_acc,
+         m->epoch, m->train_loss, m->train_acc, m->val_acc, m->test_acc,
          m->samples_per_s, m->lr, m->seconds);
   if (m->epoch == m->epochs && m->test_confusion)
     print_confusion(m->test_confusion);

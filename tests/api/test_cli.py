@@ -15,7 +15,8 @@ GENERIC_CORES = {'katmai', 'coppermine', 'northwood', 'prescott', 'banias',
                  'yonah', 'core2', 'penryn', 'dunnington', 'nehalem', 'atom',
                  'sandybridge', 'unknown'}
 EPOCH_LINE = re.compile(
-    r'^epoch=(\d+) loss=([0-9.]+) train_acc=([0-9.]+) test_acc=([0-9.]+) '
+    r'^epoch=(\d+) loss=([0-9.]+) train_acc=([0-9.]+) val_acc=([0-9.]+) '
+    r'test_acc=([0-9.]+) '
     r'samples_per_s=(\d+) lr=[0-9.]+ seconds=[0-9.]+$')
 
 
@@ -36,7 +37,7 @@ def parse(out):
             re.fullmatch(r'confusion=(.*)', lines[-2]).group(1).split(';')]
     last = re.fullmatch(r'test_acc=([0-9.]+)', lines[-1])
     assert last, lines[-1]
-    assert float(last.group(1)) == float(epochs[-1].group(4))
+    assert float(last.group(1)) == float(epochs[-1].group(5))
     # The matrix covers the 10 000 test images, 1 000 a class, and agrees
     # with both accuracies.
     assert len(rows) == 10 and all(len(r) == 10 for r in rows)
@@ -45,7 +46,7 @@ def parse(out):
     assert abs(diag / 10000 - float(last.group(1))) < 1e-4
     for k in range(10):
         assert abs(per_class[k] - rows[k][k] / 1000) < 1e-4
-    return [float(m.group(4)) for m in epochs]
+    return [float(m.group(5)) for m in epochs]
 
 
 @pytest.mark.parametrize('model,limit,epochs,bound', [
