@@ -88,6 +88,27 @@ int db_step_done(db_t *db, sqlite3_stmt *st, const char *what, char *err,
   return 0;
 }
 
+int db_row_exists(db_t *db, const char *sql, int64_t key, const char *what,
+                  char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(db, sql, &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_bind_int64(st, 1, key);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    r = 1;
+  else if (rc == SQLITE_DONE)
+    r = 0;
+  else
+    r = db_fail(db, rc, what, err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
 int db_exec(db_t *db, const char *sql, char *err, size_t errlen) {
   int rc = sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
 

@@ -38,23 +38,8 @@ static double column_real(sqlite3_stmt *st, int i) {
 
 /* 1 when job exists, 0 when not, or a negative code. */
 static int job_exists(db_t *db, int64_t job, char *err, size_t errlen) {
-  sqlite3_stmt *st = NULL;
-  int r, rc;
-
-  r = db_prepare(db, "SELECT 1 FROM jobs WHERE id = ?", &st, err, errlen);
-  if (r)
-    return r;
-  rc = sqlite3_bind_int64(st, 1, job);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    r = 1;
-  else if (rc == SQLITE_DONE)
-    r = 0;
-  else
-    r = db_fail(db, rc, "find job", err, errlen);
-  sqlite3_finalize(st);
-  return r;
+  return db_row_exists(db, "SELECT 1 FROM jobs WHERE id = ?", job,
+                       "find job", err, errlen);
 }
 
 /* ---- Samples of a job. ---- */

@@ -45,6 +45,12 @@ int db_prepare(db_t *db, const char *sql, sqlite3_stmt **st, char *err,
 int db_step_done(db_t *db, sqlite3_stmt *st, const char *what, char *err,
                  size_t errlen);
 
+/* Runs sql, a query with one integer parameter bound to key: 1 when it
+ * returns a row, 0 when it returns none, or a negative code with err
+ * saying "what: <sqlite's message>". */
+int db_row_exists(db_t *db, const char *sql, int64_t key, const char *what,
+                  char *err, size_t errlen);
+
 /* Runs SQL text without parameters (schema, transaction control). */
 int db_exec(db_t *db, const char *sql, char *err, size_t errlen);
 

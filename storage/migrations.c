@@ -81,24 +81,8 @@ int db_migrated_version(db_t *db, char *err, size_t errlen) {
 /* 1 when migration version is recorded, 0 when not, or a negative code. */
 static int migration_applied(db_t *db, int version, char *err,
                              size_t errlen) {
-  sqlite3_stmt *st = NULL;
-  int r, rc;
-
-  r = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE version = ?",
-                 &st, err, errlen);
-  if (r)
-    return r;
-  rc = sqlite3_bind_int(st, 1, version);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    r = 1;
-  else if (rc == SQLITE_DONE)
-    r = 0;
-  else
-    r = db_fail(db, rc, "read schema_migrations", err, errlen);
-  sqlite3_finalize(st);
-  return r;
+  return db_row_exists(db, "SELECT 1 FROM schema_migrations WHERE version = ?",
+                       version, "read schema_migrations", err, errlen);
 }
 
 static int migration_record(db_t *db, int version, char *err,
