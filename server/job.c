@@ -24,6 +24,7 @@ typedef struct {
   db_t *db;
   int64_t id;
   const log_t *log;
+  int echo;
 } job_ctx_t;
 
 /* Hashes one file with SHA-256 into 64 lowercase hex digits. */
@@ -177,6 +178,13 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
       (long long)j->id, dm.stage, m->epoch, m->epochs, m->train_loss,
       m->train_acc, m->val_acc, m->test_acc, m->easy_size, m->seconds,
       m->samples_per_s);
+  if (j->echo) {
+    printf("stage=%s epoch=%d loss=%.4f train_acc=%.4f val_acc=%.4f "
+           "test_acc=%.4f easy=%d seconds=%.2f samples_per_s=%.0f\n",
+           dm.stage, m->epoch, m->train_loss, m->train_acc, m->val_acc,
+           m->test_acc, m->easy_size, m->seconds, m->samples_per_s);
+    fflush(stdout);
+  }
   return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
 }
 
@@ -225,7 +233,7 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
 
 int job_run(const job_run_t *job, char state_out[16], char *err,
             size_t errlen) {
-  job_ctx_t j = {NULL, job->id, job->log};
+  job_ctx_t j = {NULL, job->id, job->log, job->echo};
   char why[512] = "";
   const char *state = "succeeded", *error = NULL;
   int rc = db_open(job->db_path, &j.db, why, sizeof why);

@@ -24,6 +24,7 @@ typedef struct {
   const log_t *log;
   int64_t id;
   const atomic_int *stop; /* JOB_STOP_*, read between batches */
+  int echo; /* 1: also print each epoch as a key=value line on stdout */
 } job_run_t;
 
 /* Runs job->id, which must already be in state running, to its end and

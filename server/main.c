@@ -4,6 +4,7 @@
  * Everything it runs lives in runner.c, http.c and the layers below. */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include "../engine/blas.h"
 #include "boot.h"
 #include "http.h"
+#include "job.h"
 #include "log.h"
+#include "run.h"
 #include "runner.h"
 #include "train.h"
 #include "version.h"
@@ -30,6 +33,15 @@ typedef struct {
   int jobs;
   log_t log;
 } options_t;
+
+/* Raised by SIGINT or SIGTERM during `spkd run`: the job stops at its
+ * next batch. The only process-wide state, as a signal handler needs. */
+static atomic_int run_stop;
+
+static void on_run_signal(int signum) {
+  (void)signum;
+  atomic_store(&run_stop, JOB_STOP_SHUTDOWN);
+}
 
 /* Everything the loop's callbacks reach. */
 typedef struct {
@@ -197,6 +209,12 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "train") == 0) {
     boot_blas(argv, &d.opt.log);
     return train_main(argc - 1, argv + 1);
+  }
+  if (argc > 1 && strcmp(argv[1], "run") == 0) {
+    boot_blas(argv, &d.opt.log);
+    signal(SIGINT, on_run_signal);
+    signal(SIGTERM, on_run_signal);
+    return run_main(argc - 1, argv + 1, &run_stop);
   }
   if (parse_args(argc, argv, &d.opt) < 0)
     return 2;

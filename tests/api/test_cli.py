@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 # The command line beside the daemon: `spkd train` on real Fashion-MNIST
 # subsets (accuracy bounds for mlp and cnn, the line format, refusals),
-# and the OpenBLAS kernel spkd runs with.
+# `spkd run` with its exit codes and summary, and the OpenBLAS kernel spkd
+# runs with.
+import gzip
+import json
 import os
 import re
 import subprocess
@@ -152,3 +155,89 @@ def test_daemon_leaves_blas_to_its_own_threads(spkd_factory):
         seen = dict(item.split(b'=', 1) for item in f.read().split(b'\0')
                     if b'=' in item)
     assert seen.get(b'OPENBLAS_NUM_THREADS') == b'1', env.keys()
+
+
+TINY_SPEC = {
+    'name': 'tiny', 'dataset': {'name': 'fashion-mnist', 'limit': 600,
+                                'label_noise': {'kind': 'symmetric',
+                                                'rate': 0.2, 'seed': 3}},
+    'spl': {'epochs': 2, 'warmup_epochs': 1},
+    'teachers': [{'epochs': 1}],
+    'student': {'epochs': 1},
+}
+
+
+def spkd_run(tmp_path, spec, *args, data_root=DATA_ROOT):
+    path = tmp_path / 'job.json'
+    path.write_text(spec if isinstance(spec, str) else json.dumps(spec))
+    return subprocess.run(
+        [SPKD, 'run', str(path), '--db', str(tmp_path / 'run.db'),
+         '--data-root', data_root, *args],
+        capture_output=True, text=True, timeout=300)
+
+
+def test_run_succeeds_and_summarises(tmp_path):
+    res = spkd_run(tmp_path, TINY_SPEC, '--summary',
+                   str(tmp_path / 'summary.json'))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    stages = [re.match(r'stage=(\w+) epoch=(\d+) loss=', l).groups()
+              for l in lines]
+    assert stages == [('spl', '1'), ('spl', '2'), ('teacher', '1'),
+                      ('student', '1'), ('baseline', '1')]
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['state'] == 'succeeded' and summary['id'] == 1
+    assert set(summary['stages']) == {'spl', 'teacher', 'student',
+                                      'baseline'}
+    for stage in summary['stages'].values():
+        acc = stage['test_accuracy']
+        assert 0.1 < acc['last'] <= 1 and 0.1 < acc['best'] <= 1
+    assert summary['noise']['rate'] == 0.2
+    assert summary['wall_seconds'] > 0
+    assert summary['provenance']['dataset'] == 'fashion-mnist'
+    # The job is in the database like a daemon's: a second run adds job 2.
+    again = spkd_run(tmp_path, TINY_SPEC)
+    assert again.returncode == 0, again.stderr
+    assert 'job 2' in again.stderr
+
+
+@pytest.mark.parametrize('spec,message', [
+    ('{"dataset": ', 'line 1'),
+    ({'dataset': {'name': 'fashion-mnist'}, 'spl': {'epochs': 0}},
+     'spl.epochs'),
+    ({'dataset': {'name': 'nope'}}, "unknown dataset 'nope'"),
+    ({'dataset': {'name': 'fashion-mnist', 'limit': 70000}},
+     'dataset.limit'),
+])
+def test_run_refuses_bad_specs(tmp_path, spec, message):
+    res = spkd_run(tmp_path, spec)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert not (tmp_path / 'run.db').exists()
+
+
+def test_run_fails_on_a_broken_dataset(tmp_path):
+    """A dataset whose headers look right but whose pixels are cut short
+    passes the spec check and fails the job: exit 1, recorded as failed."""
+    root = tmp_path / 'data'
+    (root / 'broken').mkdir(parents=True)
+    src = os.path.join(DATA_ROOT, 'fashion-mnist')
+    for name in os.listdir(src):
+        data = open(os.path.join(src, name), 'rb').read()
+        if name.startswith('train-images'):
+            data = gzip.compress(gzip.decompress(data)[:100000])
+        (root / 'broken' / name).write_bytes(data)
+    spec = dict(TINY_SPEC, dataset={'name': 'broken', 'limit': 600})
+    res = spkd_run(tmp_path, spec, '--summary', str(tmp_path / 's.json'),
+                   data_root=str(root))
+    assert res.returncode == 1, res.stderr
+    summary = json.loads((tmp_path / 's.json').read_text())
+    assert summary['state'] == 'failed'
+    assert 'truncated' in summary['error']
+
+
+def test_run_refuses_bad_options(tmp_path):
+    res = subprocess.run([SPKD, 'run'], capture_output=True, text=True)
+    assert res.returncode == 2 and 'usage: spkd run' in res.stderr
+    res = spkd_run(tmp_path, TINY_SPEC, '--bogus', 'x')
+    assert res.returncode == 2 and "unknown option '--bogus'" in res.stderr

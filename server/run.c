@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/* `spkd run`: reads and validates a job spec, stores it as a job, runs it
+ * with job_run on this thread (one line per epoch on stdout), and writes
+ * a JSON summary when asked. */
+#include "run.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../engine/dataset.h"
+#include "../engine/pipeline.h"
+#include "../storage/db.h"
+#include "http.h"
+#include "job.h"
+#include "spec.h"
+
+typedef struct {
+  const char *spec_path;
+  const char *db_path;
+  const char *summary_path;
+  const char *data_root;
+  log_t log;
+} run_opts_t;
+
+static int parse_args(int argc, char **argv, run_opts_t *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (a[0] != '-' && !o->spec_path) {
+      o->spec_path = a;
+      continue;
+    }
+    if (!v || (strcmp(a, "--db") && strcmp(a, "--summary") &&
+               strcmp(a, "--data-root") && strcmp(a, "--log-level"))) {
+      fprintf(stderr, v ? "spkd run: unknown option '%s'\n"
+                        : "spkd run: '%s' needs a value or is unknown\n", a);
+      return -1;
+    }
+    if (strcmp(a, "--db") == 0)
+      o->db_path = v;
+    else if (strcmp(a, "--summary") == 0)
+      o->summary_path = v;
+    else if (strcmp(a, "--data-root") == 0)
+      o->data_root = v;
+    else if ((o->log.level = log_level_parse(v)) < 0) {
+      fprintf(stderr, "spkd run: bad --log-level '%s'\n", v);
+      return -1;
+    }
+    i++;
+  }
+  if (!o->spec_path) {
+    fprintf(stderr, "usage: spkd run JOB.json [--db FILE] [--summary FILE] "
+            "[--data-root DIR] [--log-level LEVEL]\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* Reads the spec file (at most HTTP_BODY_MAX bytes) into a new string. */
+static char *spec_read(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *text = malloc(HTTP_BODY_MAX + 2);
+
+  if (!f || !text) {
+    fprintf(stderr, "spkd run: %s: %s\n", path,
+            f ? "out of memory" : strerror(errno));
+    if (f)
+      fclose(f);
+    free(text);
+    return NULL;
+  }
+  *len = fread(text, 1, HTTP_BODY_MAX + 1, f);
+  fclose(f);
+  if (*len > HTTP_BODY_MAX) {
+    fprintf(stderr, "spkd run: %s: larger than %d bytes\n", path,
+            HTTP_BODY_MAX);
+    free(text);
+    return NULL;
+  }
+  text[*len] = '\0';
+  return text;
+}
+
+/* Parses the spec and checks its dataset; prints why when it fails. */
+static int spec_check(const run_opts_t *o, const char *text, size_t len,
+                      pipeline_spec_t *spec) {
+  spec_error_t se;
+  int n_train, n_test;
+  char err[512];
+
+  if (spec_parse(text, len, spec, &se) != 0) {
+    fprintf(stderr, "spkd run: %s: %s%s%s\n", o->spec_path, se.field,
+            se.field[0] ? ": " : "", se.message);
+    return -1;
+  }
+  if (dataset_probe(o->data_root, spec->dataset, &n_train, &n_test, err,
+                    sizeof err) != 0) {
+    fprintf(stderr, "spkd run: %s: dataset.name: %s\n", o->spec_path, err);
+    return -1;
+  }
+  if (spec->limit > n_train) {
+    fprintf(stderr, "spkd run: %s: dataset.limit: %d exceeds the %d "
+            "samples of the training file\n", o->spec_path, spec->limit,
+            n_train);
+    return -1;
+  }
+  return 0;
+}
+
+/* Per stage: the last epoch's test accuracy, and the test accuracy at
+ * the epoch of best validation accuracy (the first such epoch). Metrics
+ * come grouped by stage, epochs ascending. */
+static json_t *summary_stages(const db_metrics_t *m, int n) {
+  json_t *stages = json_object();
+
+  for (int i = 0; i < n;) {
+    int k = i, best = i;
+    for (; k < n && strcmp(m[k].stage, m[i].stage) == 0; k++)
+      if (m[k].val_acc > m[best].val_acc)
+        best = k;
+    json_object_set_new(stages, m[i].stage,
+                        json_pack("{s:{s:f, s:f}, s:i}", "test_accuracy",
+                                  "last", m[k - 1].test_acc, "best",
+                                  m[best].test_acc, "best_epoch",
+                                  m[best].epoch));
+    i = k;
+  }
+  return stages;
+}
+
+static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
+                         const pipeline_spec_t *spec, double seconds) {
+  db_metrics_t *m = NULL;
+  db_job_t job;
+  json_t *sum, *stages;
+  char err[256];
+  int n = 0, rc;
+
+  rc = db_metrics_list(db, id, &m, &n, err, sizeof err);
+  if (rc == 0)
+    rc = db_job_get(db, id, &job, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "spkd run: summary: %s\n", err);
+    free(m);
+    return rc;
+  }
+  stages = summary_stages(m, n);
+  sum = json_pack("{s:I, s:s, s:s?, s:o, s:{s:f}, s:f, s:o}", "id",
+                  (json_int_t)id, "state", job.state, "error", job.error,
+                  "stages", stages, "noise", "rate",
+                  spec->noise_kind ? spec->noise_rate : 0.0, "wall_seconds",
+                  seconds, "provenance",
+                  job.provenance_json
+                      ? json_loads(job.provenance_json, 0, NULL)
+                      : json_null());
+  rc = sum && json_dump_file(sum, o->summary_path,
+                             JSON_INDENT(2) | JSON_REAL_PRECISION(6)) == 0
+           ? 0
+           : -EIO;
+  if (rc)
+    fprintf(stderr, "spkd run: cannot write %s\n", o->summary_path);
+  json_decref(sum);
+  db_job_deinit(&job);
+  free(m);
+  return rc;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Stores the job, runs it, and reports. */
+static int run_job(const run_opts_t *o, const char *text,
+                   const pipeline_spec_t *spec, atomic_int *stop) {
+  db_t *db = NULL;
+  int64_t id = 0;
+  char err[512], state[16] = "";
+  double t0 = now_s();
+  int rc = db_open(o->db_path, &db, err, sizeof err);
+
+  if (rc == 0)
+    rc = db_job_insert(db, spec->name[0] ? spec->name : NULL, text, &id,
+                       err, sizeof err);
+  if (rc == 0)
+    rc = db_job_start(db, id, NULL, err, sizeof err);
+  if (rc == 0) {
+    job_run_t job = {o->db_path, o->data_root, &o->log, id, stop, 1};
+    fprintf(stderr, "spkd run: job %lld in %s\n", (long long)id,
+            o->db_path);
+    rc = job_run(&job, state, err, sizeof err);
+  }
+  if (rc == 0 && o->summary_path)
+    rc = summary_write(o, db, id, spec, now_s() - t0);
+  if (rc)
+    fprintf(stderr, "spkd run: %s\n", err);
+  else if (strcmp(state, "succeeded") != 0)
+    fprintf(stderr, "spkd run: job %lld %s\n", (long long)id, state);
+  db_close(db);
+  return rc == 0 && strcmp(state, "succeeded") == 0 ? 0 : 1;
+}
+
+int run_main(int argc, char **argv, atomic_int *stop) {
+  run_opts_t o = {NULL, "spkd.db", NULL, "/usr/share/datasets", {LOG_WARN}};
+  pipeline_spec_t spec;
+  size_t len;
+  char *text;
+  int rc;
+
+  if (parse_args(argc, argv, &o) < 0)
+    return 2;
+  text = spec_read(o.spec_path, &len);
+  if (!text)
+    return 2;
+  rc = spec_check(&o, text, len, &spec) < 0 ? 2
+                                             : run_job(&o, text, &spec, stop);
+  free(text);
+  return rc;
+}
