@@ -2,7 +2,8 @@
 /* Job specs: reads the JSON a user submits, strictly, into a
  * pipeline_spec_t. Each section has a short reader built from typed helpers
  * ("an optional integer in [lo, hi] at this path"); whether the named
- * dataset exists is left to the caller. */
+ * dataset exists, and whether a custom model's layers fit its shape, is
+ * left to the caller. */
 #include "spec.h"
 
 #include <errno.h>
@@ -22,8 +23,8 @@
 #define SPEC_DATASET_CHARS 64
 #define SPEC_EPOCHS_MAX 1000
 
-/* The presets model_preset_known accepts, for messages. */
-#define SPEC_MODEL_PRESETS "mlp, mlp-small, cnn"
+/* The most a layer's kernel, stride or padding may be. */
+#define SPEC_LAYER_SIDE_MAX 64
 
 /* An object of the spec being read. obj is NULL when the section is
  * absent: every reader then leaves its default in place. */
@@ -44,10 +45,13 @@ static const char *const root_keys[] = {
     "name", "seed",     "threads", "dataset",  "optimizer",
     "spl",  "teachers", "student", "baseline", NULL};
 static const char *const dataset_keys[] = {
-    "name", "limit", "validation_fraction", "label_noise", NULL};
+    "name", "limit", "validation_fraction", "label_noise", "normalize", NULL};
 static const char *const noise_keys[] = {"kind", "rate", "seed", NULL};
 static const char *const optim_keys[] = {
-    "kind", "lr", "momentum", "weight_decay", "batch_size", "schedule", NULL};
+    "kind",        "lr",       "momentum", "weight_decay",
+    "batch_size",  "schedule", "nesterov", "decay_bias",
+    "beta1",       "beta2",    "eps",      "warmup_epochs",
+    "step_epochs", "gamma",    NULL};
 static const char *const spl_keys[] = {"model",     "epochs", "warmup_epochs",
                                        "optimizer", "pace",   NULL};
 static const char *const pace_keys[] = {"kind", "start", "end", NULL};
@@ -55,16 +59,29 @@ static const char *const stage_keys[] = {"model", "epochs", "optimizer", NULL};
 static const char *const student_keys[] = {"model", "epochs", "optimizer", "kd",
                                            NULL};
 static const char *const kd_keys[] = {"alpha", "temperature", NULL};
+static const char *const model_keys[] = {"layers", NULL};
 
 /* Allowed strings; a value is read as its index in the list. */
-static const char *const optim_kinds[] = {"sgd", NULL};
-static const char *const schedules[] = {"constant", "cosine", NULL};
-static const char *const noise_kinds[] = {"symmetric", NULL};
+static const char *const optim_kinds[] = {"sgd", "adam", "adamw", NULL};
+static const char *const schedules[] = {"constant", "cosine", "step", NULL};
 static const char *const pace_kinds[] = {"fraction", NULL};
 
-_Static_assert(OPTIM_SGD == 0, "optim_kinds follows the OPTIM_ order");
-_Static_assert(OPTIM_SCHEDULE_CONSTANT == 0 && OPTIM_SCHEDULE_COSINE == 1,
+/* Allowed strings read as the value at the same index of a second list. */
+static const char *const noise_kinds[] = {"symmetric", "pair", NULL};
+static const int noise_values[] = {PIPELINE_NOISE_SYMMETRIC,
+                                   PIPELINE_NOISE_PAIR};
+static const char *const norm_kinds[] = {"standardize", "scale", NULL};
+static const int norm_values[] = {DATASET_NORM_STANDARDIZE, DATASET_NORM_SCALE};
+
+_Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2,
+               "optim_kinds follows the OPTIM_ order");
+_Static_assert(OPTIM_SCHEDULE_CONSTANT == 0 && OPTIM_SCHEDULE_COSINE == 1 &&
+                   OPTIM_SCHEDULE_STEP == 2,
                "schedules follows the OPTIM_SCHEDULE_ order");
+
+/* What a step schedule drops by, and how often, unless the spec says. */
+#define SPEC_STEP_EPOCHS 10
+#define SPEC_STEP_GAMMA 0.1
 
 /* Cuts s before a final UTF-8 sequence that truncation left incomplete,
  * so that field and message always stay valid UTF-8. */
@@ -309,6 +326,41 @@ static int spec_enum(const spec_obj_t *o, const char *key,
   return 0;
 }
 
+/* Reads the optional string at key, one of the NULL-terminated choices,
+ * into *out as the entry of values at the same index. */
+static int spec_enum_map(const spec_obj_t *o, const char *key,
+                         const char *const *choices, const int *values,
+                         int *out) {
+  int i = -1;
+
+  if (spec_enum(o, key, choices, &i))
+    return -EINVAL;
+  if (i >= 0)
+    *out = values[i];
+  return 0;
+}
+
+/* Reads the optional boolean at key into *out as 1 or 0. */
+static int spec_bool(const spec_obj_t *o, const char *key, int *out) {
+  json_t *v = json_object_get(o->obj, key);
+
+  if (!v)
+    return 0;
+  if (!json_is_boolean(v))
+    return spec_fail(o, key, "must be true or false, not %s.",
+                     spec_type_name(v));
+  *out = json_is_true(v);
+  return 0;
+}
+
+/* Refuses o when it lacks key; what describes the value it needs. */
+static int spec_required(const spec_obj_t *o, const char *key,
+                         const char *what) {
+  if (json_object_get(o->obj, key))
+    return 0;
+  return spec_fail(o, key, "is required: %s.", what);
+}
+
 /* Points *out at the optional string at key (NULL when absent); what
  * describes the expected value for a message. */
 static int spec_string(const spec_obj_t *o, const char *key, const char *what,
@@ -394,38 +446,247 @@ static int spec_dataset_name(const spec_obj_t *o, char *dst, size_t cap) {
   return 0;
 }
 
-/* Reads the optional model preset name at key into dst (cap bytes). */
-static int spec_model(const spec_obj_t *o, const char *key, char *dst,
-                      size_t cap) {
+/* Reads a preset's name, the string at key, into st; a preset has no
+ * layer list of its own. */
+static int spec_model_preset(const spec_obj_t *o, const char *key,
+                             pipeline_stage_spec_t *st) {
+  char list[128];
   const char *s;
 
   if (spec_string(o, key, "a model preset name", &s))
     return -EINVAL;
-  if (!s)
-    return 0;
-  if (!model_preset_known(s) || strlen(s) >= cap)
+  if (!model_preset_known(s) || strlen(s) >= sizeof st->model) {
+    spec_list_join(model_preset_names, 1, list, sizeof list);
     return spec_fail(o, key,
-                     "must name a known model preset; the presets "
-                     "are: " SPEC_MODEL_PRESETS ".");
-  memcpy(dst, s, strlen(s) + 1);
+                     "must name a known model preset (%s) or be an object "
+                     "{\"layers\": [...]}.",
+                     list);
+  }
+  memcpy(st->model, s, strlen(s) + 1);
+  memset(&st->desc, 0, sizeof st->desc);
   return 0;
+}
+
+/* A layer's dropout rate in single precision: a rate just below 1 may
+ * round up to 1, which would drop every value, so it stays below. */
+static float spec_rate_float(double rate) {
+  float r = (float)rate;
+
+  return r < 1.0f ? r : 0x1.fffffep-1f;
+}
+
+static int spec_layer_dense(const spec_obj_t *o, layer_desc_t *d) {
+  if (spec_required(o, "units", "the layer's output size, 1 to 65536") ||
+      spec_int(o, "units", 1, 65536, &d->units))
+    return -EINVAL;
+  return 0;
+}
+
+static int spec_layer_plain(const spec_obj_t *o, layer_desc_t *d) {
+  (void)o;
+  (void)d;
+  return 0;
+}
+
+/* conv2d: filters and kernel are required; stride 1 and no padding
+ * unless given. */
+static int spec_layer_conv(const spec_obj_t *o, layer_desc_t *d) {
+  d->stride = 1;
+  if (spec_required(o, "filters", "the output channels, 1 to 4096") ||
+      spec_int(o, "filters", 1, 4096, &d->filters) ||
+      spec_required(o, "kernel", "the window's side, 1 to 64") ||
+      spec_int(o, "kernel", 1, SPEC_LAYER_SIDE_MAX, &d->kernel) ||
+      spec_int(o, "stride", 1, SPEC_LAYER_SIDE_MAX, &d->stride) ||
+      spec_int(o, "pad", 0, SPEC_LAYER_SIDE_MAX, &d->pad))
+    return -EINVAL;
+  return 0;
+}
+
+/* maxpool: size is the window's side; the stride defaults to it. */
+static int spec_layer_pool(const spec_obj_t *o, layer_desc_t *d) {
+  if (spec_required(o, "size", "the window's side, 1 to 64") ||
+      spec_int(o, "size", 1, SPEC_LAYER_SIDE_MAX, &d->kernel))
+    return -EINVAL;
+  d->stride = d->kernel;
+  return spec_int(o, "stride", 1, SPEC_LAYER_SIDE_MAX, &d->stride);
+}
+
+static int spec_layer_dropout(const spec_obj_t *o, layer_desc_t *d) {
+  static const spec_range_t rate = {0, 1, 0, 1};
+  double r = 0;
+
+  if (spec_required(o, "rate", "the share of values dropped, in [0, 1)") ||
+      spec_num(o, "rate", &rate, &r))
+    return -EINVAL;
+  d->rate = spec_rate_float(r);
+  return 0;
+}
+
+/* How each layer type is read: its kind, its keys and its reader. */
+typedef struct {
+  int kind;
+  const char *const *keys;
+  int (*read)(const spec_obj_t *o, layer_desc_t *d);
+} spec_layer_type_t;
+
+static const char *const layer_types[] = {
+    "dense", "relu", "conv2d", "maxpool", "dropout", "flatten", NULL};
+static const char *const dense_keys[] = {"type", "units", NULL};
+static const char *const plain_keys[] = {"type", NULL};
+static const char *const conv_keys[] = {"type",   "filters", "kernel",
+                                        "stride", "pad",     NULL};
+static const char *const pool_keys[] = {"type", "size", "stride", NULL};
+static const char *const dropout_keys[] = {"type", "rate", NULL};
+
+/* In the order of layer_types. */
+static const spec_layer_type_t layer_readers[] = {
+    {LAYER_DENSE, dense_keys, spec_layer_dense},
+    {LAYER_RELU, plain_keys, spec_layer_plain},
+    {LAYER_CONV2D, conv_keys, spec_layer_conv},
+    {LAYER_MAXPOOL, pool_keys, spec_layer_pool},
+    {LAYER_DROPOUT, dropout_keys, spec_layer_dropout},
+    {LAYER_FLATTEN, plain_keys, spec_layer_plain},
+};
+
+_Static_assert(sizeof layer_types / sizeof layer_types[0] ==
+                   sizeof layer_readers / sizeof layer_readers[0] + 1,
+               "every layer type has a reader");
+
+/* Reads layers[i] of the model object at model, the JSON value v, into
+ * d: its type first, which decides the keys it may hold. */
+static int spec_layer(const spec_obj_t *model, size_t i, json_t *v,
+                      layer_desc_t *d) {
+  spec_obj_t o = {.err = model->err};
+  char key[32], list[96], what[112];
+  int type = -1;
+
+  snprintf(key, sizeof key, "layers[%zu]", i);
+  spec_path_key(o.path, model->path, key);
+  if (!json_is_object(v))
+    return spec_fail(&o, NULL, "must be an object with a \"type\", not %s.",
+                     spec_type_name(v));
+  o.obj = v;
+  spec_list_join(layer_types, 1, list, sizeof list);
+  snprintf(what, sizeof what, "one of %s", list);
+  if (spec_required(&o, "type", what) ||
+      spec_enum(&o, "type", layer_types, &type) ||
+      spec_open(v, layer_readers[type].keys, &o))
+    return -EINVAL;
+  memset(d, 0, sizeof *d);
+  d->kind = layer_readers[type].kind;
+  return layer_readers[type].read(&o, d);
+}
+
+/* Reads a custom model, the object at key of parent, into st. Whether
+ * its layers fit the dataset is for model_new to say. */
+static int spec_model_custom(const spec_obj_t *parent, const char *key,
+                             pipeline_stage_spec_t *st) {
+  model_desc_t d = {.n_layers = 0};
+  spec_obj_t o;
+  json_t *layers;
+  size_t n;
+
+  if (spec_child(parent, key, model_keys, &o) ||
+      spec_required(&o, "layers", "a list of the model's layers"))
+    return -EINVAL;
+  layers = json_object_get(o.obj, "layers");
+  n = json_array_size(layers);
+  if (!json_is_array(layers))
+    return spec_fail(&o, "layers",
+                     "must be an array of 1 to %d layers, not %s.",
+                     MODEL_MAX_LAYERS, spec_type_name(layers));
+  if (n < 1 || n > MODEL_MAX_LAYERS)
+    return spec_fail(&o, "layers", "must hold 1 to %d layers; it holds %zu.",
+                     MODEL_MAX_LAYERS, n);
+  for (size_t i = 0; i < n; i++)
+    if (spec_layer(&o, i, json_array_get(layers, i), &d.layers[i]))
+      return -EINVAL;
+  d.n_layers = (int)n;
+  snprintf(d.name, sizeof d.name, "custom");
+  st->desc = d;
+  snprintf(st->model, sizeof st->model, "custom");
+  return 0;
+}
+
+/* Reads the optional model at key of o into st: a preset's name, or an
+ * object listing the layers of a custom model. */
+static int spec_model(const spec_obj_t *o, const char *key,
+                      pipeline_stage_spec_t *st) {
+  json_t *v = json_object_get(o->obj, key);
+  char list[128];
+
+  if (!v)
+    return 0;
+  if (json_is_string(v))
+    return spec_model_preset(o, key, st);
+  if (json_is_object(v))
+    return spec_model_custom(o, key, st);
+  spec_list_join(model_preset_names, 1, list, sizeof list);
+  return spec_fail(o, key,
+                   "must be a model preset name (%s) or an object "
+                   "{\"layers\": [...]}, not %s.",
+                   list, spec_type_name(v));
+}
+
+/* Reads the keys of the update rule. */
+static int spec_optim_rule(const spec_obj_t *o, optim_config_t *cfg) {
+  static const spec_range_t lr = {0, 10, 1, 0};
+  static const spec_range_t below_one = {0, 1, 0, 1};
+  static const spec_range_t decay = {0, 1, 0, 0};
+  static const spec_range_t eps = {0, 1, 1, 0};
+
+  if (spec_enum(o, "kind", optim_kinds, &cfg->kind) ||
+      spec_num(o, "lr", &lr, &cfg->lr) ||
+      spec_num(o, "momentum", &below_one, &cfg->momentum) ||
+      spec_bool(o, "nesterov", &cfg->nesterov) ||
+      spec_num(o, "weight_decay", &decay, &cfg->weight_decay) ||
+      spec_bool(o, "decay_bias", &cfg->decay_bias) ||
+      spec_num(o, "beta1", &below_one, &cfg->beta1) ||
+      spec_num(o, "beta2", &below_one, &cfg->beta2) ||
+      spec_num(o, "eps", &eps, &cfg->eps) ||
+      spec_int(o, "batch_size", 1, 4096, &cfg->batch_size))
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads the keys of the learning-rate schedule. */
+static int spec_optim_schedule(const spec_obj_t *o, optim_config_t *cfg) {
+  static const spec_range_t warmup = {0, SPEC_EPOCHS_MAX, 0, 0};
+  static const spec_range_t gamma = {0, 1, 1, 0};
+
+  if (spec_enum(o, "schedule", schedules, &cfg->schedule) ||
+      spec_num(o, "warmup_epochs", &warmup, &cfg->warmup_epochs) ||
+      spec_int(o, "step_epochs", 1, SPEC_EPOCHS_MAX, &cfg->step_epochs) ||
+      spec_num(o, "gamma", &gamma, &cfg->gamma))
+    return -EINVAL;
+  return 0;
+}
+
+/* Nesterov momentum belongs to SGD. The refusal names the key of o that
+ * made the conflict: nesterov when o sets it, else the kind it changes
+ * under a nesterov the job's optimizer set. */
+static int spec_optim_check(const spec_obj_t *o, const optim_config_t *cfg) {
+  if (!cfg->nesterov || cfg->kind == OPTIM_SGD)
+    return 0;
+  if (json_object_get(o->obj, "nesterov") || !o->obj)
+    return spec_fail(o, "nesterov",
+                     "applies to kind \"sgd\" only; this optimizer's kind "
+                     "is \"%s\".",
+                     optim_kinds[cfg->kind]);
+  return spec_fail(o, "kind",
+                   "is \"%s\", but the job's optimizer sets nesterov, which "
+                   "applies to \"sgd\" only; give \"nesterov\": false here.",
+                   optim_kinds[cfg->kind]);
 }
 
 /* Lays the optional "optimizer" object of parent over cfg: only the keys
  * it gives replace cfg's. */
 static int spec_optimizer(const spec_obj_t *parent, optim_config_t *cfg) {
-  static const spec_range_t lr = {0, 10, 1, 0};
-  static const spec_range_t momentum = {0, 1, 0, 1};
-  static const spec_range_t decay = {0, 1, 0, 0};
   spec_obj_t o;
 
   if (spec_child(parent, "optimizer", optim_keys, &o) ||
-      spec_enum(&o, "kind", optim_kinds, &cfg->kind) ||
-      spec_num(&o, "lr", &lr, &cfg->lr) ||
-      spec_num(&o, "momentum", &momentum, &cfg->momentum) ||
-      spec_num(&o, "weight_decay", &decay, &cfg->weight_decay) ||
-      spec_int(&o, "batch_size", 1, 4096, &cfg->batch_size) ||
-      spec_enum(&o, "schedule", schedules, &cfg->schedule))
+      spec_optim_rule(&o, cfg) || spec_optim_schedule(&o, cfg) ||
+      spec_optim_check(&o, cfg))
     return -EINVAL;
   return 0;
 }
@@ -433,19 +694,19 @@ static int spec_optimizer(const spec_obj_t *parent, optim_config_t *cfg) {
 /* Reads the keys every stage shares. st->optim already holds the job's
  * optimizer, which the stage's own "optimizer" overrides key by key. */
 static int spec_stage(const spec_obj_t *o, pipeline_stage_spec_t *st) {
-  if (spec_model(o, "model", st->model, sizeof st->model) ||
+  if (spec_model(o, "model", st) ||
       spec_int(o, "epochs", 1, SPEC_EPOCHS_MAX, &st->epochs) ||
       spec_optimizer(o, &st->optim))
     return -EINVAL;
   return 0;
 }
 
-/* Reads dataset.label_noise: an object turns symmetric noise on, null or
- * absence leaves the labels as they are. */
+/* Reads dataset.label_noise: an object turns noise on (symmetric unless
+ * its kind says pair), null or absence leaves the labels as they are. */
 static int spec_noise(const spec_obj_t *ds, pipeline_spec_t *s) {
   static const spec_range_t rate = {0, 0.95, 0, 0};
   json_t *v = json_object_get(ds->obj, "label_noise");
-  int kind = 0;
+  int kind = PIPELINE_NOISE_SYMMETRIC;
   spec_obj_t o;
 
   if (!v || json_is_null(v))
@@ -454,24 +715,27 @@ static int spec_noise(const spec_obj_t *ds, pipeline_spec_t *s) {
     return spec_fail(ds, "label_noise", "must be an object or null, not %s.",
                      spec_type_name(v));
   if (spec_child(ds, "label_noise", noise_keys, &o) ||
-      spec_enum(&o, "kind", noise_kinds, &kind) ||
+      spec_enum_map(&o, "kind", noise_kinds, noise_values, &kind) ||
       spec_num(&o, "rate", &rate, &s->noise_rate) ||
       spec_seed(&o, "seed", &s->noise_seed))
     return -EINVAL;
-  s->noise_kind = PIPELINE_NOISE_SYMMETRIC;
+  s->noise_kind = kind;
   return 0;
 }
 
 static int spec_dataset(const spec_obj_t *root, pipeline_spec_t *s) {
   static const spec_range_t fraction = {0, 0.5, 0, 0};
+  int norm = (int)s->norm;
   spec_obj_t o;
 
   if (spec_child(root, "dataset", dataset_keys, &o) ||
       spec_dataset_name(&o, s->dataset, sizeof s->dataset) ||
       spec_int(&o, "limit", 0, 10000000, &s->limit) ||
       spec_num(&o, "validation_fraction", &fraction, &s->validation_fraction) ||
+      spec_enum_map(&o, "normalize", norm_kinds, norm_values, &norm) ||
       spec_noise(&o, s))
     return -EINVAL;
+  s->norm = (dataset_norm_t)norm;
   return 0;
 }
 
@@ -547,15 +811,42 @@ static int spec_student(const spec_obj_t *root, pipeline_spec_t *s) {
   return 0;
 }
 
+static int spec_layer_equal(const layer_desc_t *a, const layer_desc_t *b) {
+  return a->kind == b->kind && a->units == b->units &&
+         a->filters == b->filters && a->kernel == b->kernel &&
+         a->stride == b->stride && a->pad == b->pad && a->rate == b->rate;
+}
+
+/* Returns the first layer where the custom models a and b differ, the
+ * shorter one's length when one extends the other, or -1 when they are
+ * the same. */
+static int spec_layers_differ(const model_desc_t *a, const model_desc_t *b) {
+  int n = a->n_layers < b->n_layers ? a->n_layers : b->n_layers;
+
+  for (int i = 0; i < n; i++)
+    if (!spec_layer_equal(&a->layers[i], &b->layers[i]))
+      return i;
+  return a->n_layers == b->n_layers ? -1 : n;
+}
+
 /* The baseline measures what the pipeline gained, so it must train the
- * student's architecture for the student's epochs. */
+ * student's architecture for the student's epochs: the same preset, or
+ * a custom model with the same layers. */
 static int spec_baseline_match(const spec_obj_t *o, const pipeline_spec_t *s) {
   static const char why[] = "the baseline trains the student's architecture "
                             "for the same epochs without the pipeline.";
+  const pipeline_stage_spec_t *b = &s->baseline, *st = &s->student;
+  int at;
 
-  if (strcmp(s->baseline.model, s->student.model) != 0)
+  if (strcmp(b->model, st->model) != 0)
     return spec_fail(o, "model", "must be the student's model (\"%s\"): %s",
-                     s->student.model, why);
+                     st->model, why);
+  at = b->desc.n_layers ? spec_layers_differ(&b->desc, &st->desc) : -1;
+  if (at >= 0)
+    return spec_fail(o, "model",
+                     "must list the student's layers (%d of them), but "
+                     "differs at layers[%d]: %s",
+                     st->desc.n_layers, at, why);
   if (s->baseline.epochs != s->student.epochs)
     return spec_fail(o, "epochs", "must equal student.epochs (%d): %s",
                      s->student.epochs, why);
@@ -569,6 +860,7 @@ static int spec_baseline(const spec_obj_t *root, pipeline_spec_t *s) {
   spec_obj_t o;
 
   memcpy(s->baseline.model, s->student.model, sizeof s->baseline.model);
+  s->baseline.desc = s->student.desc;
   s->baseline.epochs = s->student.epochs;
   s->has_baseline = !(v && json_is_null(v));
   if (!v || json_is_null(v))
@@ -583,10 +875,17 @@ static int spec_baseline(const spec_obj_t *root, pipeline_spec_t *s) {
 }
 
 /* Reads the whole document into s, which holds the defaults. The job-wide
- * optimizer is read before any stage, whatever the order of the text. */
+ * optimizer is read before any stage, whatever the order of the text; the
+ * step schedule's settings get their defaults here where the engine's
+ * leave them unset. */
 static int spec_root(json_t *doc, spec_error_t *err, pipeline_spec_t *s) {
   spec_obj_t root = {.err = err};
   optim_config_t job = s->spl.optim;
+
+  if (job.step_epochs == 0)
+    job.step_epochs = SPEC_STEP_EPOCHS;
+  if (job.gamma == 0)
+    job.gamma = SPEC_STEP_GAMMA;
 
   if (!json_is_object(doc))
     return spec_fail_at(err, "", "The spec must be a JSON object, not %s.",

@@ -90,7 +90,8 @@ INVALID_SPECS = [
     (with_value('spl.bogus', 1), 'spl.bogus'),
     (with_value('teachers[0].bogus', 1), 'teachers[0].bogus'),
     (with_value('dataset.label_noise.bogus', 1), 'dataset.label_noise.bogus'),
-    (with_value('optimizer.nesterov', True), 'optimizer.nesterov'),
+    (with_value('optimizer.nesterow', True), 'optimizer.nesterow'),
+    (with_value('dataset.normalise', 'scale'), 'dataset.normalise'),
     (with_value('spl.pace.bogus', 1), 'spl.pace.bogus'),
     (with_value('student.kd.beta', 1), 'student.kd.beta'),
     (with_value('baseline.kd', {}), 'baseline.kd'),
@@ -145,12 +146,14 @@ INVALID_SPECS = [
     (dict(tiny_spec(), teachers=[{'model': 'mlp'}, {'model': 'mlp'}]),
      ('teachers', 'teachers[1]')),
     # Values outside an enum.
-    (with_value('optimizer.kind', 'adam'), 'optimizer.kind'),
-    (with_value('optimizer.schedule', 'step'), 'optimizer.schedule'),
-    (with_value('spl.model', 'cnn'), 'spl.model'),
+    (with_value('optimizer.kind', 'rmsprop'), 'optimizer.kind'),
+    (with_value('optimizer.schedule', 'linear'), 'optimizer.schedule'),
+    (with_value('spl.model', 'mlp-large'), 'spl.model'),
     (with_value('teachers[0].model', 'resnet'), 'teachers[0].model'),
-    (with_value('dataset.label_noise.kind', 'pair'),
+    (with_value('student.model', 'custom'), 'student.model'),
+    (with_value('dataset.label_noise.kind', 'asymmetric'),
      'dataset.label_noise.kind'),
+    (with_value('dataset.normalize', 'minmax'), 'dataset.normalize'),
     (with_value('spl.pace.kind', 'lambda'), 'spl.pace.kind'),
     # Missing requirements and names that are paths.
     (without('dataset'), ('dataset', 'dataset.name')),
@@ -165,6 +168,63 @@ INVALID_SPECS = [
     (with_value('dataset.name', '.hidden'), 'dataset.name'),
     (with_value('dataset.name', 'a' * 65), 'dataset.name'),
     (with_value('dataset.name', 'fashion-mnist\u0000'), 'dataset.name'),
+    # The optimizer's keys of issue 3.
+    (with_value('optimizer.nesterov', 'yes'), 'optimizer.nesterov'),
+    (with_value('optimizer.decay_bias', 1), 'optimizer.decay_bias'),
+    (with_value('optimizer.beta1', 1.0), 'optimizer.beta1'),
+    (with_value('optimizer.beta2', -0.1), 'optimizer.beta2'),
+    (with_value('optimizer.eps', 0), 'optimizer.eps'),
+    (with_value('optimizer.eps', 1.5), 'optimizer.eps'),
+    (with_value('optimizer.warmup_epochs', -1), 'optimizer.warmup_epochs'),
+    (with_value('optimizer.warmup_epochs', 1001), 'optimizer.warmup_epochs'),
+    (with_value('optimizer.step_epochs', 0), 'optimizer.step_epochs'),
+    (with_value('optimizer.step_epochs', 2.5), 'optimizer.step_epochs'),
+    (with_value('optimizer.gamma', 0), 'optimizer.gamma'),
+    (with_value('spl.optimizer.gamma', 1.5), 'spl.optimizer.gamma'),
+    (with_value('optimizer', {'kind': 'adam', 'nesterov': True}),
+     'optimizer.nesterov'),
+    (with_value('teachers[0].optimizer', {'kind': 'adamw', 'nesterov': True}),
+     'teachers[0].optimizer.nesterov'),
+    (with_value('dataset.normalize', None), 'dataset.normalize'),
+    # Custom models and their layers.
+    (with_value('student.model', 5), 'student.model'),
+    (with_value('student.model', {}), 'student.model.layers'),
+    (with_value('student.model', {'layers': []}), 'student.model.layers'),
+    (with_value('student.model', {'layers': [{'type': 'relu'}] * 25}),
+     'student.model.layers'),
+    (with_value('student.model', {'layers': [{'type': 'relu'}], 'name': 'x'}),
+     'student.model.name'),
+    (with_value('spl.model', {'layers': ['relu']}), 'spl.model.layers[0]'),
+    (with_value('spl.model', {'layers': [{'units': 10}]}),
+     'spl.model.layers[0].type'),
+    (with_value('spl.model', {'layers': [{'type': 'softmax'}]}),
+     'spl.model.layers[0].type'),
+    (with_value('student.model', {'layers': [
+        {'type': 'relu'}, {'type': 'flatten'},
+        {'type': 'conv2d', 'filters': 8, 'kernel': 3, 'size': 3}]}),
+     'student.model.layers[2].size'),
+    (with_value('student.model', {'layers': [
+        {'type': 'maxpool', 'size': 2, 'pad': 1}]}),
+     'student.model.layers[0].pad'),
+    (with_value('student.model', {'layers': [{'type': 'dense'}]}),
+     'student.model.layers[0].units'),
+    (with_value('student.model', {'layers': [{'type': 'dense', 'units': 0}]}),
+     'student.model.layers[0].units'),
+    (with_value('teachers[0].model', {'layers': [
+        {'type': 'conv2d', 'filters': 4097, 'kernel': 3}]}),
+     'teachers[0].model.layers[0].filters'),
+    (with_value('student.model', {'layers': [
+        {'type': 'conv2d', 'filters': 8, 'kernel': 65}]}),
+     'student.model.layers[0].kernel'),
+    (with_value('student.model', {'layers': [
+        {'type': 'conv2d', 'filters': 8, 'kernel': 3, 'pad': -1}]}),
+     'student.model.layers[0].pad'),
+    (with_value('student.model', {'layers': [
+        {'type': 'maxpool', 'size': 2, 'stride': 0}]}),
+     'student.model.layers[0].stride'),
+    (with_value('student.model', {'layers': [
+        {'type': 'dropout', 'rate': 1}]}),
+     'student.model.layers[0].rate'),
 ]
 
 
@@ -178,6 +238,45 @@ def _case_id(case):
                               for i, c in enumerate(INVALID_SPECS)])
 def test_invalid_spec(quick, spec, field):
     assert jobspec_errors(spec), 'the OpenAPI JobSpec must refuse it too'
+    refused(quick.client, 'POST', '/v1/jobs', 400, 'invalid_spec', field,
+            json_body=spec)
+
+
+# A custom model every stage may use: one layer of each type, for
+# 28 x 28 x 1 images and ten classes.
+SMALL_CNN = {'layers': [
+    {'type': 'conv2d', 'filters': 4, 'kernel': 3, 'pad': 1},
+    {'type': 'relu'},
+    {'type': 'maxpool', 'size': 2},
+    {'type': 'flatten'},
+    {'type': 'dropout', 'rate': 0.1},
+    {'type': 'dense', 'units': 10},
+]}
+
+
+def custom_student(baseline_model):
+    spec = with_value('student.model', SMALL_CNN)
+    spec['baseline']['model'] = baseline_model
+    return spec
+
+
+# Refusals across objects, which one JSON Schema object cannot express:
+# the contract's schema allows them, the daemon does not.
+@pytest.mark.parametrize('spec,field', [
+    (dict(tiny_spec(), optimizer={'nesterov': True},
+          spl=dict(tiny_spec()['spl'], optimizer={'kind': 'adam'})),
+     'spl.optimizer.kind'),
+    (dict(tiny_spec(), optimizer={'kind': 'adamw'},
+          teachers=[{'optimizer': {'nesterov': True}}]),
+     'teachers[0].optimizer.nesterov'),
+    (custom_student('mlp'), 'baseline.model'),
+    (custom_student({'layers': SMALL_CNN['layers'][:-1] +
+                     [{'type': 'dense', 'units': 11}]}), 'baseline.model'),
+    (custom_student({'layers': SMALL_CNN['layers'][:2]}), 'baseline.model'),
+], ids=['nesterov-then-adam', 'adamw-then-nesterov', 'baseline-preset',
+        'baseline-units', 'baseline-shorter'])
+def test_invalid_across_objects(quick, spec, field):
+    assert not jobspec_errors(spec)
     refused(quick.client, 'POST', '/v1/jobs', 400, 'invalid_spec', field,
             json_body=spec)
 

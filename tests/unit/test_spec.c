@@ -22,6 +22,29 @@
 #define TEN "abcdefghij"
 #define HUNDRED TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN
 
+/* A custom model with one layer of every type, strides and padding left
+ * to their defaults where a layer has them. */
+#define EVERY_LAYER                                                            \
+  "{'layers': [{'type': 'conv2d', 'filters': 8, 'kernel': 3},"                 \
+  " {'type': 'relu'}, {'type': 'maxpool', 'size': 2},"                         \
+  " {'type': 'conv2d', 'filters': 4, 'kernel': 5, 'stride': 2, 'pad': 1},"     \
+  " {'type': 'maxpool', 'size': 3, 'stride': 1},"                              \
+  " {'type': 'dropout', 'rate': 0.25}, {'type': 'flatten'},"                   \
+  " {'type': 'dense', 'units': 10}]}"
+
+/* EVERY_LAYER with every default written out. */
+#define EVERY_LAYER_EXPLICIT                                                   \
+  "{'layers': [{'type': 'conv2d', 'filters': 8, 'kernel': 3, 'stride': 1,"     \
+  "   'pad': 0},"                                                              \
+  " {'type': 'relu'}, {'type': 'maxpool', 'size': 2, 'stride': 2},"            \
+  " {'type': 'conv2d', 'filters': 4, 'kernel': 5, 'stride': 2, 'pad': 1},"     \
+  " {'type': 'maxpool', 'size': 3, 'stride': 1},"                              \
+  " {'type': 'dropout', 'rate': 0.25}, {'type': 'flatten'},"                   \
+  " {'type': 'dense', 'units': 10}]}"
+
+/* The student's model given as the one layer x. */
+#define LAYER(x) "{" DS ", 'student': {'model': {'layers': [" x "]}}}"
+
 /* The spec of the task, as examples/sym40.json holds it. */
 static const char sym40[] =
     "{'name': 'fmnist-sym40', 'seed': 1, 'threads': 2,"
@@ -42,34 +65,45 @@ static const char sym40[] =
 static const char every_key[] =
     "{'name': 'all-keys', 'seed': 42, 'threads': 3,"
     " 'dataset': {'name': 'mnist', 'limit': 5000,"
-    "   'validation_fraction': 0.2,"
-    "   'label_noise': {'kind': 'symmetric', 'rate': 0.25, 'seed': 11}},"
+    "   'validation_fraction': 0.2, 'normalize': 'scale',"
+    "   'label_noise': {'kind': 'pair', 'rate': 0.25, 'seed': 11}},"
     " 'optimizer': {'kind': 'sgd', 'lr': 0.02, 'momentum': 0.8,"
-    "   'weight_decay': 0.001, 'batch_size': 64, 'schedule': 'constant'},"
-    " 'spl': {'model': 'mlp', 'epochs': 6, 'warmup_epochs': 1,"
+    "   'nesterov': true, 'weight_decay': 0.001, 'decay_bias': false,"
+    "   'beta1': 0.8, 'beta2': 0.99, 'eps': 1e-6, 'batch_size': 64,"
+    "   'schedule': 'step', 'warmup_epochs': 0.5, 'step_epochs': 3,"
+    "   'gamma': 0.5},"
+    " 'spl': {'model': 'mlp-small', 'epochs': 6, 'warmup_epochs': 1,"
     "   'optimizer': {'schedule': 'cosine', 'batch_size': 32},"
     "   'pace': {'kind': 'fraction', 'start': 0.3, 'end': 0.9}},"
-    " 'teachers': [{'model': 'mlp', 'epochs': 7, 'optimizer': {'lr': 0.1}}],"
-    " 'student': {'model': 'mlp', 'epochs': 8,"
-    "   'optimizer': {'momentum': 0.5},"
+    " 'teachers': [{'model': 'cnn', 'epochs': 7,"
+    "   'optimizer': {'lr': 0.1, 'kind': 'adamw', 'nesterov': false}}],"
+    " 'student': {'model': " EVERY_LAYER ", 'epochs': 8,"
+    "   'optimizer': {'momentum': 0.5, 'kind': 'adam', 'nesterov': false,"
+    "     'gamma': 0.2},"
     "   'kd': {'alpha': 0.4, 'temperature': 3.5}},"
-    " 'baseline': {'epochs': 8, 'optimizer': {'weight_decay': 0}}}";
+    " 'baseline': {'model': " EVERY_LAYER_EXPLICIT ", 'epochs': 8,"
+    "   'optimizer': {'weight_decay': 0}}}";
 
 /* every_key with the keys of every object in another order: the stages
  * and their overrides come before the job-wide optimizer. */
 static const char every_key_reordered[] =
-    "{'baseline': {'optimizer': {'weight_decay': 0}, 'epochs': 8},"
+    "{'baseline': {'optimizer': {'weight_decay': 0}, 'epochs': 8,"
+    "   'model': " EVERY_LAYER "},"
     " 'student': {'kd': {'temperature': 3.5, 'alpha': 0.4},"
-    "   'optimizer': {'momentum': 0.5}, 'epochs': 8, 'model': 'mlp'},"
-    " 'teachers': [{'optimizer': {'lr': 0.1}, 'epochs': 7, 'model': 'mlp'}],"
+    "   'optimizer': {'gamma': 0.2, 'nesterov': false, 'kind': 'adam',"
+    "     'momentum': 0.5}, 'epochs': 8, 'model': " EVERY_LAYER "},"
+    " 'teachers': [{'optimizer': {'nesterov': false, 'kind': 'adamw',"
+    "   'lr': 0.1}, 'epochs': 7, 'model': 'cnn'}],"
     " 'spl': {'pace': {'end': 0.9, 'start': 0.3, 'kind': 'fraction'},"
     "   'optimizer': {'batch_size': 32, 'schedule': 'cosine'},"
-    "   'warmup_epochs': 1, 'epochs': 6, 'model': 'mlp'},"
-    " 'optimizer': {'schedule': 'constant', 'batch_size': 64,"
-    "   'weight_decay': 0.001, 'momentum': 0.8, 'lr': 0.02, 'kind': 'sgd'},"
+    "   'warmup_epochs': 1, 'epochs': 6, 'model': 'mlp-small'},"
+    " 'optimizer': {'gamma': 0.5, 'step_epochs': 3, 'warmup_epochs': 0.5,"
+    "   'schedule': 'step', 'batch_size': 64, 'eps': 1e-6, 'beta2': 0.99,"
+    "   'beta1': 0.8, 'decay_bias': false, 'weight_decay': 0.001,"
+    "   'nesterov': true, 'momentum': 0.8, 'lr': 0.02, 'kind': 'sgd'},"
     " 'dataset': {'label_noise': {'seed': 11, 'rate': 0.25,"
-    "   'kind': 'symmetric'}, 'validation_fraction': 0.2, 'limit': 5000,"
-    "   'name': 'mnist'},"
+    "   'kind': 'pair'}, 'normalize': 'scale', 'validation_fraction': 0.2,"
+    "   'limit': 5000, 'name': 'mnist'},"
     " 'threads': 3, 'seed': 42, 'name': 'all-keys'}";
 
 /* Parses text written with single quotes in place of double quotes. */
@@ -94,6 +128,35 @@ static void parse_ok(const char *q, pipeline_spec_t *spec) {
     fail_msg("refused %s: [%s] %s", q, err.field, err.message);
 }
 
+/* An SGD optimizer with the given keys and every other key at the
+ * default the spec documents. */
+static optim_config_t sgd(double lr, double momentum, double weight_decay,
+                          int batch_size, int schedule) {
+  optim_config_t c = {.kind = OPTIM_SGD,
+                      .lr = lr,
+                      .momentum = momentum,
+                      .weight_decay = weight_decay,
+                      .batch_size = batch_size,
+                      .schedule = schedule,
+                      .decay_bias = 1,
+                      .beta1 = 0.9,
+                      .beta2 = 0.999,
+                      .eps = 1e-8,
+                      .step_epochs = 10,
+                      .gamma = 0.1};
+
+  return c;
+}
+
+/* A stage of a preset model. */
+static pipeline_stage_spec_t preset(const char *model, int epochs,
+                                    optim_config_t optim) {
+  pipeline_stage_spec_t st = {.epochs = epochs, .optim = optim};
+
+  snprintf(st.model, sizeof st.model, "%s", model);
+  return st;
+}
+
 static void assert_optim_equal(const optim_config_t *a,
                                const optim_config_t *b) {
   assert_int_equal(a->kind, b->kind);
@@ -102,6 +165,24 @@ static void assert_optim_equal(const optim_config_t *a,
   assert_true(a->weight_decay == b->weight_decay);
   assert_int_equal(a->batch_size, b->batch_size);
   assert_int_equal(a->schedule, b->schedule);
+  assert_int_equal(a->nesterov, b->nesterov);
+  assert_int_equal(a->decay_bias, b->decay_bias);
+  assert_true(a->beta1 == b->beta1);
+  assert_true(a->beta2 == b->beta2);
+  assert_true(a->eps == b->eps);
+  assert_true(a->warmup_epochs == b->warmup_epochs);
+  assert_int_equal(a->step_epochs, b->step_epochs);
+  assert_true(a->gamma == b->gamma);
+}
+
+static void assert_layer_equal(const layer_desc_t *a, const layer_desc_t *b) {
+  assert_int_equal(a->kind, b->kind);
+  assert_int_equal(a->units, b->units);
+  assert_int_equal(a->filters, b->filters);
+  assert_int_equal(a->kernel, b->kernel);
+  assert_int_equal(a->stride, b->stride);
+  assert_int_equal(a->pad, b->pad);
+  assert_true(a->rate == b->rate);
 }
 
 static void assert_stage_equal(const pipeline_stage_spec_t *a,
@@ -109,6 +190,9 @@ static void assert_stage_equal(const pipeline_stage_spec_t *a,
   assert_string_equal(a->model, b->model);
   assert_int_equal(a->epochs, b->epochs);
   assert_optim_equal(&a->optim, &b->optim);
+  assert_int_equal(a->desc.n_layers, b->desc.n_layers);
+  for (int i = 0; i < a->desc.n_layers; i++)
+    assert_layer_equal(&a->desc.layers[i], &b->desc.layers[i]);
 }
 
 static void assert_spec_equal(const pipeline_spec_t *a,
@@ -117,6 +201,7 @@ static void assert_spec_equal(const pipeline_spec_t *a,
   assert_true(a->seed == b->seed);
   assert_int_equal(a->threads, b->threads);
   assert_string_equal(a->dataset, b->dataset);
+  assert_int_equal(a->norm, b->norm);
   assert_int_equal(a->limit, b->limit);
   assert_true(a->validation_fraction == b->validation_fraction);
   assert_int_equal(a->noise_kind, b->noise_kind);
@@ -136,8 +221,7 @@ static void assert_spec_equal(const pipeline_spec_t *a,
 
 /* What the sym40 spec means, written out by hand. */
 static void sym40_expected(pipeline_spec_t *s) {
-  const optim_config_t job = {OPTIM_SGD, 0.05, 0.9,
-                              5e-4,      128,  OPTIM_SCHEDULE_COSINE};
+  const optim_config_t job = sgd(0.05, 0.9, 5e-4, 128, OPTIM_SCHEDULE_COSINE);
   optim_config_t spl = job;
 
   spl.schedule = OPTIM_SCHEDULE_CONSTANT;
@@ -147,19 +231,20 @@ static void sym40_expected(pipeline_spec_t *s) {
   s->threads = 2;
   strcpy(s->dataset, "fashion-mnist");
   s->validation_fraction = 0.1;
+  s->norm = DATASET_NORM_STANDARDIZE;
   s->noise_kind = PIPELINE_NOISE_SYMMETRIC;
   s->noise_rate = 0.4;
   s->noise_seed = 7;
-  s->spl = (pipeline_stage_spec_t){"mlp", 10, spl};
+  s->spl = preset("mlp", 10, spl);
   s->spl_warmup_epochs = 2;
   s->pace_start = 0.5;
   s->pace_end = 0.8;
-  s->teacher = (pipeline_stage_spec_t){"mlp", 15, job};
-  s->student = (pipeline_stage_spec_t){"mlp", 20, job};
+  s->teacher = preset("mlp", 15, job);
+  s->student = preset("mlp", 20, job);
   s->kd_alpha = 0.7;
   s->kd_temperature = 2.0;
   s->has_baseline = 1;
-  s->baseline = (pipeline_stage_spec_t){"mlp", 20, job};
+  s->baseline = preset("mlp", 20, job);
 }
 
 static void test_sym40_parses(void **state) {
@@ -171,7 +256,29 @@ static void test_sym40_parses(void **state) {
   assert_spec_equal(&got, &want);
 }
 
+/* What EVERY_LAYER means, written out by hand. */
+static pipeline_stage_spec_t every_layer_stage(int epochs,
+                                               optim_config_t optim) {
+  static const layer_desc_t layers[] = {
+      {.kind = LAYER_CONV2D, .filters = 8, .kernel = 3, .stride = 1},
+      {.kind = LAYER_RELU},
+      {.kind = LAYER_MAXPOOL, .kernel = 2, .stride = 2},
+      {.kind = LAYER_CONV2D, .filters = 4, .kernel = 5, .stride = 2, .pad = 1},
+      {.kind = LAYER_MAXPOOL, .kernel = 3, .stride = 1},
+      {.kind = LAYER_DROPOUT, .rate = 0.25f},
+      {.kind = LAYER_FLATTEN},
+      {.kind = LAYER_DENSE, .units = 10},
+  };
+  pipeline_stage_spec_t st = preset("custom", epochs, optim);
+
+  st.desc.n_layers = (int)(sizeof layers / sizeof layers[0]);
+  memcpy(st.desc.layers, layers, sizeof layers);
+  return st;
+}
+
 static void test_every_key_is_read(void **state) {
+  optim_config_t job = sgd(0.02, 0.8, 0.001, 64, OPTIM_SCHEDULE_STEP), o;
+  pipeline_stage_spec_t want;
   pipeline_spec_t s;
 
   (void)state;
@@ -182,7 +289,8 @@ static void test_every_key_is_read(void **state) {
   assert_string_equal(s.dataset, "mnist");
   assert_int_equal(s.limit, 5000);
   assert_true(s.validation_fraction == 0.2);
-  assert_int_equal(s.noise_kind, PIPELINE_NOISE_SYMMETRIC);
+  assert_int_equal(s.norm, DATASET_NORM_SCALE);
+  assert_int_equal(s.noise_kind, PIPELINE_NOISE_PAIR);
   assert_true(s.noise_rate == 0.25);
   assert_true(s.noise_seed == 11);
   assert_int_equal(s.spl_warmup_epochs, 1);
@@ -191,23 +299,36 @@ static void test_every_key_is_read(void **state) {
   assert_int_equal(s.has_baseline, 1);
 
   /* Each stage is the job's optimizer with its own keys laid over it. */
-  assert_stage_equal(
-      &s.spl,
-      &(pipeline_stage_spec_t){
-          "mlp", 6, {OPTIM_SGD, 0.02, 0.8, 0.001, 32, OPTIM_SCHEDULE_COSINE}});
-  assert_stage_equal(
-      &s.teacher,
-      &(pipeline_stage_spec_t){
-          "mlp", 7, {OPTIM_SGD, 0.1, 0.8, 0.001, 64, OPTIM_SCHEDULE_CONSTANT}});
-  assert_stage_equal(&s.student,
-                     &(pipeline_stage_spec_t){"mlp",
-                                              8,
-                                              {OPTIM_SGD, 0.02, 0.5, 0.001, 64,
-                                               OPTIM_SCHEDULE_CONSTANT}});
-  assert_stage_equal(
-      &s.baseline,
-      &(pipeline_stage_spec_t){
-          "mlp", 8, {OPTIM_SGD, 0.02, 0.8, 0.0, 64, OPTIM_SCHEDULE_CONSTANT}});
+  job.nesterov = 1;
+  job.decay_bias = 0;
+  job.beta1 = 0.8;
+  job.beta2 = 0.99;
+  job.eps = 1e-6;
+  job.warmup_epochs = 0.5;
+  job.step_epochs = 3;
+  job.gamma = 0.5;
+  o = job;
+  o.schedule = OPTIM_SCHEDULE_COSINE;
+  o.batch_size = 32;
+  want = preset("mlp-small", 6, o);
+  assert_stage_equal(&s.spl, &want);
+  o = job;
+  o.lr = 0.1;
+  o.kind = OPTIM_ADAMW;
+  o.nesterov = 0;
+  want = preset("cnn", 7, o);
+  assert_stage_equal(&s.teacher, &want);
+  o = job;
+  o.momentum = 0.5;
+  o.kind = OPTIM_ADAM;
+  o.nesterov = 0;
+  o.gamma = 0.2;
+  want = every_layer_stage(8, o);
+  assert_stage_equal(&s.student, &want);
+  o = job;
+  o.weight_decay = 0;
+  want = every_layer_stage(8, o);
+  assert_stage_equal(&s.baseline, &want);
 }
 
 static void test_key_order_does_not_matter(void **state) {
@@ -221,15 +342,35 @@ static void test_key_order_does_not_matter(void **state) {
 
 static void test_defaults_with_only_dataset_name(void **state) {
   pipeline_spec_t got, want;
+  const optim_config_t documented =
+      sgd(0.05, 0.9, 5e-4, 128, OPTIM_SCHEDULE_COSINE);
+  pipeline_stage_spec_t *stages[] = {&want.spl, &want.teacher, &want.student,
+                                     &want.baseline};
 
   (void)state;
   parse_ok("{" DS "}", &got);
   pipeline_spec_defaults(&want);
   strcpy(want.dataset, "fashion-mnist");
+
+  /* The engine's defaults, with the step schedule's own (which only a
+   * step schedule reads) where the engine leaves them unset. */
+  for (int i = 0; i < 4; i++) {
+    if (stages[i]->optim.step_epochs == 0)
+      stages[i]->optim.step_epochs = 10;
+    if (stages[i]->optim.gamma == 0)
+      stages[i]->optim.gamma = 0.1;
+  }
   assert_spec_equal(&got, &want);
   assert_string_equal(got.name, "");
   assert_int_equal(got.noise_kind, PIPELINE_NOISE_NONE);
+  assert_int_equal(got.norm, DATASET_NORM_STANDARDIZE);
   assert_int_equal(got.has_baseline, 1);
+
+  /* Which is what the spec's documentation promises. */
+  for (int i = 0; i < 4; i++) {
+    assert_optim_equal(&stages[i]->optim, &documented);
+    assert_int_equal(stages[i]->desc.n_layers, 0);
+  }
 }
 
 static void test_null_and_derived_sections(void **state) {
@@ -290,7 +431,9 @@ static const bad_case_t bad_cases[] = {
     {"{" DS ", 'bogus': 1}", "bogus", 0},
     {"{" DS ", 'spl': {'pace': {'foo': 1}}}", "spl.pace.foo", 0},
     {"{" DS ", 'teachers': [{'lr': 0.1}]}", "teachers[0].lr", 0},
-    {"{" DS ", 'optimizer': {'nesterov': true}}", "optimizer.nesterov", 0},
+    {"{" DS ", 'optimizer': {'nesterow': true}}", "optimizer.nesterow", 0},
+    {"{'dataset': {'name': 'd', 'normalise': 'scale'}}", "dataset.normalise",
+     0},
     {"{'dataset': {'name': 'd', 'label_noise': {'rat': 0.1}}}",
      "dataset.label_noise.rat", 0},
 
@@ -345,7 +488,8 @@ static const bad_case_t bad_cases[] = {
      "dataset.label_noise.rate", 0},
     {"{'dataset': {'name': 'd', 'label_noise': {'seed': -1}}}",
      "dataset.label_noise.seed", 0},
-    {"{" DS ", 'optimizer': {'kind': 'adam'}}", "optimizer.kind", 0},
+    {"{" DS ", 'optimizer': {'kind': 'rmsprop'}}", "optimizer.kind", 0},
+    {"{" DS ", 'optimizer': {'kind': 'Adam'}}", "optimizer.kind", 0},
     {"{" DS ", 'optimizer': {'lr': 0}}", "optimizer.lr", 0},
     {"{" DS ", 'optimizer': {'lr': 10.001}}", "optimizer.lr", 0},
     {"{" DS ", 'optimizer': {'momentum': -0.1}}", "optimizer.momentum", 0},
@@ -356,7 +500,7 @@ static const bad_case_t bad_cases[] = {
      0},
     {"{" DS ", 'optimizer': {'batch_size': 0}}", "optimizer.batch_size", 0},
     {"{" DS ", 'optimizer': {'batch_size': 4097}}", "optimizer.batch_size", 0},
-    {"{" DS ", 'optimizer': {'schedule': 'step'}}", "optimizer.schedule", 0},
+    {"{" DS ", 'optimizer': {'schedule': 'linear'}}", "optimizer.schedule", 0},
     {"{" DS ", 'spl': {'optimizer': {'lr': 0}}}", "spl.optimizer.lr", 0},
     {"{" DS ", 'teachers': [{'optimizer': {'batch_size': 0}}]}",
      "teachers[0].optimizer.batch_size", 0},
@@ -392,6 +536,171 @@ static const bad_case_t bad_cases[] = {
     {"{" DS ", 'student': {'epochs': 5}, 'baseline': {'epochs': 20}}",
      "baseline.epochs", 0},
     {"{" DS ", 'baseline': {'model': 'resnet'}}", "baseline.model", 0},
+
+    /* The optimizer's keys of issue 3. */
+    {"{" DS ", 'optimizer': {'nesterov': 1}}", "optimizer.nesterov", 0},
+    {"{" DS ", 'optimizer': {'nesterov': 'true'}}", "optimizer.nesterov", 0},
+    {"{" DS ", 'optimizer': {'decay_bias': null}}", "optimizer.decay_bias", 0},
+    {"{" DS ", 'optimizer': {'beta1': -0.001}}", "optimizer.beta1", 0},
+    {"{" DS ", 'optimizer': {'beta1': 1}}", "optimizer.beta1", 0},
+    {"{" DS ", 'optimizer': {'beta2': -0.001}}", "optimizer.beta2", 0},
+    {"{" DS ", 'optimizer': {'beta2': 1}}", "optimizer.beta2", 0},
+    {"{" DS ", 'optimizer': {'eps': 0}}", "optimizer.eps", 0},
+    {"{" DS ", 'optimizer': {'eps': 1.001}}", "optimizer.eps", 0},
+    {"{" DS ", 'optimizer': {'eps': '1e-8'}}", "optimizer.eps", 0},
+    {"{" DS ", 'optimizer': {'warmup_epochs': -0.001}}",
+     "optimizer.warmup_epochs", 0},
+    {"{" DS ", 'optimizer': {'warmup_epochs': 1000.001}}",
+     "optimizer.warmup_epochs", 0},
+    {"{" DS ", 'optimizer': {'step_epochs': 0}}", "optimizer.step_epochs", 0},
+    {"{" DS ", 'optimizer': {'step_epochs': 1001}}", "optimizer.step_epochs",
+     0},
+    {"{" DS ", 'optimizer': {'step_epochs': 2.5}}", "optimizer.step_epochs", 0},
+    {"{" DS ", 'optimizer': {'gamma': 0}}", "optimizer.gamma", 0},
+    {"{" DS ", 'optimizer': {'gamma': 1.001}}", "optimizer.gamma", 0},
+    {"{" DS ", 'spl': {'optimizer': {'beta2': 1}}}", "spl.optimizer.beta2", 0},
+    {"{" DS ", 'teachers': [{'optimizer': {'schedule': 'cosine-warm'}}]}",
+     "teachers[0].optimizer.schedule", 0},
+    {"{" DS ", 'student': {'optimizer': {'gamma': 2}}}",
+     "student.optimizer.gamma", 0},
+
+    /* Nesterov momentum belongs to SGD, wherever the conflict arises. */
+    {"{" DS ", 'optimizer': {'kind': 'adam', 'nesterov': true}}",
+     "optimizer.nesterov", 0},
+    {"{" DS ", 'optimizer': {'nesterov': true, 'kind': 'adamw'}}",
+     "optimizer.nesterov", 0},
+    {"{" DS ", 'optimizer': {'kind': 'adam'},"
+     " 'spl': {'optimizer': {'nesterov': true}}}",
+     "spl.optimizer.nesterov", 0},
+    {"{" DS ", 'optimizer': {'nesterov': true},"
+     " 'teachers': [{'optimizer': {'kind': 'adam'}}]}",
+     "teachers[0].optimizer.kind", 0},
+    {"{" DS ", 'optimizer': {'nesterov': true},"
+     " 'baseline': {'optimizer': {'kind': 'adamw'}}}",
+     "baseline.optimizer.kind", 0},
+
+    /* Normalisation and the kinds of label noise. */
+    {"{'dataset': {'name': 'd', 'normalize': 'minmax'}}", "dataset.normalize",
+     0},
+    {"{'dataset': {'name': 'd', 'normalize': null}}", "dataset.normalize", 0},
+    {"{'dataset': {'name': 'd', 'normalize': 'Scale'}}", "dataset.normalize",
+     0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'kind': 'asymmetric'}}}",
+     "dataset.label_noise.kind", 0},
+    {"{'dataset': {'name': 'd', 'label_noise': {'kind': 2}}}",
+     "dataset.label_noise.kind", 0},
+
+    /* Models: neither a preset nor a layer list. */
+    {"{" DS ", 'student': {'model': 5}}", "student.model", 0},
+    {"{" DS ", 'student': {'model': ['mlp']}}", "student.model", 0},
+    {"{" DS ", 'student': {'model': 'custom'}}", "student.model", 0},
+    {"{" DS ", 'student': {'model': 'MLP'}}", "student.model", 0},
+    {"{" DS ", 'student': {'model': {}}}", "student.model.layers", 0},
+    {"{" DS ", 'student': {'model': {'layers': []}}}", "student.model.layers",
+     0},
+    {"{" DS ", 'student': {'model': {'layers': {'type': 'relu'}}}}",
+     "student.model.layers", 0},
+    {"{" DS ", 'spl': {'model': {'layers': [{'type': 'relu'}], 'name': 'x'}}}",
+     "spl.model.name", 0},
+    {"{" DS ", 'teachers': [{'model': {'layers': null}}]}",
+     "teachers[0].model.layers", 0},
+
+    /* Layers of a bad type, or with keys their type does not take. */
+    {LAYER("'relu'"), "student.model.layers[0]", 0},
+    {LAYER("{}"), "student.model.layers[0].type", 0},
+    {LAYER("{'units': 10}"), "student.model.layers[0].type", 0},
+    {LAYER("{'type': 'Dense', 'units': 10}"), "student.model.layers[0].type",
+     0},
+    {LAYER("{'type': 'softmax'}"), "student.model.layers[0].type", 0},
+    {LAYER("{'type': 3}"), "student.model.layers[0].type", 0},
+    {LAYER("{'type': 'relu', 'units': 10}"), "student.model.layers[0].units",
+     0},
+    {LAYER("{'type': 'flatten', 'size': 2}"), "student.model.layers[0].size",
+     0},
+    {LAYER("{'type': 'dense', 'units': 10, 'kernel': 3}"),
+     "student.model.layers[0].kernel", 0},
+    {LAYER("{'type': 'maxpool', 'size': 2, 'pad': 1}"),
+     "student.model.layers[0].pad", 0},
+    {LAYER("{'type': 'maxpool', 'kernel': 2}"),
+     "student.model.layers[0].kernel", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 3, 'size': 3}"),
+     "student.model.layers[0].size", 0},
+    {LAYER("{'type': 'dropout', 'rate': 0.5, 'seed': 1}"),
+     "student.model.layers[0].seed", 0},
+    {"{" DS ", 'student': {'model': {'layers': [{'type': 'relu'},"
+     " {'type': 'relu'}, {'type': 'conv2d', 'filters': 8, 'kernel': 3,"
+     " 'kernal': 3}]}}}",
+     "student.model.layers[2].kernal", 0},
+    {"{" DS ", 'student': {'model': {'layers': [{'type': 'relu',"
+     " 'type': 'flatten'}]}}}",
+     "student.model.layers[0].type", 0},
+
+    /* Layer sizes missing or just outside their range. */
+    {LAYER("{'type': 'dense'}"), "student.model.layers[0].units", 0},
+    {LAYER("{'type': 'dense', 'units': 0}"), "student.model.layers[0].units",
+     0},
+    {LAYER("{'type': 'dense', 'units': 65537}"),
+     "student.model.layers[0].units", 0},
+    {LAYER("{'type': 'dense', 'units': 10.0}"), "student.model.layers[0].units",
+     0},
+    {LAYER("{'type': 'conv2d', 'kernel': 3}"),
+     "student.model.layers[0].filters", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8}"),
+     "student.model.layers[0].kernel", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 0, 'kernel': 3}"),
+     "student.model.layers[0].filters", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 4097, 'kernel': 3}"),
+     "student.model.layers[0].filters", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 0}"),
+     "student.model.layers[0].kernel", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 65}"),
+     "student.model.layers[0].kernel", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 3, 'stride': 0}"),
+     "student.model.layers[0].stride", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 3, 'stride': 65}"),
+     "student.model.layers[0].stride", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 3, 'pad': -1}"),
+     "student.model.layers[0].pad", 0},
+    {LAYER("{'type': 'conv2d', 'filters': 8, 'kernel': 3, 'pad': 65}"),
+     "student.model.layers[0].pad", 0},
+    {LAYER("{'type': 'maxpool'}"), "student.model.layers[0].size", 0},
+    {LAYER("{'type': 'maxpool', 'size': 0}"), "student.model.layers[0].size",
+     0},
+    {LAYER("{'type': 'maxpool', 'size': 65}"), "student.model.layers[0].size",
+     0},
+    {LAYER("{'type': 'maxpool', 'size': 2, 'stride': 0}"),
+     "student.model.layers[0].stride", 0},
+    {LAYER("{'type': 'maxpool', 'size': 2, 'stride': 65}"),
+     "student.model.layers[0].stride", 0},
+    {LAYER("{'type': 'dropout'}"), "student.model.layers[0].rate", 0},
+    {LAYER("{'type': 'dropout', 'rate': -0.001}"),
+     "student.model.layers[0].rate", 0},
+    {LAYER("{'type': 'dropout', 'rate': 1}"), "student.model.layers[0].rate",
+     0},
+    {LAYER("{'type': 'dropout', 'rate': true}"), "student.model.layers[0].rate",
+     0},
+
+    /* The baseline's model must be the student's. */
+    {"{" DS ", 'student': {'model': " EVERY_LAYER "},"
+     " 'baseline': {'model': 'mlp'}}",
+     "baseline.model", 0},
+    {"{" DS ", 'baseline': {'model': " EVERY_LAYER "}}", "baseline.model", 0},
+    {"{" DS ", 'student': {'model': 'mlp-small'},"
+     " 'baseline': {'model': 'mlp'}}",
+     "baseline.model", 0},
+    {"{" DS ", 'student': {'model': " EVERY_LAYER "},"
+     " 'baseline': {'model': {'layers': [{'type': 'dense', 'units': 10}]}}}",
+     "baseline.model", 0},
+    {"{" DS ", 'student': {'model': {'layers': [{'type': 'dropout',"
+     " 'rate': 0.5}, {'type': 'dense', 'units': 10}]}},"
+     " 'baseline': {'model': {'layers': [{'type': 'dropout', 'rate': 0.4},"
+     " {'type': 'dense', 'units': 10}]}}}",
+     "baseline.model", 0},
+    {"{" DS ", 'student': {'model': {'layers': [{'type': 'maxpool',"
+     " 'size': 2}, {'type': 'dense', 'units': 10}]}},"
+     " 'baseline': {'model': {'layers': [{'type': 'maxpool', 'size': 2,"
+     " 'stride': 1}, {'type': 'dense', 'units': 10}]}}}",
+     "baseline.model", 0},
 };
 
 static void test_bad_inputs_name_their_field(void **state) {
@@ -414,11 +723,12 @@ static void test_bad_inputs_name_their_field(void **state) {
 typedef struct {
   const char *spec;
   size_t offset; /* of the value in pipeline_spec_t */
-  char type;     /* 'i' int, 'd' double, 'u' uint64_t */
+  char type;     /* 'i' int, 'd' double, 'u' uint64_t, 'f' float */
   double want;
 } good_case_t;
 
 #define AT(member) offsetof(pipeline_spec_t, member)
+#define LAYER0(member) AT(student.desc.layers[0].member)
 
 static const good_case_t good_cases[] = {
     {"{" DS ", 'seed': 0}", AT(seed), 'u', 0},
@@ -462,6 +772,88 @@ static const good_case_t good_cases[] = {
      'd', 100},
     {"{" DS ", 'student': {'kd': {'temperature': 1e-6}}}", AT(kd_temperature),
      'd', 1e-6},
+
+    /* The optimizer's keys of issue 3, at and near their bounds. */
+    {"{" DS ", 'optimizer': {'kind': 'adam'}}", AT(spl.optim.kind), 'i',
+     OPTIM_ADAM},
+    {"{" DS ", 'optimizer': {'kind': 'adamw'}}", AT(baseline.optim.kind), 'i',
+     OPTIM_ADAMW},
+    {"{" DS ", 'optimizer': {'nesterov': true}}", AT(spl.optim.nesterov), 'i',
+     1},
+    {"{" DS ", 'optimizer': {'kind': 'adam', 'nesterov': false}}",
+     AT(spl.optim.nesterov), 'i', 0},
+    {"{" DS ", 'optimizer': {'decay_bias': false}}",
+     AT(teacher.optim.decay_bias), 'i', 0},
+    {"{" DS ", 'optimizer': {'decay_bias': true}}",
+     AT(teacher.optim.decay_bias), 'i', 1},
+    {"{" DS ", 'optimizer': {'beta1': 0}}", AT(spl.optim.beta1), 'd', 0},
+    {"{" DS ", 'optimizer': {'beta1': 0.999999}}", AT(spl.optim.beta1), 'd',
+     0.999999},
+    {"{" DS ", 'optimizer': {'beta2': 0}}", AT(student.optim.beta2), 'd', 0},
+    {"{" DS ", 'optimizer': {'beta2': 0.999999}}", AT(student.optim.beta2), 'd',
+     0.999999},
+    {"{" DS ", 'optimizer': {'eps': 1}}", AT(spl.optim.eps), 'd', 1},
+    {"{" DS ", 'optimizer': {'eps': 1e-300}}", AT(spl.optim.eps), 'd', 1e-300},
+    {"{" DS ", 'optimizer': {'schedule': 'step'}}", AT(spl.optim.schedule), 'i',
+     OPTIM_SCHEDULE_STEP},
+    {"{" DS ", 'optimizer': {'warmup_epochs': 0}}", AT(spl.optim.warmup_epochs),
+     'd', 0},
+    {"{" DS ", 'optimizer': {'warmup_epochs': 1000}}",
+     AT(spl.optim.warmup_epochs), 'd', 1000},
+    {"{" DS ", 'optimizer': {'warmup_epochs': 0.25}}",
+     AT(teacher.optim.warmup_epochs), 'd', 0.25},
+    {"{" DS ", 'optimizer': {'step_epochs': 1}}", AT(spl.optim.step_epochs),
+     'i', 1},
+    {"{" DS ", 'optimizer': {'step_epochs': 1000}}", AT(spl.optim.step_epochs),
+     'i', 1000},
+    {"{" DS ", 'optimizer': {'gamma': 1}}", AT(spl.optim.gamma), 'd', 1},
+    {"{" DS ", 'optimizer': {'gamma': 1e-9}}", AT(spl.optim.gamma), 'd', 1e-9},
+    {"{" DS ", 'spl': {'optimizer': {'kind': 'adamw', 'beta1': 0.5}}}",
+     AT(spl.optim.beta1), 'd', 0.5},
+    {"{" DS ", 'teachers': [{'optimizer': {'step_epochs': 4}}]}",
+     AT(teacher.optim.step_epochs), 'i', 4},
+
+    /* Normalisation and noise kinds. */
+    {"{'dataset': {'name': 'd', 'normalize': 'scale'}}", AT(norm), 'i',
+     DATASET_NORM_SCALE},
+    {"{'dataset': {'name': 'd', 'normalize': 'standardize'}}", AT(norm), 'i',
+     DATASET_NORM_STANDARDIZE},
+    {"{'dataset': {'name': 'd', 'label_noise': {'kind': 'pair'}}}",
+     AT(noise_kind), 'i', PIPELINE_NOISE_PAIR},
+    {"{'dataset': {'name': 'd', 'label_noise': {'kind': 'symmetric'}}}",
+     AT(noise_kind), 'i', PIPELINE_NOISE_SYMMETRIC},
+
+    /* Layer sizes at their bounds. */
+    {LAYER("{'type': 'dense', 'units': 1}"), LAYER0(units), 'i', 1},
+    {LAYER("{'type': 'dense', 'units': 65536}"), LAYER0(units), 'i', 65536},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 1}"), LAYER0(filters),
+     'i', 1},
+    {LAYER("{'type': 'conv2d', 'filters': 4096, 'kernel': 1}"), LAYER0(filters),
+     'i', 4096},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 1}"), LAYER0(kernel),
+     'i', 1},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 64}"), LAYER0(kernel),
+     'i', 64},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 3, 'stride': 64}"),
+     LAYER0(stride), 'i', 64},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 3, 'pad': 0}"),
+     LAYER0(pad), 'i', 0},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 3, 'pad': 64}"),
+     LAYER0(pad), 'i', 64},
+    {LAYER("{'type': 'conv2d', 'filters': 1, 'kernel': 3}"), LAYER0(stride),
+     'i', 1},
+    {LAYER("{'type': 'maxpool', 'size': 1}"), LAYER0(kernel), 'i', 1},
+    {LAYER("{'type': 'maxpool', 'size': 64}"), LAYER0(stride), 'i', 64},
+    {LAYER("{'type': 'maxpool', 'size': 3, 'stride': 1}"), LAYER0(stride), 'i',
+     1},
+    {LAYER("{'type': 'maxpool', 'size': 3, 'stride': 64}"), LAYER0(stride), 'i',
+     64},
+    {LAYER("{'type': 'dropout', 'rate': 0}"), LAYER0(rate), 'f', 0},
+    {LAYER("{'type': 'dropout', 'rate': 0.999}"), LAYER0(rate), 'f', 0.999f},
+    {LAYER("{'type': 'dropout', 'rate': 0.5}"), LAYER0(kind), 'i',
+     LAYER_DROPOUT},
+    {LAYER("{'type': 'flatten'}"), LAYER0(kind), 'i', LAYER_FLATTEN},
+    {LAYER("{'type': 'relu'}"), AT(student.desc.n_layers), 'i', 1},
 };
 
 static double value_at(const pipeline_spec_t *s, const good_case_t *c) {
@@ -471,6 +863,8 @@ static double value_at(const pipeline_spec_t *s, const good_case_t *c) {
     return *(const int *)(const void *)p;
   if (c->type == 'u')
     return (double)*(const uint64_t *)(const void *)p;
+  if (c->type == 'f')
+    return *(const float *)(const void *)p;
   return *(const double *)(const void *)p;
 }
 
@@ -539,12 +933,132 @@ static void test_messages_explain(void **state) {
   assert_non_null(strstr(err.message, "student"));
   parse_q("{" DS ", 'optimizer': {'lr': 11}}", &s, &err);
   assert_non_null(strstr(err.message, "(0, 10]"));
-  parse_q("{" DS ", 'optimizer': {'schedule': 'step'}}", &s, &err);
-  assert_non_null(strstr(err.message, "\"constant\", \"cosine\""));
+  parse_q("{" DS ", 'optimizer': {'schedule': 'linear'}}", &s, &err);
+  assert_non_null(strstr(err.message, "\"constant\", \"cosine\", \"step\""));
+  parse_q("{" DS ", 'optimizer': {'kind': 'adam', 'nesterov': true}}", &s,
+          &err);
+  assert_non_null(strstr(err.message, "\"sgd\" only"));
+  parse_q("{" DS ", 'optimizer': {'nesterov': true},"
+          " 'spl': {'optimizer': {'kind': 'adamw'}}}",
+          &s, &err);
+  assert_non_null(strstr(err.message, "nesterov"));
+  parse_q(LAYER("{'type': 'pool'}"), &s, &err);
+  assert_non_null(strstr(err.message, "\"maxpool\""));
+  parse_q(LAYER("{'type': 'maxpool', 'size': 2, 'pad': 1}"), &s, &err);
+  assert_non_null(strstr(err.message, "type, size, stride"));
+  parse_q("{" DS ", 'student': {'model': " EVERY_LAYER "},"
+          " 'baseline': {'model': {'layers': [{'type': 'conv2d',"
+          " 'filters': 8, 'kernel': 3}, {'type': 'flatten'}]}}}",
+          &s, &err);
+  assert_non_null(strstr(err.message, "layers[1]"));
   parse_q("{" DS ", 'spl': {'pace': {'foo': 1}}}", &s, &err);
   assert_non_null(strstr(err.message, "kind, start, end"));
   parse_q("{\n  'seed': 1,\n  }", &s, &err);
   assert_non_null(strstr(err.message, "line 3"));
+}
+
+/* Every preset the engine names is accepted for every stage, with no
+ * layer list of its own, and an unknown name's message lists them all. */
+static void test_presets_come_from_the_engine(void **state) {
+  char text[512];
+  pipeline_spec_t s;
+  spec_error_t err;
+  int n = 0;
+
+  (void)state;
+  for (const char *const *name = model_preset_names; *name; name++, n++) {
+    snprintf(text, sizeof text,
+             "{" DS ", 'spl': {'model': '%s'},"
+             " 'teachers': [{'model': '%s'}], 'student': {'model': '%s'}}",
+             *name, *name, *name);
+    parse_ok(text, &s);
+    assert_string_equal(s.spl.model, *name);
+    assert_string_equal(s.teacher.model, *name);
+    assert_string_equal(s.student.model, *name);
+    assert_string_equal(s.baseline.model, *name);
+    assert_int_equal(s.student.desc.n_layers + s.baseline.desc.n_layers, 0);
+  }
+  assert_true(n >= 3);
+  assert_int_equal(parse_q("{" DS ", 'spl': {'model': 'vgg'}}", &s, &err),
+                   -EINVAL);
+  for (const char *const *name = model_preset_names; *name; name++)
+    assert_non_null(strstr(err.message, *name));
+}
+
+/* EVERY_LAYER in every stage: the student's is the baseline's too, and a
+ * baseline that writes out the defaults lists the same layers. */
+static void test_custom_models(void **state) {
+  pipeline_stage_spec_t want;
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok("{" DS ", 'spl': {'model': " EVERY_LAYER "},"
+           " 'teachers': [{'model': " EVERY_LAYER_EXPLICIT "}],"
+           " 'student': {'model': " EVERY_LAYER ", 'epochs': 3}}",
+           &s);
+  want = every_layer_stage(3, s.student.optim);
+  assert_stage_equal(&s.student, &want);
+  assert_stage_equal(&s.baseline, &want);
+  assert_string_equal(s.student.desc.name, "custom");
+  want.epochs = s.spl.epochs;
+  assert_stage_equal(&s.spl, &want);
+  want.epochs = s.teacher.epochs;
+  assert_stage_equal(&s.teacher, &want);
+
+  parse_ok("{" DS ", 'student': {'model': " EVERY_LAYER "},"
+           " 'baseline': {'model': " EVERY_LAYER_EXPLICIT "}}",
+           &s);
+  assert_int_equal(s.baseline.desc.n_layers, 8);
+
+  /* A preset stage beside custom ones keeps no layer list. */
+  parse_ok("{" DS ", 'spl': {'model': " EVERY_LAYER "},"
+           " 'student': {'model': 'mlp-small'}}",
+           &s);
+  assert_int_equal(s.spl.desc.n_layers, 8);
+  assert_int_equal(s.student.desc.n_layers, 0);
+  assert_int_equal(s.baseline.desc.n_layers, 0);
+  assert_string_equal(s.baseline.model, "mlp-small");
+}
+
+/* Writes a spec whose student has n ReLU layers into text. */
+static void relu_stack(int n, char *text, size_t cap) {
+  size_t len =
+      (size_t)snprintf(text, cap, "{" DS ", 'student': {'model': {'layers': [");
+
+  for (int i = 0; i < n; i++)
+    len += (size_t)snprintf(text + len, cap - len, "%s{'type': 'relu'}",
+                            i ? ", " : "");
+  snprintf(text + len, cap - len, "]}}}");
+}
+
+static void test_layer_count_bounds(void **state) {
+  char text[2048];
+  pipeline_spec_t s;
+  spec_error_t err;
+
+  (void)state;
+  relu_stack(MODEL_MAX_LAYERS, text, sizeof text);
+  parse_ok(text, &s);
+  assert_int_equal(s.student.desc.n_layers, MODEL_MAX_LAYERS);
+  assert_int_equal(s.student.desc.layers[MODEL_MAX_LAYERS - 1].kind,
+                   LAYER_RELU);
+  relu_stack(MODEL_MAX_LAYERS + 1, text, sizeof text);
+  assert_int_equal(parse_q(text, &s, &err), -EINVAL);
+  assert_string_equal(err.field, "student.model.layers");
+  relu_stack(1, text, sizeof text);
+  parse_ok(text, &s);
+  assert_int_equal(s.student.desc.n_layers, 1);
+}
+
+/* A dropout rate below 1 that single precision would round to 1 stays
+ * below 1. */
+static void test_dropout_rate_stays_below_one(void **state) {
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok(LAYER("{'type': 'dropout', 'rate': 0.99999999999}"), &s);
+  assert_true(s.student.desc.layers[0].rate < 1.0f);
+  assert_true(s.student.desc.layers[0].rate > 0.9999f);
 }
 
 static void test_refusal_leaves_output_alone(void **state) {
@@ -670,6 +1184,10 @@ int main(void) {
       cmocka_unit_test(test_bounds_just_inside_are_accepted),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_messages_explain),
+      cmocka_unit_test(test_presets_come_from_the_engine),
+      cmocka_unit_test(test_custom_models),
+      cmocka_unit_test(test_layer_count_bounds),
+      cmocka_unit_test(test_dropout_rate_stays_below_one),
       cmocka_unit_test(test_refusal_leaves_output_alone),
       cmocka_unit_test(test_long_paths_are_cut_cleanly),
       cmocka_unit_test(test_size_limit),
