@@ -64,7 +64,9 @@ void pipeline_spec_defaults(pipeline_spec_t *spec) {
                       .schedule = OPTIM_SCHEDULE_COSINE,
                       .beta1 = 0.9,
                       .beta2 = 0.999,
-                      .eps = 1e-8};
+                      .eps = 1e-8,
+                      .step_epochs = 10,
+                      .gamma = 0.1};
 
   memset(spec, 0, sizeof *spec);
   spec->seed = 1;
