@@ -104,6 +104,10 @@ typedef struct {
   double seconds;       /* wall time of the epoch, evaluation included */
   double samples_per_s; /* samples trained / training time */
   const eval_confusion_t *test_confusion; /* on the test split */
+  /* When label noise was injected: the easy set's precision and recall
+   * as "clean", and the AUROC of the epoch's score for telling corrupted
+   * from clean samples; NaN otherwise. */
+  double noise_precision, noise_recall, noise_auroc;
 } pipeline_epoch_t;
 
 /* Every training sample's record after one epoch, in train_index order.
@@ -116,6 +120,9 @@ typedef struct {
   const float *prob;
   const float *weight;
   const uint8_t *easy;
+  const float *margin;  /* logit of the observed label minus the largest
+                         * other logit */
+  const uint8_t *pred;  /* predicted class */
 } pipeline_records_t;
 
 /* How the pipeline talks to its caller. Every callback may be NULL. A

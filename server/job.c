@@ -168,8 +168,12 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                      .easy_fraction = m->easy_fraction,
                      .lr = m->lr,
                      .seconds = m->seconds,
-                     .samples_per_s = m->samples_per_s};
-  db_records_t dr = {rec->n, rec->loss, rec->prob, rec->weight, rec->easy};
+                     .samples_per_s = m->samples_per_s,
+                     .noise_precision = m->noise_precision,
+                     .noise_recall = m->noise_recall,
+                     .noise_auroc = m->noise_auroc};
+  db_records_t dr = {rec->n,      rec->loss,   rec->prob, rec->weight,
+                     rec->easy,   rec->margin, rec->pred};
 
   snprintf(dm.stage, sizeof dm.stage, "%s", pipeline_stage_name(m->stage));
   LOG(j->log, LOG_INFO, "job",

@@ -114,6 +114,7 @@ typedef struct {
   int easy_size;
   double easy_fraction;
   double lr, seconds, samples_per_s;
+  double noise_precision, noise_recall, noise_auroc; /* NaN: no noise */
 } db_metrics_t;
 
 /* The per-sample records of one epoch: n values each, in position order. */
@@ -123,6 +124,8 @@ typedef struct {
   const float *prob;
   const float *weight;
   const uint8_t *easy;
+  const float *margin; /* may be NULL: stored as NaN */
+  const uint8_t *pred; /* may be NULL: stored as 255 */
 } db_records_t;
 
 /* Stores one completed epoch of a stage, its metrics and its per-sample
@@ -147,8 +150,9 @@ int db_epoch_set(db_t *db, int64_t job, const char *stage, int epoch,
 typedef struct {
   char stage[16];
   int epoch;
-  float loss, prob, weight;
+  float loss, prob, weight, margin;
   int easy;
+  int pred; /* predicted class, -1 when not recorded */
 } db_sample_epoch_t;
 
 typedef struct {
