@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "blas.h"
+#include "detect.h"
 #include "eval.h"
 #include "loss.h"
 #include "model.h"
@@ -77,6 +78,16 @@ void pipeline_spec_defaults(pipeline_spec_t *spec) {
   spec->spl_warmup_epochs = 2;
   spec->pace_start = 0.5;
   spec->pace_end = 0.8;
+  spec->spl_score = SPL_SCORE_LOSS;
+  spec->spl_score_pass = PIPELINE_PASS_EVAL;
+  spec->pace_kind = SPL_PACE_FRACTION;
+  spec->pace_curve = SPL_CURVE_LINEAR;
+  spec->pace_lambda = 1.0;
+  spec->pace_growth = 1.1;
+  spec->per_class = 1;
+  spec->weighting = SPL_WEIGHT_HARD;
+  spec->mix_ratio = 0.5;
+  spec->final_stat = SPL_FINAL_MEAN_LOSS;
   spec->teacher = (pipeline_stage_spec_t){"mlp", 15, o};
   spec->student = (pipeline_stage_spec_t){"mlp", 20, o};
   spec->kd_alpha = 0.7;
@@ -101,7 +112,16 @@ typedef struct {
 
   float *loss, *prob, *weight; /* (n_train) of the current epoch */
   uint8_t *easy;
-  float *loss_sum;       /* spl: sum of each sample's loss over epochs */
+  float *score;          /* (n_train) the stage's score of the epoch */
+  float *margin;         /* (n_train) observed logit minus the best other */
+  uint8_t *pred;         /* (n_train) predicted class */
+  float *train_score;    /* (n_train) spl scores seen while training */
+  float *spl_w;          /* (n_train) spl weights for the next epoch */
+  float *hist_loss;      /* (spl epochs, n_train) per-epoch losses */
+  float *hist_prob;      /* (spl epochs, n_train) per-epoch p(observed) */
+  const float *det_score; /* what the epoch's AUROC ranks */
+  uint8_t *corrupted;    /* (n_train) label changed by injected noise */
+  int score_kind;        /* spl_score_kind_t of the stage running */
   uint8_t *final_easy;   /* the easy set spl hands on */
   float *teacher_probs;  /* (n_train, classes) at the kd temperature */
   float *batch_x;        /* (batch_cap, dim) gathered inputs */
@@ -124,7 +144,9 @@ typedef struct {
   const float *ce_weight;      /* per-position weight, or NULL for 1 */
   const float *teacher_probs;  /* distil from these when not NULL */
   loss_kd_t kd;
-  long steps; /* optimizer updates so far */
+  long steps;       /* optimizer updates so far */
+  int train_scores; /* 1: keep the scores seen while training */
+  int last_kept;    /* spl: samples the last selection kept */
 } stage_t;
 
 static double now_s(void) {
@@ -237,17 +259,29 @@ static int buffers_alloc(run_t *r) {
   r->prob = malloc(n * sizeof(float));
   r->weight = malloc(n * sizeof(float));
   r->easy = malloc(n);
-  r->loss_sum = calloc(n, sizeof(float));
+  r->score = malloc(n * sizeof(float));
+  r->margin = malloc(n * sizeof(float));
+  r->pred = malloc(n);
+  r->train_score = malloc(n * sizeof(float));
+  r->spl_w = malloc(n * sizeof(float));
+  r->hist_loss = malloc(n * (size_t)r->spec->spl.epochs * sizeof(float));
+  r->hist_prob = malloc(n * (size_t)r->spec->spl.epochs * sizeof(float));
+  r->corrupted = malloc(n);
   r->final_easy = malloc(n);
   r->teacher_probs = malloc(n * (size_t)r->classes * sizeof(float));
   r->batch_x = malloc((size_t)r->batch_cap * r->file->dim * sizeof(float));
   r->batch_y = malloc((size_t)r->batch_cap);
   if (!r->train_labels || !r->loss || !r->prob || !r->weight || !r->easy ||
-      !r->loss_sum || !r->final_easy || !r->teacher_probs || !r->batch_x ||
+      !r->score || !r->margin || !r->pred || !r->train_score ||
+      !r->spl_w || !r->hist_loss || !r->hist_prob || !r->corrupted ||
+      !r->final_easy || !r->teacher_probs || !r->batch_x ||
       !r->batch_y || eval_confusion_init(&r->test_conf, r->classes) != 0)
     return fail(r, -ENOMEM, "out of memory for per-sample buffers");
-  for (int i = 0; i < r->n_train; i++)
-    r->train_labels[i] = r->observed[r->train_index[i]];
+  for (int i = 0; i < r->n_train; i++) {
+    int idx = r->train_index[i];
+    r->train_labels[i] = r->observed[idx];
+    r->corrupted[i] = r->observed[idx] != r->file->y[idx];
+  }
   return 0;
 }
 
@@ -260,7 +294,14 @@ static void run_deinit(run_t *r) {
   free(r->prob);
   free(r->weight);
   free(r->easy);
-  free(r->loss_sum);
+  free(r->score);
+  free(r->margin);
+  free(r->pred);
+  free(r->train_score);
+  free(r->spl_w);
+  free(r->hist_loss);
+  free(r->hist_prob);
+  free(r->corrupted);
   free(r->final_easy);
   free(r->teacher_probs);
   free(r->batch_x);
@@ -327,11 +368,14 @@ static void visit_score(void *ctx, int first, int b, const float *logits) {
   run_t *r = s->run;
   const uint8_t *y = r->train_labels + first;
 
+  spl_score_out_t out = {r->score + first, r->margin + first,
+                         r->pred + first};
+
   loss_ce_forward(logits, y, NULL, b, r->classes, r->loss + first,
                   r->prob + first);
+  spl_scores(logits, y, b, r->classes, r->score_kind, &out);
   for (int i = 0; i < b; i++)
-    s->correct +=
-        eval_argmax(logits + (size_t)i * r->classes, r->classes) == y[i];
+    s->correct += r->pred[first + i] == y[i];
 }
 
 static double score_train(run_t *r, model_t *m) {
@@ -352,6 +396,7 @@ typedef struct {
   float *dlogits; /* (cap, classes) */
   float *tp;      /* (cap, classes) teacher probabilities */
   float *w;       /* (cap) */
+  float *s;       /* (cap) scores seen while training */
   uint8_t *y;     /* (cap) */
   int32_t *rows;  /* (cap) rows of the training file */
 } batch_t;
@@ -361,15 +406,19 @@ static int batch_init(batch_t *bt, int cap, int classes) {
   bt->dlogits = malloc(sizeof(float) * n * classes);
   bt->tp = malloc(sizeof(float) * n * classes);
   bt->w = malloc(sizeof(float) * n);
+  bt->s = malloc(sizeof(float) * n);
   bt->y = malloc(n);
   bt->rows = malloc(sizeof(int32_t) * n);
-  return bt->dlogits && bt->tp && bt->w && bt->y && bt->rows ? 0 : -ENOMEM;
+  return bt->dlogits && bt->tp && bt->w && bt->s && bt->y && bt->rows
+             ? 0
+             : -ENOMEM;
 }
 
 static void batch_deinit(batch_t *bt) {
   free(bt->dlogits);
   free(bt->tp);
   free(bt->w);
+  free(bt->s);
   free(bt->y);
   free(bt->rows);
 }
@@ -393,6 +442,12 @@ static double stage_step(run_t *r, stage_t *st, const int32_t *pos, int b,
   dataset_gather(r->file, bt->rows, b, r->batch_x);
 
   logits = model_forward(st->model, r->team, r->batch_x, b, 1);
+  if (st->train_scores) {
+    spl_score_out_t out = {bt->s, NULL, NULL};
+    spl_scores(logits, bt->y, b, C, r->score_kind, &out);
+    for (int i = 0; i < b; i++)
+      r->train_score[pos[i]] = bt->s[i];
+  }
   if (st->teacher_probs) {
     loss = loss_kd_forward(&st->kd, logits, bt->tp, bt->y, bt->w, b, C, NULL);
     loss_kd_backward(&st->kd, logits, bt->tp, bt->y, bt->w, b, C,
@@ -461,15 +516,40 @@ static void stage_evaluate(run_t *r, model_t *model, pipeline_epoch_t *m) {
   m->test_confusion = &r->test_conf;
 }
 
+/* How well the epoch's easy set and score separate corrupted labels from
+ * clean ones, when noise was injected; NaN otherwise. */
+static int report_detection(run_t *r, pipeline_epoch_t *m) {
+  detect_split_t split;
+  int rc;
+
+  m->noise_precision = m->noise_recall = m->noise_auroc = NAN;
+  if (r->spec->noise_kind == PIPELINE_NOISE_NONE)
+    return 0;
+  detect_split(r->easy, r->corrupted, r->n_train, &split);
+  if (split.precision_defined)
+    m->noise_precision = split.precision;
+  if (split.recall_defined)
+    m->noise_recall = split.recall;
+  rc = detect_auroc(r->det_score, r->corrupted, r->n_train, &m->noise_auroc);
+  if (rc == -ENOMEM)
+    return fail(r, rc, "out of memory measuring noise detection");
+  if (rc)
+    m->noise_auroc = NAN; /* no corrupted or no clean sample, or NaN */
+  return 0;
+}
+
 static int report_epoch(run_t *r, pipeline_epoch_t *m) {
-  pipeline_records_t rec = {r->n_train, r->loss, r->prob, r->weight,
-                            r->easy};
-  int easy = 0;
+  pipeline_records_t rec = {r->n_train, r->loss,   r->prob, r->weight,
+                            r->easy,    r->margin, r->pred};
+  int easy = 0, rc;
 
   for (int i = 0; i < r->n_train; i++)
     easy += r->easy[i];
   m->easy_size = easy;
   m->easy_fraction = (double)easy / r->n_train;
+  rc = report_detection(r, m);
+  if (rc)
+    return rc;
   if (!r->hooks->on_epoch)
     return 0;
   return r->hooks->on_epoch(r->hooks->ctx, m, &rec, r->err, r->errlen);
@@ -487,18 +567,29 @@ static int stage_train(run_t *r, stage_t *st, after_epoch_fn after) {
     if (rc)
       return rc;
   }
+  r->score_kind =
+      st->stage == PIPELINE_STAGE_SPL ? r->spec->spl_score : SPL_SCORE_LOSS;
   for (int e = 0; e < st->cfg->epochs; e++) {
     pipeline_epoch_t m = {st->stage, e + 1, st->cfg->epochs};
     double t0 = now_s();
 
-    for (int i = 0; i < r->n_train; i++)
+    for (int i = 0; i < r->n_train; i++) {
       r->weight[i] = st->include && !st->include[i] ? 0.0f
                      : st->ce_weight               ? st->ce_weight[i]
                                                    : 1.0f;
+      r->train_score[i] = NAN;
+    }
     rc = stage_epoch(r, st, e, &m);
     if (rc)
       return rc;
+    if (!isfinite(m.train_loss)) {
+      snprintf(r->err, r->errlen, "stage %s epoch %d: training diverged "
+               "(the loss is not finite); try a lower learning rate",
+               pipeline_stage_name(st->stage), e + 1);
+      return -EDOM;
+    }
     stage_evaluate(r, st->model, &m);
+    r->det_score = r->loss;
     rc = after(r, st, e);
     if (rc)
       return rc;
@@ -540,31 +631,89 @@ static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
 /* spl: after each epoch from the last warm-up on, choose next epoch's
  * samples per class at the paced fraction; after the last, the final easy
  * set by mean loss over all epochs. st->include points at r->easy. */
+/* The self-paced configuration the spec describes. */
+static void spl_config_from(const pipeline_spec_t *s, spl_config_t *c) {
+  spl_config_init(c);
+  c->pace = (spl_pace_kind_t)s->pace_kind;
+  c->curve = (spl_curve_t)s->pace_curve;
+  c->start = s->pace_start;
+  c->end = s->pace_end;
+  c->lambda = s->pace_lambda;
+  c->growth = s->pace_growth;
+  c->per_class = s->per_class != 0;
+  c->weighting = (spl_weighting_t)s->weighting;
+  c->mix_ratio = s->mix_ratio;
+}
+
+/* The epoch's scores: from the training pass where asked and seen,
+ * else from the inference pass. */
+static void spl_epoch_scores(run_t *r) {
+  if (r->spec->spl_score_pass != PIPELINE_PASS_TRAIN)
+    return;
+  for (int i = 0; i < r->n_train; i++)
+    if (isfinite(r->train_score[i]))
+      r->score[i] = r->train_score[i];
+}
+
+/* The final easy set: samples ranked by the final statistic over the
+ * last epochs, keeping `end` of each class (or of the whole set) under
+ * the fraction pace, or as many as the last selection kept under the
+ * threshold pace. It is handed on with weight 1. */
+static int spl_final(run_t *r, int epochs, int kept_last) {
+  const pipeline_spec_t *s = r->spec;
+  spl_history_t h = {r->hist_loss, r->hist_prob, epochs, r->n_train};
+  double f = s->pace_end;
+  int kept;
+
+  if (spl_final_scores(&h, (spl_final_stat_t)s->final_stat,
+                       s->final_last_epochs, r->score) != 0)
+    return fail(r, -EINVAL, "cannot rank the final easy set");
+  if (s->pace_kind == SPL_PACE_THRESHOLD)
+    f = (double)(kept_last > 0 ? kept_last : 1) / r->n_train;
+  kept = s->per_class && s->pace_kind == SPL_PACE_FRACTION
+             ? spl_select_per_class(r->score, r->train_labels, r->n_train,
+                                    r->classes, f, r->final_easy)
+             : spl_select_global(r->score, r->n_train, f, r->final_easy);
+  if (kept < 0)
+    return fail(r, -ENOMEM, "out of memory selecting the final easy set");
+  memcpy(r->easy, r->final_easy, (size_t)r->n_train);
+  r->det_score = r->score;
+  return 0;
+}
+
+/* spl: records the epoch's history; after each epoch from the last
+ * warm-up on, chooses the next epoch's samples and weights under the
+ * pace; after the last, the final easy set. st->include points at
+ * r->easy and st->ce_weight at r->spl_w. */
 static int spl_after(run_t *r, stage_t *st, int epoch) {
   const pipeline_spec_t *s = r->spec;
-  int epochs = st->cfg->epochs;
+  spl_set_t set = {r->score, r->train_labels, r->n_train, r->classes};
+  spl_config_t cfg;
+  size_t n = (size_t)r->n_train;
+  int epochs = st->cfg->epochs, kept = r->n_train;
   /* Nothing is scored before the first epoch, so without warm-up the
    * first selection (at the start fraction) follows epoch 1. */
   int first = s->spl_warmup_epochs > 0 ? s->spl_warmup_epochs : 1;
-  int kept = 0;
 
-  for (int i = 0; i < r->n_train; i++)
-    r->loss_sum[i] += r->loss[i];
-  if (epoch + 1 == epochs) {
-    for (int i = 0; i < r->n_train; i++)
-      r->loss_sum[i] /= (float)epochs;
-    kept = spl_select_per_class(r->loss_sum, r->train_labels, r->n_train,
-                                r->classes, s->pace_end, r->final_easy);
-    memcpy(r->easy, r->final_easy, (size_t)r->n_train);
-  } else if (epoch + 1 >= first) {
-    int k = epoch + 1 - first, count = epochs - first;
-    double f = spl_pace_fraction(s->pace_start, s->pace_end, k, count);
-    kept = spl_select_per_class(r->loss, r->train_labels, r->n_train,
-                                r->classes, f, r->easy);
-  } else {
-    memset(r->easy, 1, (size_t)r->n_train);
+  memcpy(r->hist_loss + (size_t)epoch * n, r->loss, n * sizeof(float));
+  memcpy(r->hist_prob + (size_t)epoch * n, r->prob, n * sizeof(float));
+  spl_epoch_scores(r);
+  r->det_score = r->score;
+  spl_config_from(s, &cfg);
+  if (epoch + 1 >= first && epoch + 1 < epochs) {
+    kept = spl_weights(&set, &cfg, epoch + 1 - first, epochs - first,
+                       r->spl_w, r->easy);
+    if (kept < 0)
+      return fail(r, -ENOMEM, "out of memory selecting samples");
+    st->last_kept = kept;
+  } else if (epoch + 1 < epochs) {
+    memset(r->easy, 1, n);
+    for (size_t i = 0; i < n; i++)
+      r->spl_w[i] = 1.0f;
   }
-  return kept < 0 ? fail(r, -ENOMEM, "out of memory selecting samples") : 0;
+  if (epoch + 1 == epochs)
+    return spl_final(r, epochs, st->last_kept);
+  return 0;
 }
 
 /* teacher and student: the easy set is the one spl handed on. */
@@ -587,9 +736,15 @@ static int run_spl(run_t *r) {
   int rc = stage_model(r, &st, STREAM_SPL_INIT, STREAM_SPL_SHUFFLE);
 
   if (rc == 0) {
-    /* Training reads r->easy as it stood after the previous epoch. */
+    /* Training reads r->easy and r->spl_w as they stood after the
+     * previous epoch. */
     memset(r->easy, 1, (size_t)r->n_train);
+    for (int i = 0; i < r->n_train; i++)
+      r->spl_w[i] = 1.0f;
     st.include = r->easy;
+    st.ce_weight = r->spl_w;
+    st.train_scores = r->spec->spl_score_pass == PIPELINE_PASS_TRAIN;
+    st.last_kept = r->n_train;
     rc = stage_train(r, &st, spl_after);
   }
   model_free(st.model);

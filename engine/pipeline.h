@@ -14,6 +14,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "spl.h"
 
 enum {
   PIPELINE_STAGE_SPL,
@@ -24,6 +25,11 @@ enum {
 };
 
 #define PIPELINE_NAME_MAX 128
+
+/* Where the self-paced stage's scores come from: a forward pass in
+ * inference mode after the epoch, or the logits seen while training
+ * (samples not trained on in the epoch keep their inference score). */
+enum { PIPELINE_PASS_EVAL, PIPELINE_PASS_TRAIN };
 
 /* Injected label noise: none, symmetric (to any other class) or pair
  * (class c to c + 1 mod C). */
@@ -61,7 +67,17 @@ typedef struct {
 
   pipeline_stage_spec_t spl;
   int spl_warmup_epochs;
-  double pace_start, pace_end; /* kept fraction per class */
+  double pace_start, pace_end; /* fraction pace: first and last fraction */
+  int spl_score;               /* spl_score_kind_t: what ranks samples */
+  int spl_score_pass;          /* PIPELINE_PASS_*: where scores come from */
+  int pace_kind;               /* spl_pace_kind_t */
+  int pace_curve;              /* spl_curve_t, fraction pace */
+  double pace_lambda, pace_growth; /* threshold pace */
+  int per_class;               /* fraction pace: keep each class's share */
+  int weighting;               /* spl_weighting_t */
+  double mix_ratio;            /* mixture weighting: lambda2 / lambda1 */
+  int final_stat;              /* spl_final_stat_t of the final easy set */
+  int final_last_epochs;       /* over the last k epochs; 0: all */
 
   pipeline_stage_spec_t teacher;
 

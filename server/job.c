@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,20 @@ static int hook_stage(void *ctx, int stage, char *err, size_t errlen) {
                          errlen);
 }
 
+/* One key=value line per epoch on stdout, for `spkd run`; the noise
+ * detection fields only when noise was injected. */
+static void echo_epoch(const pipeline_epoch_t *m, const char *stage) {
+  printf("stage=%s epoch=%d loss=%.4f train_acc=%.4f val_acc=%.4f "
+         "test_acc=%.4f easy=%d seconds=%.2f samples_per_s=%.0f",
+         stage, m->epoch, m->train_loss, m->train_acc, m->val_acc,
+         m->test_acc, m->easy_size, m->seconds, m->samples_per_s);
+  if (isfinite(m->noise_auroc))
+    printf(" noise_precision=%.4f noise_recall=%.4f noise_auroc=%.4f",
+           m->noise_precision, m->noise_recall, m->noise_auroc);
+  printf("\n");
+  fflush(stdout);
+}
+
 static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                       const pipeline_records_t *rec, char *err,
                       size_t errlen) {
@@ -182,13 +197,8 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
       (long long)j->id, dm.stage, m->epoch, m->epochs, m->train_loss,
       m->train_acc, m->val_acc, m->test_acc, m->easy_size, m->seconds,
       m->samples_per_s);
-  if (j->echo) {
-    printf("stage=%s epoch=%d loss=%.4f train_acc=%.4f val_acc=%.4f "
-           "test_acc=%.4f easy=%d seconds=%.2f samples_per_s=%.0f\n",
-           dm.stage, m->epoch, m->train_loss, m->train_acc, m->val_acc,
-           m->test_acc, m->easy_size, m->seconds, m->samples_per_s);
-    fflush(stdout);
-  }
+  if (j->echo)
+    echo_epoch(m, dm.stage);
   return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
 }
 
