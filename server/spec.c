@@ -52,9 +52,13 @@ static const char *const optim_keys[] = {
     "batch_size",  "schedule", "nesterov", "decay_bias",
     "beta1",       "beta2",    "eps",      "warmup_epochs",
     "step_epochs", "gamma",    NULL};
-static const char *const spl_keys[] = {"model",     "epochs", "warmup_epochs",
-                                       "optimizer", "pace",   NULL};
-static const char *const pace_keys[] = {"kind", "start", "end", NULL};
+static const char *const spl_keys[] = {
+    "model",     "epochs",    "warmup_epochs", "optimizer", "pace",
+    "score",     "score_pass", "per_class",    "weighting", "mix_ratio",
+    "final_set", NULL};
+static const char *const pace_keys[] = {"kind",   "start",  "end", "curve",
+                                        "lambda", "growth", NULL};
+static const char *const final_keys[] = {"statistic", "last_epochs", NULL};
 static const char *const stage_keys[] = {"model", "epochs", "optimizer", NULL};
 static const char *const student_keys[] = {"model", "epochs", "optimizer", "kd",
                                            NULL};
@@ -64,7 +68,16 @@ static const char *const model_keys[] = {"layers", NULL};
 /* Allowed strings; a value is read as its index in the list. */
 static const char *const optim_kinds[] = {"sgd", "adam", "adamw", NULL};
 static const char *const schedules[] = {"constant", "cosine", "step", NULL};
-static const char *const pace_kinds[] = {"fraction", NULL};
+static const char *const pace_kinds[] = {"fraction", "threshold", NULL};
+/* These follow the order of engine/spl.h's enums. */
+static const char *const score_kinds[] = {"loss", "confidence", "entropy",
+                                          "margin", NULL};
+static const char *const score_passes[] = {"eval", "train", NULL};
+static const char *const curves[] = {"linear", "root", "geometric", NULL};
+static const char *const weightings[] = {"hard", "linear", "logarithmic",
+                                         "mixture", NULL};
+static const char *const final_stats[] = {"mean_loss", "last_loss",
+                                          "mean_confidence", NULL};
 
 /* Allowed strings read as the value at the same index of a second list. */
 static const char *const noise_kinds[] = {"symmetric", "pair", NULL};
@@ -740,15 +753,34 @@ static int spec_dataset(const spec_obj_t *root, pipeline_spec_t *s) {
 }
 
 /* Reads spl.pace: the kept fraction grows from start to end. */
+/* Refuses the keys of the other pace kind in a pace object. */
+static int spec_pace_keys(const spec_obj_t *o, int kind) {
+  static const char *const fraction_only[] = {"start", "end", "curve", NULL};
+  static const char *const threshold_only[] = {"lambda", "growth", NULL};
+  const char *const *other = kind == SPL_PACE_FRACTION ? threshold_only
+                                                       : fraction_only;
+
+  for (int i = 0; other[i]; i++)
+    if (o->obj && json_object_get(o->obj, other[i]))
+      return spec_fail(o, other[i], "belongs to the %s pace, not the %s "
+                       "pace.", pace_kinds[!kind], pace_kinds[kind]);
+  return 0;
+}
+
 static int spec_pace(const spec_obj_t *spl, pipeline_spec_t *s) {
   static const spec_range_t fraction = {0, 1, 1, 0};
-  int kind = 0;
+  static const spec_range_t lambda = {0, 1e6, 1, 0};
+  static const spec_range_t growth = {1, 100, 0, 0};
   spec_obj_t o;
 
   if (spec_child(spl, "pace", pace_keys, &o) ||
-      spec_enum(&o, "kind", pace_kinds, &kind) ||
+      spec_enum(&o, "kind", pace_kinds, &s->pace_kind) ||
+      spec_pace_keys(&o, s->pace_kind) ||
       spec_num(&o, "start", &fraction, &s->pace_start) ||
-      spec_num(&o, "end", &fraction, &s->pace_end))
+      spec_num(&o, "end", &fraction, &s->pace_end) ||
+      spec_enum(&o, "curve", curves, &s->pace_curve) ||
+      spec_num(&o, "lambda", &lambda, &s->pace_lambda) ||
+      spec_num(&o, "growth", &growth, &s->pace_growth))
     return -EINVAL;
   if (s->pace_start > s->pace_end)
     return spec_fail(&o, "start",
@@ -759,6 +791,23 @@ static int spec_pace(const spec_obj_t *spl, pipeline_spec_t *s) {
 }
 
 /* Reads spl. A warm-up left to its default is cut to the stage's epochs. */
+/* How the self-paced stage scores, weighs and finally ranks samples. */
+static int spec_spl_scoring(const spec_obj_t *o, pipeline_spec_t *s) {
+  static const spec_range_t ratio = {0, 1, 1, 1};
+  spec_obj_t fin;
+
+  if (spec_enum(o, "score", score_kinds, &s->spl_score) ||
+      spec_enum(o, "score_pass", score_passes, &s->spl_score_pass) ||
+      spec_bool(o, "per_class", &s->per_class) ||
+      spec_enum(o, "weighting", weightings, &s->weighting) ||
+      spec_num(o, "mix_ratio", &ratio, &s->mix_ratio) ||
+      spec_child(o, "final_set", final_keys, &fin) ||
+      spec_enum(&fin, "statistic", final_stats, &s->final_stat) ||
+      spec_int(&fin, "last_epochs", 0, s->spl.epochs, &s->final_last_epochs))
+    return -EINVAL;
+  return 0;
+}
+
 static int spec_spl(const spec_obj_t *root, pipeline_spec_t *s) {
   spec_obj_t o;
 
@@ -767,7 +816,7 @@ static int spec_spl(const spec_obj_t *root, pipeline_spec_t *s) {
   if (s->spl_warmup_epochs > s->spl.epochs)
     s->spl_warmup_epochs = s->spl.epochs;
   if (spec_int(&o, "warmup_epochs", 0, s->spl.epochs, &s->spl_warmup_epochs) ||
-      spec_pace(&o, s))
+      spec_pace(&o, s) || spec_spl_scoring(&o, s))
     return -EINVAL;
   return 0;
 }

@@ -513,7 +513,26 @@ static const bad_case_t bad_cases[] = {
     {"{" DS ", 'spl': {'warmup_epochs': 11}}", "spl.warmup_epochs", 0},
     {"{" DS ", 'spl': {'epochs': 3, 'warmup_epochs': 4}}", "spl.warmup_epochs",
      0},
-    {"{" DS ", 'spl': {'pace': {'kind': 'threshold'}}}", "spl.pace.kind", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'stairs'}}}", "spl.pace.kind", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'threshold', 'start': 0.5}}}",
+     "spl.pace.start", 0},
+    {"{" DS ", 'spl': {'pace': {'curve': 'cubic'}}}", "spl.pace.curve", 0},
+    {"{" DS ", 'spl': {'pace': {'lambda': 2}}}", "spl.pace.lambda", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'threshold', 'lambda': 0}}}",
+     "spl.pace.lambda", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'threshold', 'growth': 0.5}}}",
+     "spl.pace.growth", 0},
+    {"{" DS ", 'spl': {'score': 'loss2'}}", "spl.score", 0},
+    {"{" DS ", 'spl': {'score_pass': 'both'}}", "spl.score_pass", 0},
+    {"{" DS ", 'spl': {'per_class': 1}}", "spl.per_class", 0},
+    {"{" DS ", 'spl': {'weighting': 'cubic'}}", "spl.weighting", 0},
+    {"{" DS ", 'spl': {'mix_ratio': 1}}", "spl.mix_ratio", 0},
+    {"{" DS ", 'spl': {'mix_ratio': 0}}", "spl.mix_ratio", 0},
+    {"{" DS ", 'spl': {'final_set': {'statistic': 'median'}}}",
+     "spl.final_set.statistic", 0},
+    {"{" DS ", 'spl': {'final_set': {'last_epochs': 11}}}",
+     "spl.final_set.last_epochs", 0},
+    {"{" DS ", 'spl': {'final_set': {'k': 1}}}", "spl.final_set.k", 0},
     {"{" DS ", 'spl': {'pace': {'start': 0}}}", "spl.pace.start", 0},
     {"{" DS ", 'spl': {'pace': {'end': 1.001}}}", "spl.pace.end", 0},
     {"{" DS ", 'spl': {'pace': {'start': 0.9, 'end': 0.8}}}", "spl.pace.start",
@@ -702,6 +721,39 @@ static const bad_case_t bad_cases[] = {
      " 'stride': 1}, {'type': 'dense', 'units': 10}]}}}",
      "baseline.model", 0},
 };
+
+/* The self-paced options of the spl section reach the spec. */
+static void test_spl_options(void **state) {
+  pipeline_spec_t s;
+  spec_error_t e;
+
+  (void)state;
+  assert_int_equal(parse_q("{" DS ", 'spl': {'score': 'margin', "
+                           "'score_pass': 'train', 'per_class': false, "
+                           "'weighting': 'mixture', 'mix_ratio': 0.25, "
+                           "'pace': {'kind': 'threshold', 'lambda': 0.7, "
+                           "'growth': 1.3}, 'final_set': {'statistic': "
+                           "'mean_confidence', 'last_epochs': 3}}}",
+                           &s, &e),
+                   0);
+  assert_int_equal(s.spl_score, SPL_SCORE_MARGIN);
+  assert_int_equal(s.spl_score_pass, PIPELINE_PASS_TRAIN);
+  assert_int_equal(s.per_class, 0);
+  assert_int_equal(s.weighting, SPL_WEIGHT_MIXTURE);
+  assert_true(s.mix_ratio == 0.25);
+  assert_int_equal(s.pace_kind, SPL_PACE_THRESHOLD);
+  assert_true(s.pace_lambda == 0.7 && s.pace_growth == 1.3);
+  assert_int_equal(s.final_stat, SPL_FINAL_MEAN_CONFIDENCE);
+  assert_int_equal(s.final_last_epochs, 3);
+
+  assert_int_equal(parse_q("{" DS ", 'spl': {'pace': {'curve': 'root'}}}",
+                           &s, &e),
+                   0);
+  assert_int_equal(s.pace_kind, SPL_PACE_FRACTION);
+  assert_int_equal(s.pace_curve, SPL_CURVE_ROOT);
+  assert_int_equal(s.spl_score, SPL_SCORE_LOSS);
+  assert_int_equal(s.per_class, 1);
+}
 
 static void test_bad_inputs_name_their_field(void **state) {
   pipeline_spec_t s;
@@ -1180,6 +1232,7 @@ int main(void) {
       cmocka_unit_test(test_key_order_does_not_matter),
       cmocka_unit_test(test_defaults_with_only_dataset_name),
       cmocka_unit_test(test_null_and_derived_sections),
+      cmocka_unit_test(test_spl_options),
       cmocka_unit_test(test_bad_inputs_name_their_field),
       cmocka_unit_test(test_bounds_just_inside_are_accepted),
       cmocka_unit_test(test_names),
