@@ -538,6 +538,30 @@ static int report_detection(run_t *r, pipeline_epoch_t *m) {
   return 0;
 }
 
+/* The noise rate the losses alone suggest: a mixture fitted to each
+ * sample's mean loss over the warm-up epochs (the first epoch without
+ * warm-up), when every sample still trains and losses are not yet biased
+ * by the selection. */
+static int spl_noise_estimate(run_t *r, pipeline_epoch_t *m) {
+  int warm = r->spec->spl_warmup_epochs > 0 ? r->spec->spl_warmup_epochs : 1;
+  size_t n = (size_t)r->n_train;
+  float *mean = calloc(n, sizeof(float));
+  int rc;
+
+  if (!mean)
+    return fail(r, -ENOMEM, "out of memory estimating the noise rate");
+  for (int e = 0; e < warm; e++)
+    for (size_t i = 0; i < n; i++)
+      mean[i] += r->hist_loss[(size_t)e * n + i] / (float)warm;
+  rc = detect_noise_rate(mean, r->n_train, &m->estimated_noise_rate);
+  free(mean);
+  if (rc == -ENOMEM)
+    return fail(r, rc, "out of memory estimating the noise rate");
+  if (rc)
+    m->estimated_noise_rate = NAN;
+  return 0;
+}
+
 static int report_epoch(run_t *r, pipeline_epoch_t *m) {
   pipeline_records_t rec = {r->n_train, r->loss,   r->prob, r->weight,
                             r->easy,    r->margin, r->pred};
@@ -548,6 +572,9 @@ static int report_epoch(run_t *r, pipeline_epoch_t *m) {
   m->easy_size = easy;
   m->easy_fraction = (double)easy / r->n_train;
   rc = report_detection(r, m);
+  m->estimated_noise_rate = NAN;
+  if (rc == 0 && m->stage == PIPELINE_STAGE_SPL && m->epoch == m->epochs)
+    rc = spl_noise_estimate(r, m);
   if (rc)
     return rc;
   if (!r->hooks->on_epoch)

@@ -124,6 +124,10 @@ typedef struct {
    * as "clean", and the AUROC of the epoch's score for telling corrupted
    * from clean samples; NaN otherwise. */
   double noise_precision, noise_recall, noise_auroc;
+  /* At the self-paced stage's last epoch: the noise rate estimated from
+   * the warm-up epochs' mean losses alone (a two-component mixture); NaN
+   * at every other epoch. */
+  double estimated_noise_rate;
 } pipeline_epoch_t;
 
 /* Every training sample's record after one epoch, in train_index order.

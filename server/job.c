@@ -26,6 +26,7 @@ typedef struct {
   int64_t id;
   const log_t *log;
   int echo;
+  double *estimated_noise_rate;
 } job_ctx_t;
 
 /* Hashes one file with SHA-256 into 64 lowercase hex digits. */
@@ -166,6 +167,8 @@ static void echo_epoch(const pipeline_epoch_t *m, const char *stage) {
   if (isfinite(m->noise_auroc))
     printf(" noise_precision=%.4f noise_recall=%.4f noise_auroc=%.4f",
            m->noise_precision, m->noise_recall, m->noise_auroc);
+  if (isfinite(m->estimated_noise_rate))
+    printf(" estimated_noise_rate=%.4f", m->estimated_noise_rate);
   printf("\n");
   fflush(stdout);
 }
@@ -174,6 +177,9 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                       const pipeline_records_t *rec, char *err,
                       size_t errlen) {
   job_ctx_t *j = ctx;
+
+  if (isfinite(m->estimated_noise_rate) && j->estimated_noise_rate)
+    *j->estimated_noise_rate = m->estimated_noise_rate;
   db_metrics_t dm = {.epoch = m->epoch,
                      .train_loss = m->train_loss,
                      .train_acc = m->train_acc,
@@ -247,7 +253,8 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
 
 int job_run(const job_run_t *job, char state_out[16], char *err,
             size_t errlen) {
-  job_ctx_t j = {NULL, job->id, job->log, job->echo};
+  job_ctx_t j = {NULL, job->id, job->log, job->echo,
+                 job->estimated_noise_rate};
   char why[512] = "";
   const char *state = "succeeded", *error = NULL;
   int rc = db_open(job->db_path, &j.db, why, sizeof why);

@@ -25,6 +25,8 @@ typedef struct {
   int64_t id;
   const atomic_int *stop; /* JOB_STOP_*, read between batches */
   int echo; /* 1: also print each epoch as a key=value line on stdout */
+  double *estimated_noise_rate; /* receives the spl stage's estimate of
+                                 * the noise rate; may be NULL */
 } job_run_t;
 
 /* Runs job->id, which must already be in state running, to its end and

@@ -132,8 +132,27 @@ static json_t *summary_stages(const db_metrics_t *m, int n) {
   return stages;
 }
 
+static json_t *num_or_null(double v) {
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* How the final easy set (the self-paced stage's last epoch) separates
+ * corrupted from clean labels; nulls without injected noise. */
+static json_t *summary_detection(const db_metrics_t *m, int n) {
+  const db_metrics_t *last = NULL;
+
+  for (int i = 0; i < n; i++)
+    if (strcmp(m[i].stage, "spl") == 0)
+      last = &m[i];
+  return json_pack("{s:o, s:o, s:o}", "auroc",
+                   num_or_null(last ? last->noise_auroc : NAN), "precision",
+                   num_or_null(last ? last->noise_precision : NAN), "recall",
+                   num_or_null(last ? last->noise_recall : NAN));
+}
+
 static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
-                         const pipeline_spec_t *spec, double seconds) {
+                         const pipeline_spec_t *spec, double seconds,
+                         double estimated_rate) {
   db_metrics_t *m = NULL;
   db_job_t job;
   json_t *sum, *stages;
@@ -149,10 +168,12 @@ static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
     return rc;
   }
   stages = summary_stages(m, n);
-  sum = json_pack("{s:I, s:s, s:s?, s:o, s:{s:f}, s:f, s:o}", "id",
-                  (json_int_t)id, "state", job.state, "error", job.error,
-                  "stages", stages, "noise", "rate",
-                  spec->noise_kind ? spec->noise_rate : 0.0, "wall_seconds",
+  sum = json_pack("{s:I, s:s, s:s?, s:o, s:{s:f, s:o}, s:o, s:f, s:o}",
+                  "id", (json_int_t)id, "state", job.state, "error",
+                  job.error, "stages", stages, "noise", "rate",
+                  spec->noise_kind ? spec->noise_rate : 0.0,
+                  "estimated_rate", num_or_null(estimated_rate),
+                  "detection", summary_detection(m, n), "wall_seconds",
                   seconds, "provenance",
                   job.provenance_json
                       ? json_loads(job.provenance_json, 0, NULL)
@@ -181,7 +202,7 @@ static int run_job(const run_opts_t *o, const char *text,
   db_t *db = NULL;
   int64_t id = 0;
   char err[512], state[16] = "";
-  double t0 = now_s();
+  double t0 = now_s(), estimated_rate = NAN;
   int rc = db_open(o->db_path, &db, err, sizeof err);
 
   if (rc == 0)
@@ -190,13 +211,14 @@ static int run_job(const run_opts_t *o, const char *text,
   if (rc == 0)
     rc = db_job_start(db, id, NULL, err, sizeof err);
   if (rc == 0) {
-    job_run_t job = {o->db_path, o->data_root, &o->log, id, stop, 1};
+    job_run_t job = {o->db_path, o->data_root, &o->log, id,
+                     stop,       1,           &estimated_rate};
     fprintf(stderr, "spkd run: job %lld in %s\n", (long long)id,
             o->db_path);
     rc = job_run(&job, state, err, sizeof err);
   }
   if (rc == 0 && o->summary_path)
-    rc = summary_write(o, db, id, spec, now_s() - t0);
+    rc = summary_write(o, db, id, spec, now_s() - t0, estimated_rate);
   if (rc)
     fprintf(stderr, "spkd run: %s\n", err);
   else if (strcmp(state, "succeeded") != 0)

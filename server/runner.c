@@ -40,7 +40,7 @@ static void slot_work(uv_work_t *w) {
   slot_t *s = w->data;
   runner_t *r = s->runner;
   job_run_t job = {r->cfg.db_path, r->cfg.data_root, r->cfg.log, s->id,
-                   &s->stop, 0};
+                   &s->stop, 0, NULL};
 
   s->rc = job_run(&job, s->state, s->err, sizeof s->err);
 }
