@@ -315,15 +315,19 @@ void api_job_cancel(api_req_t *req) {
   db_job_deinit(&job);
 }
 
+/* One epoch's metrics; the noise-detection figures are null when the job
+ * injected no noise. */
 static json_t *metric_json(const db_metrics_t *m) {
-  return json_pack("{s:s, s:i, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}",
-                   "stage", m->stage, "epoch", m->epoch, "train_loss",
-                   json_num(m->train_loss), "train_acc",
-                   json_num(m->train_acc), "val_acc", json_num(m->val_acc),
-                   "test_acc", json_num(m->test_acc), "easy_size",
-                   m->easy_size, "easy_fraction", json_num(m->easy_fraction),
-                   "lr", json_num(m->lr), "seconds", json_num(m->seconds),
-                   "samples_per_s", json_num(m->samples_per_s));
+  return json_pack(
+      "{s:s, s:i, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+      "stage", m->stage, "epoch", m->epoch, "train_loss",
+      json_num(m->train_loss), "train_acc", json_num(m->train_acc), "val_acc",
+      json_num(m->val_acc), "test_acc", json_num(m->test_acc), "easy_size",
+      m->easy_size, "easy_fraction", json_num(m->easy_fraction), "lr",
+      json_num(m->lr), "seconds", json_num(m->seconds), "samples_per_s",
+      json_num(m->samples_per_s), "noise_precision",
+      json_num(m->noise_precision), "noise_recall", json_num(m->noise_recall),
+      "noise_auroc", json_num(m->noise_auroc));
 }
 
 void api_job_metrics(api_req_t *req) {
@@ -423,17 +427,23 @@ void api_epoch_samples(api_req_t *req) {
   free(idx);
 }
 
+/* One epoch of a sample's history; margin and predicted class are null
+ * where the epoch did not record them. */
+static json_t *history_record_json(const db_sample_epoch_t *e) {
+  json_t *pred = e->pred >= 0 ? json_integer(e->pred) : json_null();
+
+  return json_pack("{s:s, s:i, s:o, s:o, s:o, s:b, s:o, s:o}", "stage",
+                   e->stage, "epoch", e->epoch, "loss", json_num(e->loss),
+                   "prob", json_num(e->prob), "weight", json_num(e->weight),
+                   "easy", e->easy, "margin", json_num(e->margin), "predicted",
+                   pred);
+}
+
 static json_t *history_json(const db_sample_t *s) {
   json_t *h = json_array();
 
-  for (int i = 0; i < s->n_epochs; i++) {
-    const db_sample_epoch_t *e = &s->epochs[i];
-    json_array_append_new(
-        h, json_pack("{s:s, s:i, s:o, s:o, s:o, s:b}", "stage", e->stage,
-                     "epoch", e->epoch, "loss", json_num(e->loss), "prob",
-                     json_num(e->prob), "weight", json_num(e->weight),
-                     "easy", e->easy));
-  }
+  for (int i = 0; i < s->n_epochs; i++)
+    json_array_append_new(h, history_record_json(&s->epochs[i]));
   return h;
 }
 

@@ -124,8 +124,8 @@ typedef struct {
   const float *prob;
   const float *weight;
   const uint8_t *easy;
-  const float *margin; /* may be NULL: stored as NaN */
-  const uint8_t *pred; /* may be NULL: stored as 255 */
+  const float *margin; /* may be NULL: not recorded (reads back NaN) */
+  const uint8_t *pred; /* may be NULL: not recorded (reads back -1) */
 } db_records_t;
 
 /* Stores one completed epoch of a stage, its metrics and its per-sample

@@ -3,7 +3,9 @@
  * and per-sample records stored as packed arrays in position order, one
  * row per job, stage and epoch. Reading one sample's history touches only
  * its own bytes in each row, through incremental BLOB reads. A NaN metric
- * is stored as SQL NULL and read back as NaN. */
+ * is stored as SQL NULL and read back as NaN; an optional per-sample array
+ * (margin, predicted class) the caller did not give, or that a database of
+ * schema version 1 never had, is SQL NULL and reads as not recorded. */
 #include "db_internal.h"
 
 #include <errno.h>
@@ -12,21 +14,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The per-sample array columns of epoch_records and their element sizes. */
-enum { REC_LOSS, REC_PROB, REC_WEIGHT, REC_EASY, REC_COLUMNS };
-static const char *const rec_column[REC_COLUMNS] = {"loss", "prob", "weight",
-                                                    "easy"};
-static const int rec_width[REC_COLUMNS] = {4, 4, 4, 1};
+/* The per-sample array columns of epoch_records and their element sizes.
+ * Those from REC_OPTIONAL on may be NULL in a row. */
+enum {
+  REC_LOSS,
+  REC_PROB,
+  REC_WEIGHT,
+  REC_EASY,
+  REC_MARGIN,
+  REC_PRED,
+  REC_COLUMNS,
+  REC_OPTIONAL = REC_MARGIN
+};
+static const char *const rec_column[REC_COLUMNS] = {"loss", "prob",   "weight",
+                                                    "easy", "margin", "pred"};
+static const int rec_width[REC_COLUMNS] = {4, 4, 4, 1, 4, 1};
+
+/* The predicted-class byte that means "not recorded". */
+#define PRED_NONE 255
 
 #define METRICS_COLUMNS                                                        \
   "stage, epoch, train_loss, train_acc, val_acc, test_acc, easy_size, "        \
-  "easy_fraction, lr, seconds, samples_per_s"
+  "easy_fraction, lr, seconds, samples_per_s, noise_precision, "               \
+  "noise_recall, noise_auroc"
 
 /* Binds len bytes; an empty array is an empty BLOB, never NULL. */
 static int bind_bytes(sqlite3_stmt *st, int i, const void *p, int len) {
   if (len == 0)
     return sqlite3_bind_zeroblob(st, i, 0);
   return sqlite3_bind_blob(st, i, p, len, SQLITE_STATIC);
+}
+
+/* Binds an optional array: SQL NULL when p is NULL (not recorded). */
+static int bind_optional(sqlite3_stmt *st, int i, const void *p, int len) {
+  if (!p)
+    return sqlite3_bind_null(st, i);
+  return bind_bytes(st, i, p, len);
 }
 
 /* A REAL column, with SQL NULL (how SQLite stores NaN) read as NaN. */
@@ -38,8 +61,8 @@ static double column_real(sqlite3_stmt *st, int i) {
 
 /* 1 when job exists, 0 when not, or a negative code. */
 static int job_exists(db_t *db, int64_t job, char *err, size_t errlen) {
-  return db_row_exists(db, "SELECT 1 FROM jobs WHERE id = ?", job,
-                       "find job", err, errlen);
+  return db_row_exists(db, "SELECT 1 FROM jobs WHERE id = ?", job, "find job",
+                       err, errlen);
 }
 
 /* ---- Samples of a job. ---- */
@@ -162,6 +185,9 @@ static int metrics_bind(sqlite3_stmt *st, int64_t job, const db_metrics_t *m) {
   rc = rc ? rc : sqlite3_bind_double(st, 10, m->lr);
   rc = rc ? rc : sqlite3_bind_double(st, 11, m->seconds);
   rc = rc ? rc : sqlite3_bind_double(st, 12, m->samples_per_s);
+  rc = rc ? rc : sqlite3_bind_double(st, 13, m->noise_precision);
+  rc = rc ? rc : sqlite3_bind_double(st, 14, m->noise_recall);
+  rc = rc ? rc : sqlite3_bind_double(st, 15, m->noise_auroc);
   return rc;
 }
 
@@ -172,7 +198,7 @@ static int metrics_insert(db_t *db, int64_t job, const db_metrics_t *m,
 
   r = db_prepare(db,
                  "INSERT INTO epoch_metrics (job_id, " METRICS_COLUMNS ") "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  &st, err, errlen);
   if (r)
     return r;
@@ -185,23 +211,30 @@ static int metrics_insert(db_t *db, int64_t job, const db_metrics_t *m,
   return r;
 }
 
-/* Packs the three float arrays into buf (12 n bytes) and binds them with
- * the easy flags. */
+/* Packs the float arrays into buf (16 n bytes: loss, prob, weight, then
+ * margin when given) and binds them with the easy flags and predicted
+ * classes. */
 static int records_bind(sqlite3_stmt *st, int64_t job, const db_metrics_t *m,
                         const db_records_t *rec, uint8_t *buf) {
   int n = rec->n, rc;
+  uint8_t *loss = buf, *prob = buf + 4 * (size_t)n;
+  uint8_t *weight = prob + 4 * (size_t)n, *margin = weight + 4 * (size_t)n;
 
-  db_f32_pack(buf, rec->loss, n);
-  db_f32_pack(buf + 4 * (size_t)n, rec->prob, n);
-  db_f32_pack(buf + 8 * (size_t)n, rec->weight, n);
+  db_f32_pack(loss, rec->loss, n);
+  db_f32_pack(prob, rec->prob, n);
+  db_f32_pack(weight, rec->weight, n);
+  if (rec->margin)
+    db_f32_pack(margin, rec->margin, n);
   rc = sqlite3_bind_int64(st, 1, job);
   rc = rc ? rc : sqlite3_bind_text(st, 2, m->stage, -1, SQLITE_STATIC);
   rc = rc ? rc : sqlite3_bind_int(st, 3, m->epoch);
   rc = rc ? rc : sqlite3_bind_int(st, 4, n);
-  rc = rc ? rc : bind_bytes(st, 5, buf, 4 * n);
-  rc = rc ? rc : bind_bytes(st, 6, buf + 4 * (size_t)n, 4 * n);
-  rc = rc ? rc : bind_bytes(st, 7, buf + 8 * (size_t)n, 4 * n);
+  rc = rc ? rc : bind_bytes(st, 5, loss, 4 * n);
+  rc = rc ? rc : bind_bytes(st, 6, prob, 4 * n);
+  rc = rc ? rc : bind_bytes(st, 7, weight, 4 * n);
   rc = rc ? rc : bind_bytes(st, 8, rec->easy, n);
+  rc = rc ? rc : bind_optional(st, 9, rec->margin ? margin : NULL, 4 * n);
+  rc = rc ? rc : bind_optional(st, 10, rec->pred, n);
   return rc;
 }
 
@@ -211,14 +244,15 @@ static int records_insert(db_t *db, int64_t job, const db_metrics_t *m,
   uint8_t *buf;
   int r, rc;
 
-  buf = malloc(12 * (size_t)rec->n + 1);
+  buf = malloc(16 * (size_t)rec->n + 1);
   if (!buf)
     return db_msg(-ENOMEM, err, errlen, "out of memory packing %d records",
                   rec->n);
   r = db_prepare(db,
                  "INSERT INTO epoch_records "
-                 "(job_id, stage, epoch, n, loss, prob, weight, easy) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 "(job_id, stage, epoch, n, loss, prob, weight, easy, "
+                 "margin, pred) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  &st, err, errlen);
   if (r)
     goto out;
@@ -270,6 +304,9 @@ static void metrics_from_row(sqlite3_stmt *st, db_metrics_t *m) {
   m->lr = column_real(st, 8);
   m->seconds = column_real(st, 9);
   m->samples_per_s = column_real(st, 10);
+  m->noise_precision = column_real(st, 11);
+  m->noise_recall = column_real(st, 12);
+  m->noise_auroc = column_real(st, 13);
 }
 
 /* Makes room for one more element of size elem in *arr (*cap of them). */
@@ -511,12 +548,35 @@ static int sample_row_read(db_t *db, int64_t job, int32_t index, db_sample_t *s,
   return r;
 }
 
-/* Points the handle of every record column at the row rowid, opening
- * them on first use. */
-static int blobs_seek(db_t *db, sqlite3_blob **blob, int64_t rowid, char *err,
-                      size_t errlen) {
+/* The query sample_epoch_add reads its rows from: after rowid, stage,
+ * epoch and n, one column per optional array that is NULL when the array
+ * is. length() tells without loading the array. */
+#define SAMPLE_ROWS_SQL                                                        \
+  "SELECT rowid, stage, epoch, n, length(margin), length(pred) "               \
+  "FROM epoch_records WHERE job_id = ? ORDER BY " DB_STAGE_ORDER ", epoch"
+#define SAMPLE_ROWS_FIRST_OPTIONAL 4
+
+/* 1 when the current row of SAMPLE_ROWS_SQL holds record column c. */
+static int row_has_column(sqlite3_stmt *st, int c) {
+  int col = SAMPLE_ROWS_FIRST_OPTIONAL + c - REC_OPTIONAL;
+
+  return c < REC_OPTIONAL || sqlite3_column_type(st, col) != SQLITE_NULL;
+}
+
+/* Points the handle of every record column at the current row of st,
+ * opening them on first use. An optional column that is NULL in the row
+ * gets no handle: a handle moved onto a NULL value could not move again. */
+static int blobs_seek(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
+                      char *err, size_t errlen) {
+  int64_t rowid = sqlite3_column_int64(st, 0);
+
   for (int c = 0; c < REC_COLUMNS; c++) {
     int rc;
+    if (!row_has_column(st, c)) {
+      sqlite3_blob_close(blob[c]);
+      blob[c] = NULL;
+      continue;
+    }
     if (blob[c])
       rc = sqlite3_blob_reopen(blob[c], rowid);
     else
@@ -528,14 +588,17 @@ static int blobs_seek(db_t *db, sqlite3_blob **blob, int64_t rowid, char *err,
   return 0;
 }
 
-/* Reads the values at position pos of the row the handles point at. */
+/* Reads the values at position pos of the row the handles point at; a
+ * column without a handle was not recorded (margin NaN, pred -1). */
 static int blobs_read(db_t *db, sqlite3_blob **blob, int pos,
                       db_sample_epoch_t *e, char *err, size_t errlen) {
   uint8_t b[REC_COLUMNS][4];
 
   for (int c = 0; c < REC_COLUMNS; c++) {
-    int w = rec_width[c];
-    int rc = sqlite3_blob_read(blob[c], b[c], w, w * pos);
+    int w = rec_width[c], rc;
+    if (!blob[c])
+      continue;
+    rc = sqlite3_blob_read(blob[c], b[c], w, w * pos);
     if (rc != SQLITE_OK)
       return db_fail(db, rc, "read epoch records", err, errlen);
   }
@@ -543,11 +606,13 @@ static int blobs_read(db_t *db, sqlite3_blob **blob, int pos,
   e->prob = db_f32_unpack(b[REC_PROB]);
   e->weight = db_f32_unpack(b[REC_WEIGHT]);
   e->easy = b[REC_EASY][0] != 0;
+  e->margin = blob[REC_MARGIN] ? db_f32_unpack(b[REC_MARGIN]) : NAN;
+  e->pred = blob[REC_PRED] && b[REC_PRED][0] != PRED_NONE ? b[REC_PRED][0] : -1;
   return 0;
 }
 
-/* Appends the epoch of the current records row (rowid, stage, epoch, n)
- * to s, reading the sample's values at pos. */
+/* Appends the epoch of the current row of SAMPLE_ROWS_SQL to s, reading
+ * the sample's values at pos. */
 static int sample_epoch_add(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
                             int pos, db_sample_t *s, int *cap, char *err,
                             size_t errlen) {
@@ -567,7 +632,7 @@ static int sample_epoch_add(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
   memset(e, 0, sizeof *e);
   snprintf(e->stage, sizeof e->stage, "%s", stage ? (const char *)stage : "");
   e->epoch = epoch;
-  r = blobs_seek(db, blob, sqlite3_column_int64(st, 0), err, errlen);
+  r = blobs_seek(db, st, blob, err, errlen);
   if (!r)
     r = blobs_read(db, blob, pos, e, err, errlen);
   if (!r)
@@ -582,10 +647,7 @@ static int sample_epochs_read(db_t *db, int64_t job, int pos, db_sample_t *s,
   sqlite3_stmt *st = NULL;
   int r, rc, cap = 0;
 
-  r = db_prepare(db,
-                 "SELECT rowid, stage, epoch, n FROM epoch_records "
-                 "WHERE job_id = ? ORDER BY " DB_STAGE_ORDER ", epoch",
-                 &st, err, errlen);
+  r = db_prepare(db, SAMPLE_ROWS_SQL, &st, err, errlen);
   if (r)
     return r;
   rc = sqlite3_bind_int64(st, 1, job);

@@ -56,6 +56,18 @@ static const char *const migrations[] = {
     "  weight BLOB NOT NULL CHECK (length(weight) = 4 * n),"
     "  easy BLOB NOT NULL CHECK (length(easy) = n),"
     "  PRIMARY KEY (job_id, stage, epoch));",
+
+    /* 2: how well each epoch's easy set separates clean from corrupted
+     * labels (NULL when no noise was injected), and each sample's logit
+     * margin and predicted class. Rows written before this migration hold
+     * NULL there: not recorded. */
+    "ALTER TABLE epoch_metrics ADD COLUMN noise_precision REAL;"
+    "ALTER TABLE epoch_metrics ADD COLUMN noise_recall REAL;"
+    "ALTER TABLE epoch_metrics ADD COLUMN noise_auroc REAL;"
+    "ALTER TABLE epoch_records ADD COLUMN margin BLOB"
+    "  CHECK (margin IS NULL OR length(margin) = 4 * n);"
+    "ALTER TABLE epoch_records ADD COLUMN pred BLOB"
+    "  CHECK (pred IS NULL OR length(pred) = n);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -64,8 +76,9 @@ int db_migrated_version(db_t *db, char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
   int r, rc;
 
-  r = db_prepare(db, "SELECT coalesce(max(version), 0) FROM "
-                     "schema_migrations",
+  r = db_prepare(db,
+                 "SELECT coalesce(max(version), 0) FROM "
+                 "schema_migrations",
                  &st, err, errlen);
   if (r)
     return r;
@@ -79,14 +92,12 @@ int db_migrated_version(db_t *db, char *err, size_t errlen) {
 }
 
 /* 1 when migration version is recorded, 0 when not, or a negative code. */
-static int migration_applied(db_t *db, int version, char *err,
-                             size_t errlen) {
+static int migration_applied(db_t *db, int version, char *err, size_t errlen) {
   return db_row_exists(db, "SELECT 1 FROM schema_migrations WHERE version = ?",
                        version, "read schema_migrations", err, errlen);
 }
 
-static int migration_record(db_t *db, int version, char *err,
-                            size_t errlen) {
+static int migration_record(db_t *db, int version, char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
   int r;
 
@@ -108,8 +119,7 @@ static int migration_record(db_t *db, int version, char *err,
 /* Applies one migration in its own transaction. The check runs inside the
  * transaction so two connections opening a new file at once cannot both
  * apply it. */
-static int migration_apply(db_t *db, int version, char *err,
-                           size_t errlen) {
+static int migration_apply(db_t *db, int version, char *err, size_t errlen) {
   int r, rc;
 
   r = db_tx_begin(db, err, errlen);

@@ -136,6 +136,40 @@ def test_metrics_of_every_stage(quick):
             assert m['easy_fraction'] == pytest.approx(end, abs=0.01), m
 
 
+NOISE_KEYS = ('noise_precision', 'noise_recall', 'noise_auroc')
+
+
+def test_noise_detection_metrics(quick):
+    # quick.json injects noise, so every epoch of every stage measures how
+    # its easy set and score separate corrupted labels from clean ones.
+    metrics = quick.metrics()
+    for m in metrics:
+        where = f"{m['stage']} epoch {m['epoch']}"
+        for key in NOISE_KEYS:
+            assert isinstance(m[key], float), (where, key, m[key])
+            assert 0 <= m[key] <= 1, (where, key)
+    by_stage = {s: [m for m in metrics if m['stage'] == s]
+                for s in job_stages(quick)}
+    # The baseline's easy set is every sample: all clean ones are in it,
+    # and its precision is the share of clean labels.
+    rate = quick.spec['dataset']['label_noise'].get('rate', 0.4)
+    clean_share = by_stage['baseline'][0]['noise_precision']
+    assert clean_share == pytest.approx(1 - rate, abs=0.05)
+    for m in by_stage['baseline']:
+        assert m['noise_recall'] == 1.0, m
+        assert m['noise_precision'] == clean_share, m
+    # The teacher trains on one fixed set: the same figures every epoch.
+    teacher = by_stage['teacher']
+    for m in teacher:
+        assert (m['noise_precision'], m['noise_recall']) == \
+            (teacher[0]['noise_precision'], teacher[0]['noise_recall']), m
+    # After self-paced training the easy set is purer than the data and
+    # the loss ranks corrupted samples far better than chance.
+    final = by_stage['spl'][-1]
+    assert final['noise_precision'] > clean_share + 0.05, final
+    assert final['noise_auroc'] > 0.75, final
+
+
 def test_metrics_pages_join_up(quick):
     whole = quick.metrics()
     path = f"/v1/jobs/{quick.job['id']}/metrics"
@@ -199,6 +233,7 @@ def test_training_sample_history(quick):
         teacher_easy = None
         for r in hist:
             where = f"sample {index} {r['stage']} epoch {r['epoch']}"
+            history_margin_agrees(r, sample['observed_label'], where)
             in_set = index in set(quick.sample_set(r['stage'], r['epoch'],
                                                    'easy')[1])
             assert r['easy'] == in_set, where
@@ -218,6 +253,41 @@ def test_training_sample_history(quick):
                 # w_i is 1 in the final easy set (the teacher's training
                 # set) and 0 outside it.
                 assert r['weight'] == (1 if teacher_easy else 0), r
+
+
+def history_margin_agrees(r, observed, where):
+    """The record's margin (observed label's logit minus the largest other)
+    and predicted class tell the same story as its probability."""
+    assert isinstance(r['margin'], float), where
+    assert isinstance(r['predicted'], int), where
+    assert 0 <= r['predicted'] < N_CLASSES, where
+    if r['margin'] > 0:
+        assert r['predicted'] == observed, where
+    elif r['margin'] < 0:
+        assert r['predicted'] != observed, where
+    if r['prob'] > 0.5:
+        assert r['margin'] > 0, where
+
+
+def test_history_margins_and_predictions(quick):
+    # Samples of every kind of outcome: among a few hundred training
+    # samples, some are predicted as their observed label in the last spl
+    # epoch and some are not.
+    train = train_set(quick)
+    picks = random.Random(5).sample(train, min(200, len(train)))
+    right = wrong = 0
+    for index in picks:
+        sample = quick.client.get_json(
+            f"/v1/jobs/{quick.job['id']}/samples/{index}")
+        for r in sample['history']:
+            where = f"sample {index} {r['stage']} epoch {r['epoch']}"
+            history_margin_agrees(r, sample['observed_label'], where)
+        last = [r for r in sample['history'] if r['stage'] == 'spl'][-1]
+        if last['predicted'] == sample['observed_label']:
+            right += 1
+        else:
+            wrong += 1
+    assert right > 0 and wrong > 0, (right, wrong)
 
 
 def test_validation_sample_and_unused_indices(quick):

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of storage/: opening and migrating a database file, moving
- * jobs through their states, storing a job's samples and its epochs and
- * reading them back. Each test works on its own file under /tmp, removed
- * afterwards. sqlite3 is called directly only to inspect or doctor a file. */
+/* Unit tests of storage/: opening and migrating a database file (one
+ * written by a version-1 program included), moving jobs through their
+ * states, storing a job's samples and its epochs and reading them back.
+ * Each test works on its own file under /tmp, removed afterwards. sqlite3
+ * is called directly only to inspect, doctor or hand-craft a file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,6 +86,45 @@ static int64_t raw_query(const char *path, const char *sql) {
   return v;
 }
 
+/* Runs SQL text (any number of statements) on the file with a connection
+ * of its own. */
+static void raw_exec(const char *path, const char *sql) {
+  sqlite3 *conn = NULL;
+  char *msg = NULL;
+  int rc;
+
+  assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+  rc = sqlite3_exec(conn, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK)
+    fail_msg("%s", msg ? msg : sqlite3_errstr(rc));
+  sqlite3_close(conn);
+}
+
+/* The schema of the file as text: every table's and index's CREATE
+ * statement, in name order. The caller frees it. */
+static char *raw_schema(const char *path) {
+  sqlite3 *conn = NULL;
+  sqlite3_stmt *st = NULL;
+  const unsigned char *text;
+  char *out;
+
+  assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(conn,
+                                      "SELECT group_concat(sql, ';') FROM "
+                                      "(SELECT sql FROM sqlite_master "
+                                      "WHERE sql IS NOT NULL ORDER BY name)",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  text = sqlite3_column_text(st, 0);
+  assert_non_null(text);
+  out = strdup((const char *)text);
+  assert_non_null(out);
+  sqlite3_finalize(st);
+  sqlite3_close(conn);
+  return out;
+}
+
 static int64_t job_new(db_t *db, const char *name) {
   char err[256] = "";
   int64_t id = 0;
@@ -102,28 +142,28 @@ static void test_open_creates_schema(void **state) {
   int64_t applied, id;
   db_job_t job;
 
-  assert_int_equal(db_schema_version(f->db), 1);
+  assert_int_equal(db_schema_version(f->db), 2);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM "
                                       "schema_migrations"),
-                   1);
+                   2);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM sqlite_master "
                                       "WHERE name IN ('jobs', "
                                       "'job_samples', 'epoch_metrics', "
                                       "'epoch_records')"),
                    4);
   id = job_new(f->db, "kept");
-  applied = raw_query(f->path, "SELECT CAST(applied_at * 1000000 AS "
+  applied = raw_query(f->path, "SELECT CAST(sum(applied_at) * 1000 AS "
                                "INTEGER) FROM schema_migrations");
 
   /* Opening again applies nothing and keeps what is stored. */
   db_close(f->db);
   f->db = NULL;
   assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
-  assert_int_equal(db_schema_version(f->db), 1);
+  assert_int_equal(db_schema_version(f->db), 2);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM "
                                       "schema_migrations"),
-                   1);
-  assert_true(raw_query(f->path, "SELECT CAST(applied_at * 1000000 AS "
+                   2);
+  assert_true(raw_query(f->path, "SELECT CAST(sum(applied_at) * 1000 AS "
                                  "INTEGER) FROM schema_migrations") == applied);
   assert_int_equal(db_job_get(f->db, id, &job, f->err, sizeof f->err), 0);
   assert_string_equal(job.name, "kept");
@@ -341,42 +381,93 @@ static const int32_t s_pos[N_SAMPLES] = {0, 1, -1, 2, 3, -1, 4, 5, -1, 6};
 static const uint8_t s_observed[N_SAMPLES] = {1, 4, 7, 0, 9, 2, 3, 3, 5, 8};
 static const uint8_t s_clean[N_SAMPLES] = {1, 6, 7, 0, 2, 2, 3, 1, 5, 8};
 
+/* One stored epoch. has_margin and has_pred say whether the epoch hands
+ * its margins and predicted classes to storage or leaves them out. */
 typedef struct {
   db_metrics_t m;
   float loss[N_TRAIN], prob[N_TRAIN], weight[N_TRAIN];
   uint8_t easy[N_TRAIN];
+  float margin[N_TRAIN];
+  uint8_t pred[N_TRAIN];
+  int has_margin, has_pred;
 } test_epoch_t;
 
-/* In pipeline order; stored in another order (see epochs_store). */
+/* In pipeline order; stored in another order (see small_job_store). The
+ * second spl epoch records neither margin nor prediction and the teacher's
+ * no prediction, so rows with and without them alternate; a prediction of
+ * 255 means none. The student's noise figures are NaN, as for a job
+ * without noise. */
 static const test_epoch_t s_epochs[] = {
-    {{"spl", 1, 2.25, 0.25, 0.2, 0.3, 4, 4.0 / 7, 0.05, 1.5, 3000},
+    {{"spl", 1, 2.25, 0.25, 0.2, 0.3, 4, 4.0 / 7, 0.05, 1.5, 3000, 0.75, 0.6,
+      0.875},
      {0.5f, 2.75f, 0.125f, 0.25f, 3.5f, 1.75f, 0.0625f},
      {0.9f, 0.1f, 0.8f, 0.75f, 0.05f, 0.2f, 0.95f},
      {1, 1, 1, 1, 1, 1, 1},
-     {1, 0, 1, 1, 0, 0, 1}},
-    {{"spl", 2, 1.5, 0.5, NAN, 0.45, 4, 4.0 / 7, 0.05, 1.25, 3500},
+     {1, 0, 1, 1, 0, 0, 1},
+     {2.5f, -1.25f, 1.5f, 0.75f, -3.0f, -0.5f, 4.0f},
+     {1, 6, 7, 0, 2, 255, 8},
+     1,
+     1},
+    {{"spl", 2, 1.5, 0.5, NAN, 0.45, 4, 4.0 / 7, 0.05, 1.25, 3500, 0.5, 0.4,
+      0.625},
      {0.25f, 0.375f, 1.5f, 0.125f, 0.5f, 2.5f, 1.25f},
      {0.95f, 0.7f, 0.3f, 0.9f, 0.6f, 0.15f, 0.35f},
      {1, 0, 1, 1, 0, 0, 1},
-     {1, 1, 0, 1, 1, 0, 0}},
-    {{"teacher", 1, 0.75, 0.8, 0.6, 0.65, 4, 4.0 / 7, 0.1, 0.5, 8000},
+     {1, 1, 0, 1, 1, 0, 0},
+     {9.0f, 9.0f, 9.0f, 9.0f, 9.0f, 9.0f, 9.0f},
+     {9, 9, 9, 9, 9, 9, 9},
+     0,
+     0},
+    {{"teacher", 1, 0.75, 0.8, 0.6, 0.65, 4, 4.0 / 7, 0.1, 0.5, 8000, 1.0, 0.25,
+      0.5},
      {0.1f, 4.0f, 0.2f, 0.3f, 3.0f, 2.0f, 0.05f},
      {0.99f, 0.02f, 0.9f, 0.85f, 0.04f, 0.12f, 0.97f},
      {1, 0, 1, 1, 0, 0, 1},
-     {1, 0, 1, 1, 0, 0, 1}},
-    {{"student", 1, 0.5, 0.9, 0.7, 0.72, 7, 1.0, 0.1, 0.75, 9000},
+     {1, 0, 1, 1, 0, 0, 1},
+     {5.0f, -6.5f, 3.25f, 2.0f, -4.75f, -2.25f, 6.0f},
+     {9, 9, 9, 9, 9, 9, 9},
+     1,
+     0},
+    {{"student", 1, 0.5, 0.9, 0.7, 0.72, 7, 1.0, 0.1, 0.75, 9000, NAN, NAN,
+      NAN},
      {0.2f, 1.0f, 0.3f, 0.4f, 1.2f, 0.9f, 0.1f},
      {0.8f, 0.4f, 0.75f, 0.7f, 0.3f, 0.45f, 0.9f},
      {1, 0, 1, 1, 0, 0, 1},
-     {1, 1, 1, 1, 1, 1, 1}},
+     {1, 1, 1, 1, 1, 1, 1},
+     {1.0f, -0.25f, 0.5f, 0.25f, -1.5f, NAN, 2.0f},
+     {1, 2, 7, 0, 3, 4, 8},
+     1,
+     1},
 };
 #define N_EPOCHS ((int)(sizeof s_epochs / sizeof s_epochs[0]))
 
+/* The records handed to storage for e. */
+static db_records_t epoch_records(const test_epoch_t *e) {
+  db_records_t rec = {N_TRAIN,
+                      e->loss,
+                      e->prob,
+                      e->weight,
+                      e->easy,
+                      e->has_margin ? e->margin : NULL,
+                      e->has_pred ? e->pred : NULL};
+  return rec;
+}
+
 static void epoch_store(db_t *db, int64_t job, const test_epoch_t *e) {
-  db_records_t rec = {N_TRAIN, e->loss, e->prob, e->weight, e->easy};
+  db_records_t rec = epoch_records(e);
   char err[256] = "";
 
   assert_int_equal(db_epoch_insert(db, job, &e->m, &rec, err, sizeof err), 0);
+}
+
+/* What reading back position pos of e gives: the margin (NaN when not
+ * recorded) and the predicted class (-1 when not recorded). */
+static float margin_expected(const test_epoch_t *e, int pos) {
+  return e->has_margin ? e->margin[pos] : NAN;
+}
+
+static int pred_expected(const test_epoch_t *e, int pos) {
+  return e->has_pred && e->pred[pos] != 255 ? e->pred[pos] : -1;
 }
 
 /* A job with the ten samples and the four epochs, stored out of pipeline
@@ -398,6 +489,20 @@ static int same_double(double a, double b) {
   return (isnan(a) && isnan(b)) || a == b;
 }
 
+/* Checks what db_sample_get read for one epoch against position pos of
+ * the stored epoch e. */
+static void sample_epoch_assert(const db_sample_epoch_t *got,
+                                const test_epoch_t *e, int pos) {
+  assert_string_equal(got->stage, e->m.stage);
+  assert_int_equal(got->epoch, e->m.epoch);
+  assert_true(got->loss == e->loss[pos]);
+  assert_true(got->prob == e->prob[pos]);
+  assert_true(got->weight == e->weight[pos]);
+  assert_int_equal(got->easy, e->easy[pos]);
+  assert_true(same_double(got->margin, margin_expected(e, pos)));
+  assert_int_equal(got->pred, pred_expected(e, pos));
+}
+
 static void metrics_assert_equal(const db_metrics_t *got,
                                  const db_metrics_t *want) {
   assert_string_equal(got->stage, want->stage);
@@ -411,6 +516,9 @@ static void metrics_assert_equal(const db_metrics_t *got,
   assert_true(same_double(got->lr, want->lr));
   assert_true(same_double(got->seconds, want->seconds));
   assert_true(same_double(got->samples_per_s, want->samples_per_s));
+  assert_true(same_double(got->noise_precision, want->noise_precision));
+  assert_true(same_double(got->noise_recall, want->noise_recall));
+  assert_true(same_double(got->noise_auroc, want->noise_auroc));
 }
 
 static void test_metrics_list_order(void **state) {
@@ -426,7 +534,20 @@ static void test_metrics_list_order(void **state) {
   for (int i = 0; i < n; i++)
     metrics_assert_equal(&list[i], &s_epochs[i].m);
   assert_true(isnan(list[1].val_acc));
+  assert_true(list[0].noise_auroc == 0.875);
+  assert_true(isnan(list[3].noise_precision) && isnan(list[3].noise_auroc));
   free(list);
+
+  /* NaN is stored as SQL NULL: only the student's three figures are. */
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_metrics "
+                                      "WHERE noise_precision IS NULL AND "
+                                      "noise_recall IS NULL AND "
+                                      "noise_auroc IS NULL AND "
+                                      "stage = 'student'"),
+                   1);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_metrics "
+                                      "WHERE noise_auroc IS NULL"),
+                   1);
 
   /* The last stored epoch is the job's progress. */
   assert_int_equal(db_job_get(f->db, job, &row, f->err, sizeof f->err), 0);
@@ -542,15 +663,16 @@ static void test_sample_get_train(void **state) {
   assert_int_equal(s.observed, 3);
   assert_int_equal(s.clean, 1);
   assert_int_equal(s.n_epochs, N_EPOCHS);
-  for (int i = 0; i < s.n_epochs; i++) {
-    const test_epoch_t *e = &s_epochs[i];
-    assert_string_equal(s.epochs[i].stage, e->m.stage);
-    assert_int_equal(s.epochs[i].epoch, e->m.epoch);
-    assert_true(s.epochs[i].loss == e->loss[5]);
-    assert_true(s.epochs[i].prob == e->prob[5]);
-    assert_true(s.epochs[i].weight == e->weight[5]);
-    assert_int_equal(s.epochs[i].easy, e->easy[5]);
-  }
+  for (int i = 0; i < s.n_epochs; i++)
+    sample_epoch_assert(&s.epochs[i], &s_epochs[i], 5);
+
+  /* Position 5 holds the byte that means "no prediction" in spl 1 and a
+   * NaN margin in the student: both read as not recorded. */
+  assert_int_equal(s.epochs[0].pred, -1);
+  assert_true(s.epochs[0].margin == -0.5f);
+  assert_true(isnan(s.epochs[1].margin) && s.epochs[1].pred == -1);
+  assert_true(s.epochs[2].margin == -2.25f && s.epochs[2].pred == -1);
+  assert_true(isnan(s.epochs[3].margin) && s.epochs[3].pred == 4);
   db_sample_deinit(&s);
   assert_null(s.epochs);
 
@@ -564,7 +686,7 @@ static void test_sample_get_train(void **state) {
     assert_int_equal(s.observed, s_observed[k]);
     assert_int_equal(s.clean, s_clean[k]);
     for (int i = 0; i < s.n_epochs; i++)
-      assert_true(s.epochs[i].loss == s_epochs[i].loss[s_pos[k]]);
+      sample_epoch_assert(&s.epochs[i], &s_epochs[i], s_pos[k]);
     db_sample_deinit(&s);
   }
 }
@@ -592,12 +714,52 @@ static void test_sample_get_val_and_missing(void **state) {
   db_sample_deinit(&s);
 }
 
+/* Margins and predictions left out are stored as SQL NULL, not as arrays
+ * of fillers; given ones as arrays of their element width. */
+static void test_records_optional_arrays(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_metrics_t m = {.stage = "baseline", .epoch = 1};
+  db_records_t none = {0, NULL, NULL, NULL, NULL, NULL, NULL};
+  float margin = 0;
+  uint8_t pred = 0;
+  db_records_t empty = {0, NULL, NULL, NULL, NULL, &margin, &pred};
+
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE margin IS NULL"),
+                   1);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE pred IS NULL"),
+                   2);
+  assert_int_equal(raw_query(f->path, "SELECT sum(length(margin)) FROM "
+                                      "epoch_records"),
+                   3 * 4 * N_TRAIN);
+  assert_int_equal(raw_query(f->path, "SELECT sum(length(pred)) FROM "
+                                      "epoch_records"),
+                   2 * N_TRAIN);
+
+  /* With no samples, a given array is empty and an absent one NULL. */
+  assert_int_equal(
+      db_epoch_insert(f->db, job, &m, &empty, f->err, sizeof f->err), 0);
+  m.epoch = 2;
+  assert_int_equal(
+      db_epoch_insert(f->db, job, &m, &none, f->err, sizeof f->err), 0);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE stage = 'baseline' AND epoch = 1 "
+                                      "AND length(margin) = 0 AND "
+                                      "length(pred) = 0"),
+                   1);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE stage = 'baseline' AND epoch = 2 "
+                                      "AND margin IS NULL AND pred IS NULL"),
+                   1);
+}
+
 static void test_epoch_duplicate_keeps_first(void **state) {
   fixture_t *f = *state;
   int64_t job = small_job_store(f->db);
   test_epoch_t again = s_epochs[0];
-  db_records_t rec = {N_TRAIN, again.loss, again.prob, again.weight,
-                      again.easy};
+  db_records_t rec = epoch_records(&again);
   db_metrics_t *list = NULL;
   db_sample_t s;
   db_job_t row;
@@ -682,6 +844,153 @@ static void test_split_insert_refusals(void **state) {
   db_sample_deinit(&s);
 }
 
+/* ---- A database written by a version-1 program. ---- */
+
+/* The schema a version-1 spkd created, kept here as that program wrote
+ * it: storage/migrations.c's first migration, word for word, plus its
+ * bookkeeping table. test_migrate_from_version_1 checks that migrating
+ * this file gives exactly the schema of a new one. */
+#define V1_STAGE_CHECK "stage IN ('spl', 'teacher', 'student', 'baseline')"
+static const char v1_schema[] =
+    "CREATE TABLE schema_migrations ("
+    "  version INTEGER PRIMARY KEY,"
+    "  applied_at REAL NOT NULL);"
+    "INSERT INTO schema_migrations VALUES (1, 1700000000.0);"
+
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+    "    ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  spec_json TEXT NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  error TEXT,"
+    "  provenance_json TEXT,"
+    "  stage TEXT CHECK (stage IS NULL OR " V1_STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_state ON jobs (state, id);"
+
+    "CREATE TABLE job_samples ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL CHECK (idx >= 0),"
+    "  split INTEGER NOT NULL CHECK (split IN (0, 1)),"
+    "  pos INTEGER NOT NULL,"
+    "  observed INTEGER NOT NULL,"
+    "  clean INTEGER NOT NULL,"
+    "  CHECK ((split = 0 AND pos >= 0) OR (split = 1 AND pos = -1)),"
+    "  PRIMARY KEY (job_id, idx)) WITHOUT ROWID;"
+
+    "CREATE TABLE epoch_metrics ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK (" V1_STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL,"
+    "  train_loss REAL, train_acc REAL, val_acc REAL, test_acc REAL,"
+    "  easy_size INTEGER NOT NULL, easy_fraction REAL,"
+    "  lr REAL, seconds REAL, samples_per_s REAL,"
+    "  PRIMARY KEY (job_id, stage, epoch)) WITHOUT ROWID;"
+
+    "CREATE TABLE epoch_records ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK (" V1_STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  loss BLOB NOT NULL CHECK (length(loss) = 4 * n),"
+    "  prob BLOB NOT NULL CHECK (length(prob) = 4 * n),"
+    "  weight BLOB NOT NULL CHECK (length(weight) = 4 * n),"
+    "  easy BLOB NOT NULL CHECK (length(easy) = n),"
+    "  PRIMARY KEY (job_id, stage, epoch));";
+
+/* A running job of three samples (10 and 11 train at positions 0 and 1,
+ * 12 validates) with one spl epoch, as version 1 stored it. The arrays
+ * are little-endian float32: loss {0.5, 2}, prob {0.25, 0.75}, weight
+ * {1, 0}; easy flags {1, 0}. */
+static const char v1_job[] =
+    "INSERT INTO jobs (id, name, state, spec_json, created_at, started_at,"
+    "  stage, epoch) VALUES (1, 'old', 'running', '{}', 1.0, 2.0, 'spl', 1);"
+    "INSERT INTO job_samples VALUES (1, 10, 0, 0, 3, 3), (1, 11, 0, 1, 4, 5),"
+    "  (1, 12, 1, -1, 2, 2);"
+    "INSERT INTO epoch_metrics VALUES (1, 'spl', 1, 1.5, 0.5, 0.25, 0.75, 1,"
+    "  0.5, 0.125, 2.0, 100.0);"
+    "INSERT INTO epoch_records VALUES (1, 'spl', 1, 2,"
+    "  X'0000003F00000040', X'0000803E0000403F', X'0000803F00000000',"
+    "  X'0100');";
+
+/* The job's second epoch, stored by this version after the migration. */
+static void v1_job_second_epoch(db_t *db) {
+  db_metrics_t m = {"spl", 2,     1.0, 0.5,   0.5, 0.5, 1,
+                    0.5,   0.125, 2.0, 100.0, 0.5, 1.0, 0.75};
+  float loss[2] = {0.25f, 1.0f}, prob[2] = {0.5f, 0.25f}, weight[2] = {1, 1};
+  float margin[2] = {1.5f, -2.5f};
+  uint8_t easy[2] = {1, 1}, pred[2] = {3, 9};
+  db_records_t rec = {2, loss, prob, weight, easy, margin, pred};
+  char err[256] = "";
+
+  assert_int_equal(db_epoch_insert(db, 1, &m, &rec, err, sizeof err), 0);
+}
+
+static void test_migrate_from_version_1(void **state) {
+  fixture_t *f = *state;
+  db_metrics_t *list = NULL;
+  char *fresh, *migrated;
+  db_sample_t s;
+  db_job_t job;
+  int n = 0;
+
+  /* Replace the fixture's file with a version-1 one. */
+  fresh = raw_schema(f->path);
+  db_close(f->db);
+  f->db = NULL;
+  db_files_remove(f->path);
+  raw_exec(f->path, v1_schema);
+  raw_exec(f->path, v1_job);
+
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
+  assert_int_equal(db_schema_version(f->db), 2);
+  migrated = raw_schema(f->path);
+  assert_string_equal(migrated, fresh);
+  free(migrated);
+  free(fresh);
+
+  /* What version 1 stored reads back, its new fields not recorded. */
+  assert_int_equal(db_job_get(f->db, 1, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.name, "old");
+  assert_string_equal(job.stage, "spl");
+  db_job_deinit(&job);
+  assert_int_equal(db_metrics_list(f->db, 1, &list, &n, f->err, sizeof f->err),
+                   0);
+  assert_int_equal(n, 1);
+  assert_true(list[0].train_loss == 1.5 && list[0].samples_per_s == 100.0);
+  assert_true(isnan(list[0].noise_precision) && isnan(list[0].noise_recall) &&
+              isnan(list[0].noise_auroc));
+  free(list);
+  assert_int_equal(db_sample_get(f->db, 1, 11, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, 1);
+  assert_true(s.epochs[0].loss == 2.0f && s.epochs[0].prob == 0.75f);
+  assert_true(s.epochs[0].weight == 0.0f && s.epochs[0].easy == 0);
+  assert_true(isnan(s.epochs[0].margin));
+  assert_int_equal(s.epochs[0].pred, -1);
+  db_sample_deinit(&s);
+
+  /* A new epoch of the same job records them; the old one still lacks
+   * them. */
+  v1_job_second_epoch(f->db);
+  assert_int_equal(db_sample_get(f->db, 1, 11, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, 2);
+  assert_true(isnan(s.epochs[0].margin) && s.epochs[0].pred == -1);
+  assert_true(s.epochs[0].loss == 2.0f);
+  assert_int_equal(s.epochs[1].epoch, 2);
+  assert_true(s.epochs[1].loss == 1.0f && s.epochs[1].margin == -2.5f);
+  assert_int_equal(s.epochs[1].pred, 9);
+  db_sample_deinit(&s);
+  assert_int_equal(db_metrics_list(f->db, 1, &list, &n, f->err, sizeof f->err),
+                   0);
+  assert_int_equal(n, 2);
+  assert_true(isnan(list[0].noise_auroc) && list[1].noise_auroc == 0.75);
+  free(list);
+}
+
 /* ---- A full-size job. ---- */
 
 #define BIG_N 60000
@@ -697,8 +1006,8 @@ typedef struct {
   int32_t index[BIG_N], pos[BIG_N];
   uint8_t split[BIG_N], observed[BIG_N], clean[BIG_N];
   int n_train;
-  float loss[BIG_N], prob[BIG_N], weight[BIG_N];
-  uint8_t easy[BIG_N];
+  float loss[BIG_N], prob[BIG_N], weight[BIG_N], margin[BIG_N];
+  uint8_t easy[BIG_N], pred[BIG_N];
 } big_job_t;
 
 /* Every tenth sample validates; the training ones are easy when their
@@ -717,6 +1026,8 @@ static void big_job_fill(big_job_t *b) {
     b->prob[p] = 1.0f / (float)(p + 1);
     b->weight[p] = (float)(p % 2);
     b->easy[p] = p % 3 == 0;
+    b->margin[p] = (float)p * 0.25f - 1000.0f;
+    b->pred[p] = (uint8_t)(p % 7);
   }
 }
 
@@ -733,7 +1044,8 @@ static void test_big_job(void **state) {
   assert_non_null(b);
   big_job_fill(b);
   db_split_t split = {BIG_N, b->index, b->split, b->pos, b->observed, b->clean};
-  db_records_t rec = {b->n_train, b->loss, b->prob, b->weight, b->easy};
+  db_records_t rec = {b->n_train, b->loss,   b->prob, b->weight,
+                      b->easy,    b->margin, b->pred};
   t0 = seconds_now();
   assert_int_equal(db_split_insert(f->db, job, &split, f->err, sizeof f->err),
                    0);
@@ -767,7 +1079,18 @@ static void test_big_job(void **state) {
   assert_true(s.epochs[0].prob == b->prob[p]);
   assert_true(s.epochs[0].weight == b->weight[p]);
   assert_int_equal(s.epochs[0].easy, b->easy[p]);
+  assert_true(s.epochs[0].margin == b->margin[p]);
+  assert_int_equal(s.epochs[0].pred, b->pred[p]);
   assert_int_equal(s.clean, b->clean[BIG_N - 1]);
+  db_sample_deinit(&s);
+
+  /* A sample in the middle reads its own margin and prediction. */
+  assert_int_equal(db_sample_get(f->db, job, 31337, &s, f->err, sizeof f->err),
+                   0);
+  p = b->pos[31337];
+  assert_true(p > 0);
+  assert_true(s.epochs[0].margin == b->margin[p]);
+  assert_int_equal(s.epochs[0].pred, b->pred[p]);
   db_sample_deinit(&s);
   free(b);
 }
@@ -780,6 +1103,7 @@ int main(void) {
       TEST(test_open_uses_wal),
       TEST(test_open_refuses_newer_schema),
       cmocka_unit_test(test_open_directory_fails),
+      TEST(test_migrate_from_version_1),
       TEST(test_job_insert_get),
       TEST(test_job_list_pages),
       TEST(test_job_start_progress_finish),
@@ -791,6 +1115,7 @@ int main(void) {
       TEST(test_epoch_set_missing),
       TEST(test_sample_get_train),
       TEST(test_sample_get_val_and_missing),
+      TEST(test_records_optional_arrays),
       TEST(test_epoch_duplicate_keeps_first),
       TEST(test_epoch_insert_refuses_bad_input),
       TEST(test_split_insert_refusals),
