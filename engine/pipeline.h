@@ -145,6 +145,22 @@ typedef struct {
   const uint8_t *pred;  /* predicted class */
 } pipeline_records_t;
 
+/* A stage's training dynamics once it has finished, per training sample
+ * in position order: mean probability of the observed label across its
+ * epochs (confidence) and its population standard deviation
+ * (variability), the share of epochs predicted correctly, forgetting
+ * events (correct at one epoch, wrong at the next) and the area under
+ * the margin (mean logit margin). */
+typedef struct {
+  int stage;
+  int n;
+  const float *confidence;
+  const float *variability;
+  const float *correctness;
+  const int32_t *forgetting;
+  const float *aum;
+} pipeline_dynamics_t;
+
 /* How the pipeline talks to its caller. Every callback may be NULL. A
  * callback returning non-zero stops the run with that code and its err. */
 typedef struct {
@@ -156,6 +172,8 @@ typedef struct {
                   const pipeline_records_t *records, char *err,
                   size_t errlen);
   const atomic_int *cancel; /* non-zero: stop at the next batch */
+  int (*on_dynamics)(void *ctx, const pipeline_dynamics_t *dynamics,
+                     char *err, size_t errlen);
 } pipeline_hooks_t;
 
 /* Runs every stage of spec on train (the whole training file) and test.

@@ -155,15 +155,40 @@ typedef struct {
   int pred; /* predicted class, -1 when not recorded */
 } db_sample_epoch_t;
 
+/* One sample's training dynamics in one finished stage. */
+typedef struct {
+  char stage[16];
+  float confidence, variability, correctness, aum;
+  int forgetting;
+} db_sample_dynamics_t;
+
 typedef struct {
   int32_t index;
   int split; /* DB_SPLIT_* */
   int observed, clean;
   int n_epochs;
   db_sample_epoch_t *epochs; /* heap, ordered like db_metrics_list */
+  int n_dynamics;
+  db_sample_dynamics_t *dynamics; /* heap, one per finished stage */
 } db_sample_t;
 
 void db_sample_deinit(db_sample_t *s);
+
+/* A stage's per-sample training dynamics once it has finished, n values
+ * each in position order (see pipeline_dynamics_t). */
+typedef struct {
+  int n;
+  const float *confidence;
+  const float *variability;
+  const float *correctness;
+  const int32_t *forgetting;
+  const float *aum;
+} db_dynamics_t;
+
+/* Stores one stage's dynamics of a job (once per job and stage; a second
+ * insert is -EEXIST). */
+int db_dynamics_insert(db_t *db, int64_t job, const char *stage,
+                       const db_dynamics_t *d, char *err, size_t errlen);
 
 /* Reads one sample's history. -ENOENT when the job does not use it. */
 int db_sample_get(db_t *db, int64_t job, int32_t index, db_sample_t *out,
