@@ -14,6 +14,7 @@
 
 #include "blas.h"
 #include "detect.h"
+#include "dynamics.h"
 #include "eval.h"
 #include "loss.h"
 #include "model.h"
@@ -586,7 +587,77 @@ static int report_epoch(run_t *r, pipeline_epoch_t *m) {
  * easy flags and the weights the next epoch trains with. */
 typedef int (*after_epoch_fn)(run_t *r, stage_t *st, int epoch);
 
+/* Adds the epoch just scored to the stage's dynamics. */
+static int dynamics_epoch(run_t *r, dynamics_t *d) {
+  uint8_t *correct = malloc((size_t)r->n_train);
+  int rc;
+
+  if (!correct)
+    return fail(r, -ENOMEM, "out of memory for training dynamics");
+  for (int i = 0; i < r->n_train; i++)
+    correct[i] = r->pred[i] == r->train_labels[i];
+  rc = dynamics_add_epoch(d, r->prob, r->margin, correct);
+  free(correct);
+  if (rc == -EDOM) {
+    snprintf(r->err, r->errlen, "training dynamics: a probability or "
+             "margin is not finite");
+    return rc;
+  }
+  return rc ? fail(r, rc, "training dynamics failed") : 0;
+}
+
+/* Hands the finished stage's dynamics to the caller. */
+static int dynamics_report(run_t *r, int stage, const dynamics_t *d) {
+  size_t n = (size_t)r->n_train;
+  float *f = malloc(4 * n * sizeof(float));
+  int32_t *forget = malloc(n * sizeof(int32_t));
+  pipeline_dynamics_t pd = {stage, r->n_train};
+  int rc = -ENOMEM;
+
+  if (!f || !forget) {
+    fail(r, rc, "out of memory for training dynamics");
+    goto out;
+  }
+  pd.confidence = f;
+  pd.variability = f + n;
+  pd.correctness = f + 2 * n;
+  pd.forgetting = forget;
+  pd.aum = f + 3 * n;
+  rc = dynamics_finish(d, &(dynamics_stats_t){f, f + n, f + 2 * n, forget,
+                                              f + 3 * n});
+  if (rc) {
+    fail(r, rc, "training dynamics failed");
+    goto out;
+  }
+  rc = r->hooks->on_dynamics
+           ? r->hooks->on_dynamics(r->hooks->ctx, &pd, r->err, r->errlen)
+           : 0;
+out:
+  free(f);
+  free(forget);
+  return rc;
+}
+
+static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
+                        dynamics_t *dyn);
+
+/* Trains a stage through all its epochs, then reports its dynamics. */
 static int stage_train(run_t *r, stage_t *st, after_epoch_fn after) {
+  dynamics_t dyn;
+  int rc = dynamics_init(&dyn, r->n_train);
+
+  if (rc)
+    return fail(r, rc, "out of memory for training dynamics");
+  rc = stage_epochs(r, st, after, &dyn);
+  if (rc == 0)
+    rc = dynamics_report(r, st->stage, &dyn);
+  dynamics_deinit(&dyn);
+  return rc;
+}
+
+/* Every epoch of a stage: train, evaluate, choose, report. */
+static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
+                        dynamics_t *dyn) {
   int rc = 0;
 
   if (r->hooks->on_stage) {
@@ -617,6 +688,9 @@ static int stage_train(run_t *r, stage_t *st, after_epoch_fn after) {
     }
     stage_evaluate(r, st->model, &m);
     r->det_score = r->loss;
+    rc = dynamics_epoch(r, dyn);
+    if (rc)
+      return rc;
     rc = after(r, st, e);
     if (rc)
       return rc;

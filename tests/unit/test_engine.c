@@ -824,6 +824,10 @@ typedef struct {
   int cancel_after; /* raise the cancel flag after this many epochs */
   int fail_after;   /* return -EIO from this epoch on */
   pipeline_spec_t spec;
+  int n_dyn;             /* stages whose dynamics were reported */
+  int dyn_stage[8];
+  float *dyn_conf[8], *dyn_corr[8];
+  int32_t *dyn_forget[8];
 } recorder_t;
 
 static recorder_t *recorder_new(void) {
@@ -899,9 +903,30 @@ static int rec_on_epoch(void *ctx, const pipeline_epoch_t *m,
   return 0;
 }
 
+static int rec_on_dynamics(void *ctx, const pipeline_dynamics_t *d,
+                           char *err, size_t errlen) {
+  recorder_t *r = ctx;
+  size_t n = (size_t)d->n;
+
+  (void)err, (void)errlen;
+  if (r->n_dyn >= 8 || d->n != r->n_train)
+    return -ERANGE;
+  r->dyn_stage[r->n_dyn] = d->stage;
+  r->dyn_conf[r->n_dyn] = dup_bytes(d->confidence, n * sizeof(float));
+  r->dyn_corr[r->n_dyn] = dup_bytes(d->correctness, n * sizeof(float));
+  r->dyn_forget[r->n_dyn] = dup_bytes(d->forgetting, n * sizeof(int32_t));
+  r->n_dyn++;
+  return 0;
+}
+
 static void recorder_free(recorder_t *r) {
   if (!r)
     return;
+  for (int i = 0; i < r->n_dyn; i++) {
+    free(r->dyn_conf[i]);
+    free(r->dyn_corr[i]);
+    free(r->dyn_forget[i]);
+  }
   free(r->labels);
   for (int i = 0; i < r->n_epochs; i++) {
     free(r->ep[i].loss);
@@ -914,7 +939,8 @@ static void recorder_free(recorder_t *r) {
 
 static int run_recorded(recorder_t *r, const dataset_t *train,
                         const dataset_t *test, char *err, size_t errlen) {
-  pipeline_hooks_t h = {r, rec_on_data, rec_on_stage, rec_on_epoch, &r->cancel};
+  pipeline_hooks_t h = {r,           rec_on_data, rec_on_stage,
+                        rec_on_epoch, &r->cancel, rec_on_dynamics};
 
   return pipeline_run(&r->spec, train, test, &h, err, errlen);
 }
@@ -1088,6 +1114,31 @@ static void check_identical(const recorder_t *a, const recorder_t *b) {
   }
 }
 
+/* Each stage reports its dynamics once, after its epochs, and the
+ * confidence it reports is the mean over those epochs of the recorded
+ * probability of the observed label; forgetting events are fewer than
+ * the epochs. */
+static void check_dynamics(const recorder_t *r) {
+  assert_int_equal(r->n_dyn, 4);
+  for (int k = 0; k < r->n_dyn; k++) {
+    int stage = r->dyn_stage[k], epochs = 0;
+    assert_int_equal(stage, k);
+    for (int i = 0; i < r->n_train; i++) {
+      double sum = 0.0;
+      epochs = 0;
+      for (int e = 0; e < r->n_epochs; e++)
+        if (r->ep[e].m.stage == stage) {
+          sum += r->ep[e].prob[i];
+          epochs++;
+        }
+      check_close(r->dyn_conf[k][i], sum / epochs, 1e-5, 1e-6, "confidence",
+                  (size_t)i);
+      assert_true(r->dyn_corr[k][i] >= 0.0f && r->dyn_corr[k][i] <= 1.0f);
+      assert_true(r->dyn_forget[k][i] >= 0 && r->dyn_forget[k][i] < epochs);
+    }
+  }
+}
+
 static void test_pipeline_tiny(void **state) {
   dataset_t train, test;
   recorder_t *a = recorder_new(), *b = recorder_new();
@@ -1100,6 +1151,7 @@ static void test_pipeline_tiny(void **state) {
   if (run_recorded(a, &train, &test, err, sizeof err) != 0)
     fail_msg("pipeline_run: %s", err);
   check_run(a);
+  check_dynamics(a);
   if (run_recorded(b, &train, &test, err, sizeof err) != 0)
     fail_msg("pipeline_run: %s", err);
   check_identical(a, b);
