@@ -447,6 +447,27 @@ static json_t *history_json(const db_sample_t *s) {
   return h;
 }
 
+/* One stage's training dynamics of a sample; a non-finite statistic is
+ * null. */
+static json_t *stage_dynamics_json(const db_sample_dynamics_t *d) {
+  return json_pack("{s:o, s:o, s:o, s:i, s:o}", "confidence",
+                   json_num(d->confidence), "variability",
+                   json_num(d->variability), "correctness",
+                   json_num(d->correctness), "forgetting", d->forgetting, "aum",
+                   json_num(d->aum));
+}
+
+/* The dynamics of every stage that stored them, keyed by stage name; an
+ * empty object when none did (validation samples, unfinished stages). */
+static json_t *dynamics_json(const db_sample_t *s) {
+  json_t *o = json_object();
+
+  for (int i = 0; o && i < s->n_dynamics; i++)
+    json_object_set_new(o, s->dynamics[i].stage,
+                        stage_dynamics_json(&s->dynamics[i]));
+  return o;
+}
+
 void api_sample_get(api_req_t *req) {
   static const char *const none[] = {NULL};
   pipeline_spec_t spec;
@@ -475,11 +496,11 @@ void api_sample_get(api_req_t *req) {
   }
   api_reply_json(
       req, 200,
-      json_pack("{s:i, s:s, s:i, s:o, s:o, s:o}", "index", s.index, "split",
-                s.split == DB_SPLIT_TRAIN ? "train" : "validation",
+      json_pack("{s:i, s:s, s:i, s:o, s:o, s:o, s:o}", "index", s.index,
+                "split", s.split == DB_SPLIT_TRAIN ? "train" : "validation",
                 "observed_label", s.observed, "clean_label",
                 noisy ? json_integer(s.clean) : json_null(), "corrupted",
                 noisy ? json_boolean(s.clean != s.observed) : json_null(),
-                "history", history_json(&s)));
+                "history", history_json(&s), "dynamics", dynamics_json(&s)));
   db_sample_deinit(&s);
 }

@@ -208,6 +208,16 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
   return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
 }
 
+static int hook_dynamics(void *ctx, const pipeline_dynamics_t *d, char *err,
+                         size_t errlen) {
+  job_ctx_t *j = ctx;
+  db_dynamics_t dd = {d->n,           d->confidence, d->variability,
+                      d->correctness, d->forgetting, d->aum};
+
+  return db_dynamics_insert(j->db, j->id, pipeline_stage_name(d->stage), &dd,
+                            err, errlen);
+}
+
 /* Reads and parses the stored spec, then records the provenance. */
 static int job_prepare(job_ctx_t *j, const job_run_t *job,
                        pipeline_spec_t *spec, char *err, size_t errlen) {
@@ -237,8 +247,8 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
                        size_t errlen) {
   pipeline_spec_t spec;
   dataset_t train = {0}, test = {0};
-  pipeline_hooks_t hooks = {j, hook_data, hook_stage, hook_epoch,
-                            job->stop};
+  pipeline_hooks_t hooks = {j,         hook_data, hook_stage,
+                            hook_epoch, job->stop, hook_dynamics};
   int rc = job_prepare(j, job, &spec, err, errlen);
 
   if (rc == 0)

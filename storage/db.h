@@ -185,8 +185,9 @@ typedef struct {
   const float *aum;
 } db_dynamics_t;
 
-/* Stores one stage's dynamics of a job (once per job and stage; a second
- * insert is -EEXIST). */
+/* Stores one stage's dynamics of a job, n equal to its training samples
+ * (once per job and stage: a second insert is -EEXIST; -EINVAL for a bad
+ * stage or n, -ENOENT for no such job). */
 int db_dynamics_insert(db_t *db, int64_t job, const char *stage,
                        const db_dynamics_t *d, char *err, size_t errlen);
 

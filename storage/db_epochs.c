@@ -5,7 +5,8 @@
  * its own bytes in each row, through incremental BLOB reads. A NaN metric
  * is stored as SQL NULL and read back as NaN; an optional per-sample array
  * (margin, predicted class) the caller did not give, or that a database of
- * schema version 1 never had, is SQL NULL and reads as not recorded. */
+ * schema version 1 never had, is SQL NULL and reads as not recorded. A
+ * sample's training dynamics come from db_dynamics.c. */
 #include "db_internal.h"
 
 #include <errno.h>
@@ -514,6 +515,7 @@ void db_sample_deinit(db_sample_t *s) {
   if (!s)
     return;
   free(s->epochs);
+  free(s->dynamics);
   memset(s, 0, sizeof *s);
 }
 
@@ -679,6 +681,8 @@ int db_sample_get(db_t *db, int64_t job, int32_t index, db_sample_t *out,
     return db_msg(-EIO, err, errlen, "training sample %d has no position",
                   (int)index);
   r = sample_epochs_read(db, job, pos, out, err, errlen);
+  if (!r)
+    r = db_sample_dynamics_read(db, job, pos, out, err, errlen);
   if (r)
     db_sample_deinit(out);
   return r;

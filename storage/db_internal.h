@@ -68,6 +68,13 @@ int db_migrate(db_t *db, char *err, size_t errlen);
 /* The highest applied migration, or a negative code. */
 int db_migrated_version(db_t *db, char *err, size_t errlen);
 
+/* Appends to s->dynamics the training dynamics at position pos of every
+ * stage of job that stored them, in pipeline order (db_dynamics.c). The
+ * array is heap, for db_sample_deinit to free, also after a failure.
+ * -EIO when a stored row is shorter than pos. */
+int db_sample_dynamics_read(db_t *db, int64_t job, int pos, db_sample_t *s,
+                            char *err, size_t errlen);
+
 /* Little-endian float32 packing of per-sample arrays: n values. */
 void db_f32_pack(uint8_t *dst, const float *src, int n);
 float db_f32_unpack(const uint8_t *src);

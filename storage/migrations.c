@@ -68,6 +68,21 @@ static const char *const migrations[] = {
     "  CHECK (margin IS NULL OR length(margin) = 4 * n);"
     "ALTER TABLE epoch_records ADD COLUMN pred BLOB"
     "  CHECK (pred IS NULL OR length(pred) = n);",
+
+    /* 3: each finished stage's training dynamics, one row per job and
+     * stage with n values per array in position order: float32 except
+     * forgetting, an int32 count; all little-endian. A rowid table, like
+     * epoch_records, so one sample's values are read in place. */
+    "CREATE TABLE stage_dynamics ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK (" STAGE_CHECK "),"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  confidence BLOB NOT NULL CHECK (length(confidence) = 4 * n),"
+    "  variability BLOB NOT NULL CHECK (length(variability) = 4 * n),"
+    "  correctness BLOB NOT NULL CHECK (length(correctness) = 4 * n),"
+    "  forgetting BLOB NOT NULL CHECK (length(forgetting) = 4 * n),"
+    "  aum BLOB NOT NULL CHECK (length(aum) = 4 * n),"
+    "  PRIMARY KEY (job_id, stage));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

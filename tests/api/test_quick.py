@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # examples/quick.json run to its end once (the session's `quick` fixture),
 # then read back: the job object, every stage's metrics, the easy and hard
-# sets page by page, training and validation samples, and the 404s of
-# results that do not exist.
+# sets page by page, training and validation samples with their histories
+# and training dynamics, and the 404s of results that do not exist.
 import gzip
 import hashlib
 import math
@@ -290,6 +290,75 @@ def test_history_margins_and_predictions(quick):
     assert right > 0 and wrong > 0, (right, wrong)
 
 
+def dynamics_from_history(records, observed):
+    """One stage's training dynamics worked out from the sample's history
+    records of that stage, in epoch order."""
+    n = len(records)
+    probs = [r['prob'] for r in records]
+    mean = sum(probs) / n
+    correct = [r['predicted'] == observed for r in records]
+    return {
+        'confidence': mean,
+        'variability': math.sqrt(sum((p - mean) ** 2 for p in probs) / n),
+        'correctness': sum(correct) / n,
+        'forgetting': sum(1 for a, b in zip(correct, correct[1:])
+                          if a and not b),
+        'aum': sum(r['margin'] for r in records) / n,
+    }
+
+
+def dynamics_agree(d, want, epochs, where):
+    """Checks one stage's dynamics: types, ranges, and the values its
+    history gives."""
+    for key in ('confidence', 'variability', 'correctness', 'aum'):
+        assert isinstance(d[key], float), (where, key, d[key])
+    assert isinstance(d['forgetting'], int), where
+    assert not isinstance(d['forgetting'], bool), where
+    assert 0 <= d['confidence'] <= 1, where
+    assert 0 <= d['variability'] <= 0.5 + 1e-6, where
+    assert 0 <= d['correctness'] <= 1, where
+    # A forgetting event needs a correct epoch before it, so there are at
+    # most epochs // 2 of them, and never more than epochs - 1.
+    assert 0 <= d['forgetting'] <= epochs // 2 <= max(epochs - 1, 0), where
+    assert d['forgetting'] == want['forgetting'], where
+    assert d['correctness'] == pytest.approx(want['correctness'],
+                                             abs=1e-6), where
+    assert d['confidence'] == pytest.approx(want['confidence'],
+                                            rel=1e-5, abs=1e-6), where
+    assert d['variability'] == pytest.approx(want['variability'],
+                                             abs=1e-5), where
+    assert d['aum'] == pytest.approx(want['aum'], rel=1e-5, abs=1e-5), where
+
+
+def test_training_dynamics(quick):
+    # Every stage of the quick job has finished, so every training sample
+    # carries the dynamics of each one, and they agree with its history.
+    train = train_set(quick)
+    picks = random.Random(17).sample(train, min(150, len(train)))
+    stages = job_stages(quick)
+    confidence = {True: [], False: []}
+    for index in picks:
+        sample = quick.client.get_json(
+            f"/v1/jobs/{quick.job['id']}/samples/{index}")
+        dynamics = sample['dynamics']
+        assert sorted(dynamics) == sorted(stages), (index, dynamics)
+        for stage in stages:
+            where = f'sample {index} {stage}'
+            records = [r for r in sample['history'] if r['stage'] == stage]
+            epochs = quick.job['stages'][stage]['epochs']
+            assert [r['epoch'] for r in records] == \
+                list(range(1, epochs + 1)), where
+            want = dynamics_from_history(records, sample['observed_label'])
+            dynamics_agree(dynamics[stage], want, epochs, where)
+        confidence[sample['corrupted']].append(
+            dynamics['spl']['confidence'])
+    # Corrupted labels are the ones the self-paced model believes least:
+    # the point of a data map.
+    assert confidence[True] and confidence[False]
+    mean = {k: sum(v) / len(v) for k, v in confidence.items()}
+    assert mean[True] < mean[False] - 0.2, mean
+
+
 def test_validation_sample_and_unused_indices(quick):
     # Walks the indices the training set does not hold until it has met a
     # validation sample and, since quick.json takes a subset, an index the
@@ -317,6 +386,7 @@ def test_validation_sample_and_unused_indices(quick):
     assert found is not None and unused is not None
     assert found['split'] == 'validation'
     assert found['history'] == []
+    assert found['dynamics'] == {}
     if found['clean_label'] is not None:
         assert found['corrupted'] == \
             (found['clean_label'] != found['observed_label'])

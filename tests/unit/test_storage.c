@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of storage/: opening and migrating a database file (one
- * written by a version-1 program included), moving jobs through their
- * states, storing a job's samples and its epochs and reading them back.
+/* Unit tests of storage/: opening and migrating a database file (ones
+ * written by version-1 and version-2 programs included), moving jobs
+ * through their states, storing a job's samples, its epochs and its
+ * stages' training dynamics and reading them back.
  * Each test works on its own file under /tmp, removed afterwards. sqlite3
  * is called directly only to inspect, doctor or hand-craft a file. */
 #include <setjmp.h>
@@ -21,6 +22,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The schema version this program's migrations reach. */
+#define SCHEMA_VERSION 3
 
 typedef struct {
   char path[64];
@@ -142,15 +146,15 @@ static void test_open_creates_schema(void **state) {
   int64_t applied, id;
   db_job_t job;
 
-  assert_int_equal(db_schema_version(f->db), 2);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM "
                                       "schema_migrations"),
-                   2);
+                   SCHEMA_VERSION);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM sqlite_master "
                                       "WHERE name IN ('jobs', "
                                       "'job_samples', 'epoch_metrics', "
-                                      "'epoch_records')"),
-                   4);
+                                      "'epoch_records', 'stage_dynamics')"),
+                   5);
   id = job_new(f->db, "kept");
   applied = raw_query(f->path, "SELECT CAST(sum(applied_at) * 1000 AS "
                                "INTEGER) FROM schema_migrations");
@@ -159,10 +163,10 @@ static void test_open_creates_schema(void **state) {
   db_close(f->db);
   f->db = NULL;
   assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
-  assert_int_equal(db_schema_version(f->db), 2);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM "
                                       "schema_migrations"),
-                   2);
+                   SCHEMA_VERSION);
   assert_true(raw_query(f->path, "SELECT CAST(sum(applied_at) * 1000 AS "
                                  "INTEGER) FROM schema_migrations") == applied);
   assert_int_equal(db_job_get(f->db, id, &job, f->err, sizeof f->err), 0);
@@ -844,6 +848,218 @@ static void test_split_insert_refusals(void **state) {
   db_sample_deinit(&s);
 }
 
+/* ---- Training dynamics of finished stages. ---- */
+
+/* One stage's dynamics at the seven training positions. Forgetting counts
+ * reach past 16 bits so that every byte of the int32 is read back; one
+ * AUM is negative and one NaN, which must survive the round trip. */
+typedef struct {
+  const char *stage;
+  float confidence[N_TRAIN], variability[N_TRAIN], correctness[N_TRAIN];
+  int32_t forgetting[N_TRAIN];
+  float aum[N_TRAIN];
+} test_dynamics_t;
+
+/* In pipeline order; stored student first (see dynamics_store). */
+static const test_dynamics_t s_dynamics[] = {
+    {"spl",
+     {0.925f, 0.4f, 0.55f, 0.825f, 0.325f, 0.175f, 0.65f},
+     {0.025f, 0.3f, 0.25f, 0.075f, 0.275f, 0.0f, 0.3f},
+     {1.0f, 0.5f, 0.5f, 1.0f, 0.5f, 0.0f, 0.5f},
+     {0, 1, 1, 0, 65538, 0, 1},
+     {6.75f, -0.5f, 0.125f, 3.5f, -4.25f, NAN, 1.0f}},
+    {"student",
+     {0.8f, 0.45f, 0.775f, 0.7f, 0.3f, 0.45f, 0.9f},
+     {0.1f, 0.0625f, 0.125f, 0.2f, 0.15f, 0.05f, 0.0f},
+     {1.0f, 0.0f, 0.75f, 1.0f, 0.25f, 0.0f, 1.0f},
+     {0, 0, 2, 0, 3, 0, 16777216},
+     {1.25f, -0.75f, 0.5f, 0.25f, -1.5f, -2.0f, 2.0f}},
+};
+#define N_DYNAMICS ((int)(sizeof s_dynamics / sizeof s_dynamics[0]))
+
+/* The dynamics handed to storage for t. */
+static db_dynamics_t dynamics_of(const test_dynamics_t *t) {
+  db_dynamics_t d = {N_TRAIN,        t->confidence, t->variability,
+                     t->correctness, t->forgetting, t->aum};
+  return d;
+}
+
+/* Stores both stages' dynamics of job, student first. */
+static void dynamics_store(db_t *db, int64_t job) {
+  char err[256] = "";
+
+  for (int i = N_DYNAMICS - 1; i >= 0; i--) {
+    db_dynamics_t d = dynamics_of(&s_dynamics[i]);
+    assert_int_equal(
+        db_dynamics_insert(db, job, s_dynamics[i].stage, &d, err, sizeof err),
+        0);
+  }
+}
+
+/* Checks what db_sample_get read for one stage against position pos of
+ * the stored dynamics t. */
+static void sample_dynamics_assert(const db_sample_dynamics_t *got,
+                                   const test_dynamics_t *t, int pos) {
+  assert_string_equal(got->stage, t->stage);
+  assert_true(same_double(got->confidence, t->confidence[pos]));
+  assert_true(same_double(got->variability, t->variability[pos]));
+  assert_true(same_double(got->correctness, t->correctness[pos]));
+  assert_int_equal(got->forgetting, t->forgetting[pos]);
+  assert_true(same_double(got->aum, t->aum[pos]));
+}
+
+static void test_dynamics_read_back(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_sample_t s;
+
+  dynamics_store(f->db, job);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics "
+                                      "WHERE n = 7 AND length(aum) = 28 AND "
+                                      "length(forgetting) = 28"),
+                   N_DYNAMICS);
+
+  /* Forgetting is int32 little-endian: 65538 at position 4 of spl. */
+  assert_int_equal(raw_query(f->path, "SELECT hex(substr(forgetting, 17, 4)) "
+                                      "= '02000100' FROM stage_dynamics "
+                                      "WHERE stage = 'spl'"),
+                   1);
+
+  /* Sample 21 sits at position 5: its spl AUM is the NaN. */
+  assert_int_equal(db_sample_get(f->db, job, 21, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_dynamics, N_DYNAMICS);
+  assert_string_equal(s.dynamics[0].stage, "spl");
+  assert_true(isnan(s.dynamics[0].aum));
+  assert_true(s.dynamics[1].aum == -2.0f);
+  db_sample_deinit(&s);
+  assert_null(s.dynamics);
+  assert_int_equal(s.n_dynamics, 0);
+
+  /* Every training sample reads its own position, in pipeline order, and
+   * keeps its epochs. */
+  for (int k = 0; k < N_SAMPLES; k++) {
+    if (s_split[k] != DB_SPLIT_TRAIN)
+      continue;
+    assert_int_equal(
+        db_sample_get(f->db, job, s_index[k], &s, f->err, sizeof f->err), 0);
+    assert_int_equal(s.n_epochs, N_EPOCHS);
+    assert_int_equal(s.n_dynamics, N_DYNAMICS);
+    for (int i = 0; i < s.n_dynamics; i++)
+      sample_dynamics_assert(&s.dynamics[i], &s_dynamics[i], s_pos[k]);
+    db_sample_deinit(&s);
+  }
+}
+
+static void test_dynamics_none(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  int64_t other = small_job_store(f->db);
+  db_dynamics_t d = dynamics_of(&s_dynamics[0]);
+  db_sample_t s;
+
+  /* A job whose stages stored none: no entries. */
+  dynamics_store(f->db, other);
+  assert_int_equal(db_sample_get(f->db, job, 21, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, N_EPOCHS);
+  assert_int_equal(s.n_dynamics, 0);
+  assert_null(s.dynamics);
+  db_sample_deinit(&s);
+
+  /* A validation sample of a job that stored them: none either. */
+  assert_int_equal(db_sample_get(f->db, other, 14, &s, f->err, sizeof f->err),
+                   0);
+  assert_int_equal(s.split, DB_SPLIT_VAL);
+  assert_int_equal(s.n_dynamics, 0);
+  assert_null(s.dynamics);
+  db_sample_deinit(&s);
+
+  /* Only the stages that finished are there. */
+  assert_int_equal(
+      db_dynamics_insert(f->db, job, "spl", &d, f->err, sizeof f->err), 0);
+  assert_int_equal(db_sample_get(f->db, job, 2, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_dynamics, 1);
+  sample_dynamics_assert(&s.dynamics[0], &s_dynamics[0], 0);
+  db_sample_deinit(&s);
+}
+
+static void test_dynamics_duplicate_keeps_first(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  test_dynamics_t again = s_dynamics[0];
+  db_dynamics_t d = dynamics_of(&again);
+  db_sample_t s;
+
+  dynamics_store(f->db, job);
+  for (int i = 0; i < N_TRAIN; i++) {
+    again.confidence[i] = 0.0f;
+    again.forgetting[i] = 99;
+  }
+  assert_int_equal(
+      db_dynamics_insert(f->db, job, "spl", &d, f->err, sizeof f->err),
+      -EEXIST);
+  assert_non_null(strstr(f->err, "already"));
+  assert_non_null(strstr(f->err, "spl"));
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics"),
+                   N_DYNAMICS);
+
+  /* The first values stay, and the connection still writes. */
+  assert_int_equal(db_sample_get(f->db, job, 41, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_dynamics, N_DYNAMICS);
+  for (int i = 0; i < s.n_dynamics; i++)
+    sample_dynamics_assert(&s.dynamics[i], &s_dynamics[i], 6);
+  db_sample_deinit(&s);
+  assert_int_equal(
+      db_dynamics_insert(f->db, job, "teacher", &d, f->err, sizeof f->err), 0);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics"),
+                   N_DYNAMICS + 1);
+}
+
+/* Expects db_dynamics_insert to refuse d with code and a message holding
+ * what. */
+static void dynamics_refused(db_t *db, int64_t job, const char *stage,
+                             const db_dynamics_t *d, int code,
+                             const char *what) {
+  char err[256] = "";
+
+  assert_int_equal(db_dynamics_insert(db, job, stage, d, err, sizeof err),
+                   code);
+  assert_non_null(strstr(err, what));
+}
+
+static void test_dynamics_insert_refuses_bad_input(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  int64_t bare = job_new(f->db, "no samples");
+  db_dynamics_t d = dynamics_of(&s_dynamics[0]);
+  db_dynamics_t none = {0, NULL, NULL, NULL, NULL, NULL};
+
+  dynamics_refused(f->db, job, "bogus", &d, -EINVAL, "bogus");
+  dynamics_refused(f->db, job, NULL, &d, -EINVAL, "stage");
+  dynamics_refused(f->db, job, "spl", NULL, -EINVAL, "no dynamics");
+  d.n = -1;
+  dynamics_refused(f->db, job, "spl", &d, -EINVAL, "-1");
+
+  /* Every array is one value per training sample of the job. */
+  d.n = N_TRAIN - 1;
+  dynamics_refused(f->db, job, "spl", &d, -EINVAL, "trains on 7");
+  d.n = N_TRAIN;
+  d.aum = NULL;
+  dynamics_refused(f->db, job, "spl", &d, -EINVAL, "array");
+  d = dynamics_of(&s_dynamics[0]);
+  dynamics_refused(f->db, job + 100, "spl", &d, -ENOENT, "no job");
+  dynamics_refused(f->db, bare, "spl", &d, -EINVAL, "trains on 0");
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics"),
+                   0);
+
+  /* A job without training samples may store empty dynamics. */
+  assert_int_equal(
+      db_dynamics_insert(f->db, bare, "spl", &none, f->err, sizeof f->err), 0);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics "
+                                      "WHERE n = 0 AND length(aum) = 0 AND "
+                                      "aum IS NOT NULL"),
+                   1);
+}
+
 /* ---- A database written by a version-1 program. ---- */
 
 /* The schema a version-1 spkd created, kept here as that program wrote
@@ -947,7 +1163,7 @@ static void test_migrate_from_version_1(void **state) {
   raw_exec(f->path, v1_job);
 
   assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
-  assert_int_equal(db_schema_version(f->db), 2);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
   migrated = raw_schema(f->path);
   assert_string_equal(migrated, fresh);
   free(migrated);
@@ -991,6 +1207,87 @@ static void test_migrate_from_version_1(void **state) {
   free(list);
 }
 
+/* ---- A database written by a version-2 program. ---- */
+
+/* What a version-2 spkd added to v1_schema: its record of migration 2 and
+ * that migration, word for word as storage/migrations.c has it. */
+static const char v2_changes[] =
+    "INSERT INTO schema_migrations VALUES (2, 1700000100.0);"
+    "ALTER TABLE epoch_metrics ADD COLUMN noise_precision REAL;"
+    "ALTER TABLE epoch_metrics ADD COLUMN noise_recall REAL;"
+    "ALTER TABLE epoch_metrics ADD COLUMN noise_auroc REAL;"
+    "ALTER TABLE epoch_records ADD COLUMN margin BLOB"
+    "  CHECK (margin IS NULL OR length(margin) = 4 * n);"
+    "ALTER TABLE epoch_records ADD COLUMN pred BLOB"
+    "  CHECK (pred IS NULL OR length(pred) = n);";
+
+/* v1_job's second epoch as version 2 stored it, with noise figures, the
+ * margins {1.5, -2.5} and the predicted classes {3, 9}. */
+static const char v2_epoch[] =
+    "INSERT INTO epoch_metrics VALUES (1, 'spl', 2, 1.0, 0.5, 0.5, 0.5, 1,"
+    "  0.5, 0.125, 2.0, 100.0, 0.5, 1.0, 0.75);"
+    "INSERT INTO epoch_records VALUES (1, 'spl', 2, 2,"
+    "  X'0000803E0000803F', X'0000003F0000803E', X'0000803F0000803F',"
+    "  X'0101', X'0000C03F000020C0', X'0309');"
+    "UPDATE jobs SET epoch = 2 WHERE id = 1;";
+
+static void test_migrate_from_version_2(void **state) {
+  fixture_t *f = *state;
+  float conf[2] = {0.375f, 0.5f}, var[2] = {0.125f, 0.25f};
+  float corr[2] = {0.5f, 0.0f}, aum[2] = {-1.0f, -0.5f};
+  int32_t forg[2] = {1, 0};
+  db_dynamics_t d = {2, conf, var, corr, forg, aum};
+  char *fresh, *migrated;
+  db_sample_t s;
+
+  /* Replace the fixture's file with a version-2 one: v1_job, migrated
+   * by version 2, which then stored the second epoch. */
+  fresh = raw_schema(f->path);
+  db_close(f->db);
+  f->db = NULL;
+  db_files_remove(f->path);
+  raw_exec(f->path, v1_schema);
+  raw_exec(f->path, v1_job);
+  raw_exec(f->path, v2_changes);
+  raw_exec(f->path, v2_epoch);
+
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
+  migrated = raw_schema(f->path);
+  assert_string_equal(migrated, fresh);
+  free(migrated);
+  free(fresh);
+
+  /* What version 2 stored reads back, with no dynamics. */
+  assert_int_equal(db_sample_get(f->db, 1, 11, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, 2);
+  assert_true(s.epochs[0].loss == 2.0f && isnan(s.epochs[0].margin));
+  assert_true(s.epochs[1].loss == 1.0f && s.epochs[1].prob == 0.25f);
+  assert_true(s.epochs[1].margin == -2.5f && s.epochs[1].pred == 9);
+  assert_int_equal(s.n_dynamics, 0);
+  assert_null(s.dynamics);
+  db_sample_deinit(&s);
+
+  /* The old job's finished stage can store its dynamics now. */
+  assert_int_equal(
+      db_dynamics_insert(f->db, 1, "spl", &d, f->err, sizeof f->err), 0);
+  assert_int_equal(db_sample_get(f->db, 1, 11, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, 2);
+  assert_int_equal(s.n_dynamics, 1);
+  assert_string_equal(s.dynamics[0].stage, "spl");
+  assert_true(s.dynamics[0].confidence == 0.5f);
+  assert_true(s.dynamics[0].variability == 0.25f);
+  assert_true(s.dynamics[0].correctness == 0.0f);
+  assert_int_equal(s.dynamics[0].forgetting, 0);
+  assert_true(s.dynamics[0].aum == -0.5f);
+  db_sample_deinit(&s);
+  assert_int_equal(db_sample_get(f->db, 1, 10, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_dynamics, 1);
+  assert_int_equal(s.dynamics[0].forgetting, 1);
+  assert_true(s.dynamics[0].aum == -1.0f);
+  db_sample_deinit(&s);
+}
+
 /* ---- A full-size job. ---- */
 
 #define BIG_N 60000
@@ -1008,6 +1305,8 @@ typedef struct {
   int n_train;
   float loss[BIG_N], prob[BIG_N], weight[BIG_N], margin[BIG_N];
   uint8_t easy[BIG_N], pred[BIG_N];
+  float conf[BIG_N], var[BIG_N], corr[BIG_N], aum[BIG_N];
+  int32_t forg[BIG_N];
 } big_job_t;
 
 /* Every tenth sample validates; the training ones are easy when their
@@ -1028,6 +1327,11 @@ static void big_job_fill(big_job_t *b) {
     b->easy[p] = p % 3 == 0;
     b->margin[p] = (float)p * 0.25f - 1000.0f;
     b->pred[p] = (uint8_t)(p % 7);
+    b->conf[p] = (float)(p % 1000) / 1000.0f;
+    b->var[p] = (float)(p % 500) / 1000.0f;
+    b->corr[p] = (float)(p % 11) / 10.0f;
+    b->forg[p] = p * 3;
+    b->aum[p] = 50.0f - (float)p * 0.125f;
   }
 }
 
@@ -1046,6 +1350,7 @@ static void test_big_job(void **state) {
   db_split_t split = {BIG_N, b->index, b->split, b->pos, b->observed, b->clean};
   db_records_t rec = {b->n_train, b->loss,   b->prob, b->weight,
                       b->easy,    b->margin, b->pred};
+  db_dynamics_t dyn = {b->n_train, b->conf, b->var, b->corr, b->forg, b->aum};
   t0 = seconds_now();
   assert_int_equal(db_split_insert(f->db, job, &split, f->err, sizeof f->err),
                    0);
@@ -1053,6 +1358,8 @@ static void test_big_job(void **state) {
   assert_true(dt < 3.0); /* About 0.1 s; generous for sanitizers. */
   assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
                    0);
+  assert_int_equal(
+      db_dynamics_insert(f->db, job, "spl", &dyn, f->err, sizeof f->err), 0);
 
   /* Page through the easy set; position p is easy when p % 3 == 0. */
   do {
@@ -1084,13 +1391,20 @@ static void test_big_job(void **state) {
   assert_int_equal(s.clean, b->clean[BIG_N - 1]);
   db_sample_deinit(&s);
 
-  /* A sample in the middle reads its own margin and prediction. */
+  /* A sample in the middle reads its own margin, prediction and
+   * dynamics. */
   assert_int_equal(db_sample_get(f->db, job, 31337, &s, f->err, sizeof f->err),
                    0);
   p = b->pos[31337];
   assert_true(p > 0);
   assert_true(s.epochs[0].margin == b->margin[p]);
   assert_int_equal(s.epochs[0].pred, b->pred[p]);
+  assert_int_equal(s.n_dynamics, 1);
+  assert_true(s.dynamics[0].confidence == b->conf[p]);
+  assert_true(s.dynamics[0].variability == b->var[p]);
+  assert_true(s.dynamics[0].correctness == b->corr[p]);
+  assert_int_equal(s.dynamics[0].forgetting, b->forg[p]);
+  assert_true(s.dynamics[0].aum == b->aum[p]);
   db_sample_deinit(&s);
   free(b);
 }
@@ -1104,6 +1418,7 @@ int main(void) {
       TEST(test_open_refuses_newer_schema),
       cmocka_unit_test(test_open_directory_fails),
       TEST(test_migrate_from_version_1),
+      TEST(test_migrate_from_version_2),
       TEST(test_job_insert_get),
       TEST(test_job_list_pages),
       TEST(test_job_start_progress_finish),
@@ -1119,6 +1434,10 @@ int main(void) {
       TEST(test_epoch_duplicate_keeps_first),
       TEST(test_epoch_insert_refuses_bad_input),
       TEST(test_split_insert_refusals),
+      TEST(test_dynamics_read_back),
+      TEST(test_dynamics_none),
+      TEST(test_dynamics_duplicate_keeps_first),
+      TEST(test_dynamics_insert_refuses_bad_input),
       TEST(test_big_job),
   };
 
