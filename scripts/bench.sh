@@ -15,6 +15,19 @@ echo "== peak resident memory of 'spkd train --model cnn --epochs 1' (full set)"
 /usr/bin/python3 tests/bench/maxrss.py ./build/spkd train \
   --dataset fashion-mnist --model cnn --epochs 1 --threads 2
 
+echo
+echo "== examples/quick.json and examples/sym40.json with spkd run"
+tmp=$(mktemp -d)
+start=$(date +%s%N)
+./build/spkd run examples/quick.json --db "$tmp/bench.db" >/dev/null
+end=$(date +%s%N)
+ms=$(( (end - start) / 1000000 ))
+echo "quick: $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s (target <= 15 s)"
+./build/spkd run examples/sym40.json --db "$tmp/bench.db" \
+  --summary "$tmp/sym40.json" >/dev/null
+/usr/bin/python3 tests/bench/sym40_ratio.py "$tmp/bench.db" 2 "$tmp/sym40.json"
+rm -rf "$tmp"
+
 if [ "${BENCH_TORCH:-0}" = 1 ] && ! /usr/bin/python3 -c 'import torch' 2>/dev/null
 then
   apt-get install -y --no-install-recommends python3-torch
