@@ -192,6 +192,13 @@ static int start(daemon_t *d) {
   }
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  /* Only a daemon that listens takes jobs: one that failed to start
+   * must not touch the database's jobs. */
+  if (runner_start(d->runner, err, sizeof err) != 0) {
+    fprintf(stderr, "spkd: %s\n", err);
+    runner_shutdown(d->runner);
+    return -1;
+  }
   blas_corename(core, sizeof core);
   LOG(&d->opt.log, LOG_INFO, "main",
       "listening version=%s addr=%s:%d db=%s data_root=%s jobs=%d blas=%s",

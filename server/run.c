@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../engine/dataset.h"
 #include "../engine/pipeline.h"
 #include "../storage/db.h"
+#include "dblock.h"
 #include "http.h"
 #include "job.h"
 #include "spec.h"
@@ -196,6 +198,19 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Holds the database's lock file shared while the job runs, so that a
+ * daemon starting meanwhile leaves the job alone. */
+static int run_lock(const run_opts_t *o, int *fd, char *err, size_t errlen) {
+  int alone;
+
+  *fd = dblock_take(o->db_path, &alone, err, errlen);
+  if (*fd < 0)
+    return -EIO;
+  if (alone)
+    dblock_share(*fd);
+  return 0;
+}
+
 /* Stores the job, runs it, and reports. */
 static int run_job(const run_opts_t *o, const char *text,
                    const pipeline_spec_t *spec, atomic_int *stop) {
@@ -203,13 +218,14 @@ static int run_job(const run_opts_t *o, const char *text,
   int64_t id = 0;
   char err[512], state[16] = "";
   double t0 = now_s(), estimated_rate = NAN;
+  int lock_fd = -1;
   int rc = db_open(o->db_path, &db, err, sizeof err);
 
   if (rc == 0)
-    rc = db_job_insert(db, spec->name[0] ? spec->name : NULL, text, &id,
-                       err, sizeof err);
+    rc = run_lock(o, &lock_fd, err, sizeof err);
   if (rc == 0)
-    rc = db_job_start(db, id, NULL, err, sizeof err);
+    rc = db_job_insert_running(db, spec->name[0] ? spec->name : NULL, text,
+                               &id, err, sizeof err);
   if (rc == 0) {
     job_run_t job = {o->db_path, o->data_root, &o->log, id,
                      stop,       1,           &estimated_rate};
@@ -224,6 +240,8 @@ static int run_job(const run_opts_t *o, const char *text,
   else if (strcmp(state, "succeeded") != 0)
     fprintf(stderr, "spkd run: job %lld %s\n", (long long)id, state);
   db_close(db);
+  if (lock_fd >= 0)
+    close(lock_fd);
   return rc == 0 && strcmp(state, "succeeded") == 0 ? 0 : 1;
 }
 

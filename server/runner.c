@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../storage/db.h"
+#include "dblock.h"
 #include "job.h"
 
 typedef struct {
@@ -26,6 +28,7 @@ typedef struct {
 
 struct runner {
   runner_config_t cfg;
+  int lock_fd; /* shared lock on the database's lock file */
   db_t *db; /* the loop thread's connection */
   uv_async_t wake;
   uv_mutex_t lock;
@@ -148,11 +151,22 @@ static void on_wake(uv_async_t *a) {
   schedule(a->data);
 }
 
-/* Jobs a previous process left running cannot continue: they fail. */
+/* Jobs a dead process left running cannot continue: they fail. Only
+ * when no other live process runs jobs on this database, since "running"
+ * jobs may otherwise be its. */
 static int recover(runner_t *r, char *err, size_t errlen) {
-  int n = 0, rc = db_jobs_fail_running(r->db, JOB_SHUTDOWN_ERROR, &n, err,
-                                       errlen);
+  int n = 0, alone = 0, rc;
 
+  r->lock_fd = dblock_take(r->cfg.db_path, &alone, err, errlen);
+  if (r->lock_fd < 0)
+    return -EIO;
+  if (!alone) {
+    LOG(r->cfg.log, LOG_INFO, "runner", "another process runs jobs on this "
+        "database; its running jobs are left alone");
+    return 0;
+  }
+  rc = db_jobs_fail_running(r->db, JOB_SHUTDOWN_ERROR, &n, err, errlen);
+  dblock_share(r->lock_fd);
   if (rc == 0 && n > 0)
     LOG(r->cfg.log, LOG_WARN, "runner", "jobs left running marked failed "
         "count=%d", n);
@@ -172,10 +186,9 @@ int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
     return cfg->max_jobs < 1 ? -EINVAL : -ENOMEM;
   }
   r->cfg = *cfg;
+  r->lock_fd = -1;
   r->slots = calloc((size_t)cfg->max_jobs, sizeof *r->slots);
   rc = r->slots ? db_open(cfg->db_path, &r->db, err, errlen) : -ENOMEM;
-  if (rc == 0)
-    rc = recover(r, err, errlen);
   if (rc) {
     if (rc == -ENOMEM)
       snprintf(err, errlen, "out of memory");
@@ -189,9 +202,16 @@ int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
   uv_mutex_init(&r->lock);
   uv_async_init(cfg->loop, &r->wake, on_wake);
   r->wake.data = r;
-  schedule(r);
   *out = r;
   return 0;
+}
+
+int runner_start(runner_t *r, char *err, size_t errlen) {
+  int rc = recover(r, err, errlen);
+
+  if (rc == 0)
+    schedule(r);
+  return rc;
 }
 
 void runner_notify(runner_t *r) {
@@ -245,6 +265,8 @@ void runner_free(runner_t *r) {
     return;
   uv_mutex_destroy(&r->lock);
   db_close(r->db);
+  if (r->lock_fd >= 0)
+    close(r->lock_fd);
   free(r->slots);
   free(r);
 }

@@ -26,11 +26,16 @@ typedef struct {
   void *ctx;
 } runner_config_t;
 
-/* Creates a runner on cfg->loop and starts the queued jobs it finds.
+/* Creates a runner on cfg->loop; it starts nothing until runner_start.
  * The strings in cfg must outlive the runner. Returns 0 or a negative
  * errno code with err set. */
 int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
                size_t errlen);
+
+/* Marks jobs a dead process left running as failed (only when no other
+ * live process runs jobs on the database), then starts queued jobs.
+ * Returns 0 or a negative errno code with err set. */
+int runner_start(runner_t *r, char *err, size_t errlen);
 
 /* Thread-safe: tells the runner a job was queued. */
 void runner_notify(runner_t *r);

@@ -49,6 +49,11 @@ void db_jobs_free(db_job_t *jobs, int n);
 int db_job_insert(db_t *db, const char *name, const char *spec_json,
                   int64_t *id_out, char *err, size_t errlen);
 
+/* Stores a new job already running (started now), for a process that
+ * runs it itself: no daemon sharing the database can claim it. */
+int db_job_insert_running(db_t *db, const char *name, const char *spec_json,
+                          int64_t *id_out, char *err, size_t errlen);
+
 /* Reads one job. -ENOENT when there is no such job. */
 int db_job_get(db_t *db, int64_t id, db_job_t *out, char *err,
                size_t errlen);

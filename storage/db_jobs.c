@@ -70,16 +70,22 @@ static int job_from_row(sqlite3_stmt *st, db_job_t *job, char *err,
   return 0;
 }
 
-int db_job_insert(db_t *db, const char *name, const char *spec_json,
-                  int64_t *id_out, char *err, size_t errlen) {
+/* Inserts a job in state queued, or running (started now) when running
+ * is set. */
+static int job_insert(db_t *db, const char *name, const char *spec_json,
+                      int running, int64_t *id_out, char *err,
+                      size_t errlen) {
   sqlite3_stmt *st = NULL;
   int r;
 
   if (!spec_json)
     return db_msg(-EINVAL, err, errlen, "job has no spec");
   r = db_prepare(db,
-                 "INSERT INTO jobs (name, spec_json, created_at) "
-                 "VALUES (?, ?, ?)",
+                 running ? "INSERT INTO jobs (name, spec_json, created_at, "
+                           "state, started_at) VALUES (?1, ?2, ?3, "
+                           "'running', ?3)"
+                         : "INSERT INTO jobs (name, spec_json, created_at) "
+                           "VALUES (?1, ?2, ?3)",
                  &st, err, errlen);
   if (r)
     return r;
@@ -95,6 +101,16 @@ int db_job_insert(db_t *db, const char *name, const char *spec_json,
 out:
   sqlite3_finalize(st);
   return r;
+}
+
+int db_job_insert(db_t *db, const char *name, const char *spec_json,
+                  int64_t *id_out, char *err, size_t errlen) {
+  return job_insert(db, name, spec_json, 0, id_out, err, errlen);
+}
+
+int db_job_insert_running(db_t *db, const char *name, const char *spec_json,
+                          int64_t *id_out, char *err, size_t errlen) {
+  return job_insert(db, name, spec_json, 1, id_out, err, errlen);
 }
 
 int db_job_get(db_t *db, int64_t id, db_job_t *out, char *err,

@@ -2,7 +2,11 @@
 # A daemon killed with SIGKILL while a job runs: the next daemon on the same
 # database marks that job failed, keeps the epochs it completed, and runs
 # the job that was queued behind it.
-from conftest import long_spec, tiny_spec, wait_finished, wait_for
+import os
+import subprocess
+
+from conftest import (DATA_ROOT, SPKD, long_spec, tiny_spec, wait_finished,
+                      wait_for)
 
 DEADLINE = 90.0
 STOPPED = 'daemon stopped while the job was running'
@@ -57,3 +61,32 @@ def test_kill_while_running_then_restart(spkd_factory):
     # The failed job stays failed: it is not run again.
     assert c2.get_json(f"/v1/jobs/{victim['id']}") == failed
     assert [j['id'] for j in c2.jobs()] == [waiting['id'], victim['id']]
+
+
+def test_second_daemon_leaves_running_jobs_alone(spkd_factory):
+    """A second daemon on the same database, whether it fails to start
+    (its port is taken) or starts on another port, never marks the first
+    daemon's running job failed: it is still the first's, and ends
+    succeeded."""
+    first = spkd_factory.start()
+    c1 = first.client
+    spec = tiny_spec(name='owned')
+    spec['dataset']['limit'] = 3000
+    spec['spl']['epochs'] = 40  # several seconds: long enough to look at
+    job = c1.submit(spec)
+    wait_for('the job to run',
+             lambda: c1.get_json(f"/v1/jobs/{job['id']}")['state']
+             == 'running', DEADLINE)
+
+    clash = subprocess.run(
+        [SPKD, '--listen', f'127.0.0.1:{first.port}', '--db', first.db,
+         '--data-root', DATA_ROOT], capture_output=True, text=True,
+        timeout=60)
+    assert clash.returncode != 0
+    assert c1.get_json(f"/v1/jobs/{job['id']}")['state'] == 'running'
+
+    second = spkd_factory.start(os.path.basename(first.db))
+    assert second.client.get_json(f"/v1/jobs/{job['id']}")['state'] == \
+        'running'
+    done = wait_finished(c1, job['id'], DEADLINE)
+    assert done['state'] == 'succeeded', done
