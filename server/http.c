@@ -116,14 +116,40 @@ void api_reply_json(api_req_t *req, int status, json_t *body) {
   reply_send(req, status, r, "application/json");
 }
 
+/* Replaces every byte that does not belong to a whole, valid UTF-8
+ * sequence with '?': messages quote what clients sent (and may cut it),
+ * and JSON strings must be valid UTF-8. */
+static void utf8_scrub(char *s) {
+  unsigned char *p = (unsigned char *)s;
+
+  while (*p) {
+    int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3
+              : (*p >> 3) == 30 ? 4 : 0;
+    int ok = len > 0;
+    for (int i = 1; ok && i < len; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += len;
+  }
+}
+
 void api_reply_error(api_req_t *req, int status, const char *code,
                      const char *field, const char *fmt, ...) {
-  char msg[512];
+  char msg[512], fld[128];
   va_list ap;
 
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  utf8_scrub(msg);
+  if (field) {
+    snprintf(fld, sizeof fld, "%s", field);
+    utf8_scrub(fld);
+    field = fld;
+  }
   api_reply_json(req, status,
                  json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code,
                            "message", msg, "field", field));

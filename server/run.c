@@ -19,6 +19,7 @@
 #include "dblock.h"
 #include "http.h"
 #include "job.h"
+#include "outpath.h"
 #include "spec.h"
 
 typedef struct {
@@ -249,11 +250,15 @@ int run_main(int argc, char **argv, atomic_int *stop) {
   run_opts_t o = {NULL, "spkd.db", NULL, "/usr/share/datasets", {LOG_WARN}};
   pipeline_spec_t spec;
   size_t len;
-  char *text;
+  char *text, err[512];
   int rc;
 
   if (parse_args(argc, argv, &o) < 0)
     return 2;
+  if (o.summary_path && outpath_check(o.summary_path, err, sizeof err) < 0) {
+    fprintf(stderr, "spkd run: --summary: %s\n", err);
+    return 2;
+  }
   text = spec_read(o.spec_path, &len);
   if (!text)
     return 2;

@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "../engine/dataset.h"
 #include "../engine/model.h"
 #include "../engine/pipeline.h"
+#include "outpath.h"
 
 typedef struct {
   const char *dataset;
@@ -39,7 +41,8 @@ static int parse_number(const num_opt_t *o, const char *val) {
 
   errno = 0;
   v = strtod(val, &end);
-  if (errno || end == val || *end || v < o->lo || v > o->hi ||
+  if (errno || end == val || *end || !isfinite(v) || v < o->lo ||
+      v > o->hi ||
       (o->integer && v != (double)(long long)v)) {
     fprintf(stderr, "spkd train: %s must be %s from %g to %g, not '%s'\n",
             o->flag, o->integer ? "an integer" : "a number", o->lo, o->hi,
@@ -155,26 +158,6 @@ static int parse_args(int argc, char **argv, train_opts_t *o) {
   return 0;
 }
 
-/* Fails early when --save names a place no file can be written. */
-static int save_path_check(const char *path) {
-  char tmp[4096];
-  int fd;
-
-  if (snprintf(tmp, sizeof tmp, "%s.check", path) >= (int)sizeof tmp) {
-    fprintf(stderr, "spkd train: --save path is too long\n");
-    return -1;
-  }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) {
-    fprintf(stderr, "spkd train: cannot write %s: %s\n", path,
-            strerror(errno));
-    return -1;
-  }
-  close(fd);
-  unlink(tmp);
-  return 0;
-}
-
 /* Prints the last epoch's per-class test accuracy and confusion matrix
  * (rows: true class, columns: predicted). */
 static void print_confusion(const eval_confusion_t *c) {
@@ -264,11 +247,14 @@ static int train_run(const train_opts_t *o) {
 
 int train_main(int argc, char **argv) {
   train_opts_t o = {NULL, "/usr/share/datasets", NULL, {0}};
+  char err[512];
 
   pipeline_train_defaults(&o.spec);
   if (parse_args(argc, argv, &o) < 0)
     return 2;
-  if (o.save && save_path_check(o.save) < 0)
+  if (o.save && outpath_check(o.save, err, sizeof err) < 0) {
+    fprintf(stderr, "spkd train: --save: %s\n", err);
     return 1;
+  }
   return train_run(&o);
 }

@@ -428,3 +428,15 @@ def test_many_refusals_leave_the_daemon_serving(quick):
         quick.client.post('/v1/jobs', data=body)
     assert quick.client.jobs() == before
     assert quick.daemon.alive()
+
+
+def test_non_utf8_in_urls_gets_a_clean_error(client):
+    """Bytes that are not UTF-8, or multi-byte characters cut by the echo
+    in the message, still give a JSON error of the right kind."""
+    for path, status in (('/v1/jobs/%ff', 404),
+                         ('/v1/jobs/' + 'a%C3%A9' * 20, 404),
+                         ('/v1/jobs?%ff=1', 400)):
+        resp = client.get(path)
+        assert resp.status_code == status, (path, resp.text)
+        body = resp.json()
+        assert body['error']['code'] in ('not_found', 'invalid_parameter')

@@ -95,6 +95,9 @@ def test_train_is_deterministic(model, tmp_path):
     (['--bogus', '1'], "unknown option '--bogus'"),
     (['--epochs'], '--epochs needs a value'),
     (['--schedule', 'wavy'], "--schedule 'wavy' is not one of"),
+    (['--lr', 'nan'], '--lr must be a number'),
+    (['--momentum', 'inf'], '--momentum must be a number'),
+    (['--validation', 'nan'], '--validation must be a number'),
 ])
 def test_train_refuses_bad_options(args, message):
     res = train('--dataset', 'fashion-mnist', *args)
@@ -111,6 +114,8 @@ def test_train_refuses_bad_options(args, message):
      '--limit 70000 exceeds the 60000 samples'),
     (['--dataset', 'fashion-mnist', '--save', '/no/such/dir/m.ckpt'],
      'cannot write /no/such/dir/m.ckpt'),
+    (['--dataset', 'fashion-mnist', '--save', '/tmp'], '/tmp is a directory'),
+    (['--dataset', 'fashion-mnist', '--save', ''], 'an empty path'),
 ])
 def test_train_refuses_missing_files(args, message):
     res = train(*args)
@@ -241,3 +246,12 @@ def test_run_refuses_bad_options(tmp_path):
     assert res.returncode == 2 and 'usage: spkd run' in res.stderr
     res = spkd_run(tmp_path, TINY_SPEC, '--bogus', 'x')
     assert res.returncode == 2 and "unknown option '--bogus'" in res.stderr
+
+
+def test_run_checks_the_summary_path_first(tmp_path):
+    """A summary that could not be written is refused before the job runs:
+    exit 2 and no job stored."""
+    res = spkd_run(tmp_path, TINY_SPEC, '--summary', str(tmp_path))
+    assert res.returncode == 2, res.stderr
+    assert 'is a directory' in res.stderr
+    assert not (tmp_path / 'run.db').exists()
