@@ -71,6 +71,20 @@ static int model_buffers_alloc(model_t *m) {
   return 0;
 }
 
+/* Parameters layer description d would have on input shape in, counted
+ * before anything is allocated. */
+static double layer_param_estimate(const layer_desc_t *d, layer_shape_t in,
+                                   int classes) {
+  double in_dim = (double)in.c * in.h * in.w;
+  double units = d->units == MODEL_CLASSES ? classes : d->units;
+
+  if (d->kind == LAYER_DENSE)
+    return in_dim * units + units;
+  if (d->kind == LAYER_CONV2D)
+    return (double)d->filters * d->kernel * d->kernel * in.c + d->filters;
+  return 0.0;
+}
+
 /* Builds layer i of d on input shape in; names the layer in err. */
 static int model_layer(const model_desc_t *d, int i, layer_shape_t in,
                        const model_env_t *env, layer_t **out, char *err,
@@ -83,7 +97,15 @@ static int model_layer(const model_desc_t *d, int i, layer_shape_t in,
 
   if (ld.kind == LAYER_DENSE && ld.units == MODEL_CLASSES)
     ld.units = env->classes;
-  rc = layer_new(&ld, in, &le, out, why, sizeof why);
+  *out = NULL;
+  if (layer_param_estimate(&ld, in, env->classes) > MODEL_MAX_PARAMS) {
+    snprintf(why, sizeof why, "%.0f parameters; a model may have at most "
+             "%d", layer_param_estimate(&ld, in, env->classes),
+             MODEL_MAX_PARAMS);
+    rc = -EINVAL;
+  } else {
+    rc = layer_new(&ld, in, &le, out, why, sizeof why);
+  }
   if (rc)
     snprintf(err, errlen, "layers[%d] (%s): %s", i,
              ld.kind >= 0 && ld.kind <= LAYER_FLATTEN ? kind_names[ld.kind]
@@ -96,6 +118,7 @@ int model_new(const model_desc_t *d, const model_env_t *env, model_t **out,
               char *err, size_t errlen) {
   model_t *m = calloc(1, sizeof *m);
   layer_shape_t shape = env->in;
+  double acts = 0.0; /* activation and gradient floats of a batch */
   int rc = 0;
 
   *out = NULL;
@@ -117,6 +140,14 @@ int model_new(const model_desc_t *d, const model_env_t *env, model_t **out,
     if (rc == 0) {
       model_push(m, l);
       shape = l->out;
+      acts += (double)m->batch_cap * l->out_dim * 2.0;
+    }
+    if (rc == 0 && (model_param_count(m) > MODEL_MAX_PARAMS ||
+                    acts > MODEL_MAX_ACTIVATIONS)) {
+      snprintf(err, errlen, "layers[%d]: the model grows past %d "
+               "parameters or %d activation values a batch", i,
+               MODEL_MAX_PARAMS, MODEL_MAX_ACTIVATIONS);
+      rc = -EINVAL;
     }
   }
   m->out_dim = shape.c * shape.h * shape.w;

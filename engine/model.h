@@ -15,6 +15,12 @@
 #include "team.h"
 
 #define MODEL_MAX_LAYERS 24
+
+/* What one model may take, so that no job spec can exhaust the host's
+ * memory: parameters (each held with its gradient and optimizer state)
+ * and the activation and gradient values of one batch. */
+#define MODEL_MAX_PARAMS 50000000
+#define MODEL_MAX_ACTIVATIONS 250000000
 #define MODEL_NAME_MAX 32
 
 /* A dense layer's units set to MODEL_CLASSES become the dataset's class

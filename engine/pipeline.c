@@ -506,8 +506,10 @@ static void stage_evaluate(run_t *r, model_t *model, pipeline_epoch_t *m) {
 
   m->train_acc = score_train(r, model);
   eval_confusion_init(&val, r->classes);
-  m->val_acc = accuracy(r, model, r->file, r->val_index, r->n_val,
-                        r->observed, &val);
+  /* Without a validation split there is no validation accuracy. */
+  m->val_acc = r->n_val > 0 ? accuracy(r, model, r->file, r->val_index,
+                                       r->n_val, r->observed, &val)
+                            : NAN;
   eval_confusion_deinit(&val);
   memset(r->test_conf.counts, 0,
          sizeof(long) * (size_t)r->classes * r->classes);

@@ -115,16 +115,20 @@ static int spec_check(const run_opts_t *o, const char *text, size_t len,
 }
 
 /* Per stage: the last epoch's test accuracy, and the test accuracy at
- * the epoch of best validation accuracy (the first such epoch). Metrics
- * come grouped by stage, epochs ascending. */
+ * the epoch of best validation accuracy (the first such epoch; the last
+ * epoch when the job has no validation split). Metrics come grouped by
+ * stage, epochs ascending. */
 static json_t *summary_stages(const db_metrics_t *m, int n) {
   json_t *stages = json_object();
 
   for (int i = 0; i < n;) {
-    int k = i, best = i;
+    int k = i, best = -1;
     for (; k < n && strcmp(m[k].stage, m[i].stage) == 0; k++)
-      if (m[k].val_acc > m[best].val_acc)
+      if (isfinite(m[k].val_acc) &&
+          (best < 0 || m[k].val_acc > m[best].val_acc))
         best = k;
+    if (best < 0)
+      best = k - 1;
     json_object_set_new(stages, m[i].stage,
                         json_pack("{s:{s:f, s:f}, s:i}", "test_accuracy",
                                   "last", m[k - 1].test_acc, "best",

@@ -18,7 +18,7 @@ GENERIC_CORES = {'katmai', 'coppermine', 'northwood', 'prescott', 'banias',
                  'yonah', 'core2', 'penryn', 'dunnington', 'nehalem', 'atom',
                  'sandybridge', 'unknown'}
 EPOCH_LINE = re.compile(
-    r'^epoch=(\d+) loss=([0-9.]+) train_acc=([0-9.]+) val_acc=([0-9.]+) '
+    r'^epoch=(\d+) loss=([0-9.]+) train_acc=([0-9.]+) val_acc=([0-9.]+|nan) '
     r'test_acc=([0-9.]+) '
     r'samples_per_s=(\d+) lr=[0-9.]+ seconds=[0-9.]+$')
 
@@ -255,3 +255,16 @@ def test_run_checks_the_summary_path_first(tmp_path):
     assert res.returncode == 2, res.stderr
     assert 'is a directory' in res.stderr
     assert not (tmp_path / 'run.db').exists()
+
+
+def test_run_refuses_a_model_too_big_for_memory(tmp_path):
+    """A spec whose model would need tens of gigabytes fails its job with
+    an error naming the layer, before allocating anything."""
+    spec = dict(TINY_SPEC, spl={'epochs': 1, 'warmup_epochs': 1, 'model': {
+        'layers': [{'type': 'dense', 'units': 65536}, {'type': 'relu'},
+                   {'type': 'dense', 'units': 65536}, {'type': 'relu'},
+                   {'type': 'dense', 'units': 10}]}})
+    res = spkd_run(tmp_path, spec, '--summary', str(tmp_path / 's.json'))
+    assert res.returncode == 1, res.stderr
+    error = json.loads((tmp_path / 's.json').read_text())['error']
+    assert 'layers[2] (dense)' in error and 'parameters' in error, error
