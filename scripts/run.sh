@@ -41,5 +41,6 @@ submit() {
 MSG
 }
 
-submit &
+# In a subshell of its own, so that init, not the daemon, reaps it.
+(submit &)
 exec ./build/spkd --listen "$addr" --db var/spkd.db

@@ -415,13 +415,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   char msg[512];
   size_t n;
 
-  if (LOG_WARN < s->cfg.log->level)
+  /* Clients that drop or stall connections make libmicrohttpd talk a
+   * lot; what it says is for debugging, not for every day's log. */
+  if (LOG_DEBUG < s->cfg.log->level)
     return;
   vsnprintf(msg, sizeof msg, fmt, ap);
   n = strlen(msg);
   while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = '\0';
-  LOG(s->cfg.log, LOG_WARN, "http", "libmicrohttpd: %s", msg);
+  LOG(s->cfg.log, LOG_DEBUG, "http", "libmicrohttpd: %s", msg);
 }
 
 /* Resolves the listen host to a loopback IPv4 address. */
@@ -468,7 +470,7 @@ int http_start(const http_config_t *cfg, http_server_t **out, char *err,
       0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
       s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
       (unsigned)THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_TIMEOUT, 15u, MHD_OPTION_END);
   if (!s->daemon) {
     snprintf(err, errlen, "cannot listen on %s:%d (is the port in use?)",
              cfg->host, cfg->port);
