@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "gradcheck.h"
 #include "../../engine/layers.h"
 #include "../../engine/loss.h"
 #include "../../engine/model.h"
@@ -49,22 +50,10 @@ static void check_close(double got, double want, double rtol, double atol,
              want, tol);
 }
 
-typedef double (*objective_fn)(void *ctx);
+typedef gradcheck_objective_fn objective_fn;
 
-/* Central difference of f at *v, dividing by the step the float actually
- * took so that rounding of v +- eps does not bias the quotient. */
 static double fd_at(float *v, objective_fn f, void *ctx, double eps) {
-  float save = *v;
-  double hp, hm, fp, fm;
-
-  *v = (float)(save + eps);
-  hp = *v;
-  fp = f(ctx);
-  *v = (float)(save - eps);
-  hm = *v;
-  fm = f(ctx);
-  *v = save;
-  return (fp - fm) / (hp - hm);
+  return gradcheck_fd(v, f, ctx, eps);
 }
 
 /* Compares analytic (n) with central differences over every entry of v. */

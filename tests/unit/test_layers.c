@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "gradcheck.h"
 #include "../../engine/layer_internal.h"
 #include "../../engine/layers.h"
 #include "../../engine/rng.h"
@@ -472,17 +473,7 @@ static double layer_objective(void *ctx) {
  * (max-pool piecewise, away from ties), so a large step is exact and
  * keeps rounding noise low. */
 static double fd_at(float *v, layer_obj_t *o) {
-  float save = *v;
-  double hp, hm, fp, fm;
-
-  *v = save + 1e-2f;
-  hp = *v;
-  fp = layer_objective(o);
-  *v = save - 1e-2f;
-  hm = *v;
-  fm = layer_objective(o);
-  *v = save;
-  return (fp - fm) / (hp - hm);
+  return gradcheck_fd(v, layer_objective, o, 1e-2);
 }
 
 static void grad_check_all(float *v, const float *analytic, size_t n,
