@@ -296,8 +296,26 @@ static void conv_deinit(layer_t *l) {
   l->state = NULL;
 }
 
+/* conv_grads' shares: an even split of the weights and biases taken as
+ * one vector, dW's elements first. */
+static void conv_share(const layer_t *l, int param, int member, int size,
+                       size_t *lo, size_t *hi) {
+  size_t nw = l->params[0].n;
+  int a, b;
+
+  layer_share((int)(nw + l->params[1].n), member, size, &a, &b);
+  if (param == 0) {
+    *lo = (size_t)a < nw ? (size_t)a : nw;
+    *hi = (size_t)b < nw ? (size_t)b : nw;
+  } else {
+    *lo = (size_t)a > nw ? (size_t)a - nw : 0;
+    *hi = (size_t)b > nw ? (size_t)b - nw : 0;
+  }
+}
+
 static const layer_ops_t conv_ops = {"conv2d",      NULL,       conv_forward,
-                                     conv_backward, conv_grads, conv_deinit};
+                                     conv_backward, conv_grads, conv_deinit,
+                                     conv_share};
 
 /* The geometry of a convolution of in by filters k x k windows. */
 static conv_geom_t geom_of(layer_shape_t in, int filters, int k, int stride,

@@ -57,8 +57,20 @@ static void dense_grads(layer_t *l, const float *x, const float *dy, int n,
   }
 }
 
-static const layer_ops_t dense_ops = {"dense", NULL, dense_forward,
-                                      dense_backward, dense_grads, NULL};
+/* dense_grads' shares: whole output rows of the weights, and the same
+ * rows of the bias. */
+static void dense_share(const layer_t *l, int param, int member, int size,
+                        size_t *lo, size_t *hi) {
+  int o0, o1;
+
+  layer_share(l->out_dim, member, size, &o0, &o1);
+  *lo = (size_t)o0 * (param == 0 ? (size_t)l->in_dim : 1);
+  *hi = (size_t)o1 * (param == 0 ? (size_t)l->in_dim : 1);
+}
+
+static const layer_ops_t dense_ops = {"dense",     NULL,        dense_forward,
+                                      dense_backward, dense_grads, NULL,
+                                      dense_share};
 
 int layer_dense_build(const layer_desc_t *d, layer_shape_t in,
                       const layer_env_t *env, layer_t **out, char *err,

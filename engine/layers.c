@@ -53,6 +53,19 @@ void layer_share(int n, int member, int size, int *lo, int *hi) {
   *hi = (int)((long long)n * (member + 1) / size);
 }
 
+void layer_param_share(const layer_t *l, int param, int member, int size,
+                       size_t *lo, size_t *hi) {
+  int a, b;
+
+  if (l->ops->share) {
+    l->ops->share(l, param, member, size, lo, hi);
+    return;
+  }
+  layer_share((int)l->params[param].n, member, size, &a, &b);
+  *lo = (size_t)a;
+  *hi = (size_t)b;
+}
+
 static void param_free(optim_param_t *p) {
   free(p->value);
   free(p->grad);

@@ -58,6 +58,11 @@ typedef struct {
                 int member, int size);
   /* Frees what the layer keeps in state; may be NULL. */
   void (*deinit)(layer_t *l);
+  /* The elements [*lo, *hi) of params[param] that grads writes for
+   * member `member` of `size`, so that the optimizer can update them
+   * while they are still in cache. NULL: an even split of the tensor. */
+  void (*share)(const layer_t *l, int param, int member, int size,
+                size_t *lo, size_t *hi);
 } layer_ops_t;
 
 struct layer {
@@ -113,6 +118,11 @@ int layer_new(const layer_desc_t *d, layer_shape_t in,
 /* Shorthands for the flat layers. Return NULL when memory runs out. */
 layer_t *layer_dense_new(int in_dim, int out_dim, rng_t *rng);
 layer_t *layer_relu_new(int dim);
+
+/* The elements [*lo, *hi) of l->params[param] that member `member` of
+ * `size` forms in the grads step (see layer_ops_t.share). */
+void layer_param_share(const layer_t *l, int param, int member, int size,
+                       size_t *lo, size_t *hi);
 
 /* Frees a layer, its parameters and its state; accepts NULL. */
 void layer_free(layer_t *l);

@@ -253,6 +253,36 @@ static void grads_shares(void *ctx, int member, int size) {
   }
 }
 
+/* The member's share of every layer's parameter gradients, each share
+ * updated by the optimizer as soon as it is formed. */
+static void grads_update_shares(void *ctx, int member, int size) {
+  pass_t *p = ctx;
+  model_t *m = p->m;
+
+  for (int i = 0; i < m->n_layers; i++) {
+    layer_t *l = m->layers[i];
+    if (!l->ops->grads)
+      continue;
+    l->ops->grads(l, layer_input(m, i), m->grad[i + 1], m->n_rows, member,
+                  size);
+    for (int j = 0; j < l->n_params; j++) {
+      size_t lo, hi;
+      layer_param_share(l, j, member, size, &lo, &hi);
+      optim_update_range(p->cfg, p->lr, p->step, &l->params[j], lo, hi);
+    }
+  }
+}
+
+void model_step(model_t *m, team_t *team, const float *dlogits,
+                const optim_config_t *cfg, double lr, long step) {
+  pass_t p = {m, 1, cfg, lr, step};
+
+  memcpy(m->grad[m->n_layers], dlogits,
+         sizeof(float) * (size_t)m->n_rows * m->out_dim);
+  team_run(team, backward_rows, &p);
+  team_run(team, grads_update_shares, &p);
+}
+
 void model_backward(model_t *m, team_t *team, const float *dlogits) {
   pass_t p = {m, 1, NULL, 0.0, 0};
 

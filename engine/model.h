@@ -100,6 +100,12 @@ int model_optim_prepare(model_t *m, const optim_config_t *cfg);
 void model_update(model_t *m, team_t *team, const optim_config_t *cfg,
                   double lr, long step);
 
+/* model_backward and model_update in one: each member updates its share
+ * of a layer's parameters right after forming their gradients, while
+ * they are in cache. The result is the same as the two calls. */
+void model_step(model_t *m, team_t *team, const float *dlogits,
+                const optim_config_t *cfg, double lr, long step);
+
 /* Number of trainable values. */
 size_t model_param_count(const model_t *m);
 

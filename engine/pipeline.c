@@ -457,8 +457,8 @@ static double stage_step(run_t *r, stage_t *st, const int32_t *pos, int b,
     loss = loss_ce_forward(logits, bt->y, bt->w, b, C, NULL, NULL);
     loss_ce_backward(logits, bt->y, bt->w, b, C, bt->dlogits);
   }
-  model_backward(st->model, r->team, bt->dlogits);
-  model_update(st->model, r->team, &st->cfg->optim, lr, ++st->steps);
+  model_step(st->model, r->team, bt->dlogits, &st->cfg->optim, lr,
+             ++st->steps);
   return loss;
 }
 

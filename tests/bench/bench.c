@@ -197,8 +197,7 @@ static double train_step_time(const char *name, team_t *team, int steps) {
       t0 = now_s();
     logits = model_forward(m, team, x, BATCH, 1);
     loss_ce_backward(logits, y, NULL, BATCH, 10, dl);
-    model_backward(m, team, dl);
-    model_update(m, team, &cfg, 0.01, s + 4);
+    model_step(m, team, dl, &cfg, 0.01, s + 4);
   }
   t0 = (now_s() - t0) / steps;
   model_free(m);

@@ -20,6 +20,7 @@
 #include "../../engine/layers.h"
 #include "../../engine/loss.h"
 #include "../../engine/model.h"
+#include "../../engine/team.h"
 #include "../../engine/noise.h"
 #include "../../engine/optim.h"
 #include "../../engine/pipeline.h"
@@ -484,6 +485,52 @@ static void test_model_gradient(void **state) {
   }
   model_free(o.m);
   model_free(NULL);
+}
+
+/* model_step (gradients and updates fused per share) leaves exactly the
+ * parameters model_backward followed by model_update leaves, for a dense
+ * and a conv model on two threads. */
+static void step_matches(const char *preset) {
+  optim_config_t cfg = {.kind = OPTIM_SGD, .lr = 0.05, .momentum = 0.9,
+                        .weight_decay = 5e-4, .decay_bias = 1,
+                        .batch_size = 16};
+  model_t *m[2];
+  team_t *team;
+  rng_t rng;
+  model_desc_t d;
+  float x[16 * 784], dl[16 * 10];
+  char err[128];
+
+  assert_int_equal(team_new(2, &team), 0);
+  assert_int_equal(model_preset(preset, &d), 0);
+  for (int k = 0; k < 2; k++) {
+    model_env_t env = {{1, 28, 28}, 10, 16, 2, &rng, 1};
+    rng_init(&rng, 77, 0);
+    assert_int_equal(model_new(&d, &env, &m[k], err, sizeof err), 0);
+    assert_int_equal(model_optim_prepare(m[k], &cfg), 0);
+  }
+  rng_init(&rng, 78, 0);
+  fill_normal(&rng, x, 16 * 784, 1.0f);
+  for (int s = 1; s <= 3; s++) {
+    fill_normal(&rng, dl, 16 * 10, 0.1f);
+    model_forward(m[0], team, x, 16, 1);
+    model_backward(m[0], team, dl);
+    model_update(m[0], team, &cfg, 0.05, s);
+    model_forward(m[1], team, x, 16, 1);
+    model_step(m[1], team, dl, &cfg, 0.05, s);
+  }
+  for (int p = 0; p < m[0]->n_params; p++)
+    assert_memory_equal(m[0]->params[p]->value, m[1]->params[p]->value,
+                        m[0]->params[p]->n * sizeof(float));
+  model_free(m[0]);
+  model_free(m[1]);
+  team_free(team);
+}
+
+static void test_model_step_is_backward_then_update(void **state) {
+  (void)state;
+  step_matches("mlp");
+  step_matches("cnn");
 }
 
 static void test_model_unknown_preset(void **state) {
@@ -1208,6 +1255,7 @@ int main(void) {
       cmocka_unit_test(test_kd_gradient),
       cmocka_unit_test(test_kd_zero_at_teacher),
       cmocka_unit_test(test_model_gradient),
+      cmocka_unit_test(test_model_step_is_backward_then_update),
       cmocka_unit_test(test_model_unknown_preset),
       cmocka_unit_test(test_pace_fraction),
       cmocka_unit_test(test_select_per_class),
