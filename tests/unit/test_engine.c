@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "gradcheck.h"
+#include "numcheck.h"
 #include "../../engine/layers.h"
 #include "../../engine/loss.h"
 #include "../../engine/model.h"
@@ -29,27 +29,8 @@
 
 /* Helpers shared by the tests. */
 
-static float *xalloc(size_t n) {
-  float *p = calloc(n ? n : 1, sizeof(float));
-  assert_non_null(p);
-  return p;
-}
 
-static void fill_normal(rng_t *r, float *v, size_t n, float scale) {
-  for (size_t i = 0; i < n; i++)
-    v[i] = scale * rng_normal(r);
-}
 
-/* Fails the test unless got is within atol + rtol * max(|got|, |want|)
- * of want; names the quantity and its index. */
-static void check_close(double got, double want, double rtol, double atol,
-                        const char *what, size_t index) {
-  double tol = atol + rtol * fmax(fabs(got), fabs(want));
-
-  if (!(fabs(got - want) <= tol))
-    fail_msg("%s[%zu]: got %.9g, want %.9g (tolerance %.3g)", what, index, got,
-             want, tol);
-}
 
 typedef gradcheck_objective_fn objective_fn;
 
