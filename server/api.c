@@ -389,7 +389,7 @@ void api_epoch_samples(api_req_t *req) {
   long long cursor;
   int64_t id;
   char err[256];
-  int limit, epoch, n = 0, first = 0, last, rc, easy;
+  int limit, epoch, n = 0, total = 0, last, rc, easy;
 
   if (api_query_check(req, params) < 0 ||
       page_params_read(req, &limit, &cursor) < 0)
@@ -406,23 +406,26 @@ void api_epoch_samples(api_req_t *req) {
   db_job_deinit(&job);
   if (stage_epoch_from_path(req, &stage, &epoch) < 0)
     return;
-  rc = db_epoch_set(req->db, id, stage, epoch, easy, -1, INT_MAX, &idx, &n,
-                    err, sizeof err);
+  /* One row more than asked tells whether another page follows. */
+  rc = db_epoch_set_size(req->db, id, stage, epoch, easy, &total, err,
+                         sizeof err);
+  if (rc == 0)
+    rc = db_epoch_set(req->db, id, stage, epoch, easy,
+                      cursor > INT32_MAX ? INT32_MAX : (int32_t)cursor,
+                      limit + 1, &idx, &n, err, sizeof err);
   if (rc) {
     reply_storage(req, rc, err);
     return;
   }
-  while (first < n && idx[first] <= cursor)
-    first++;
-  last = n - first > limit ? first + limit : n;
+  last = n > limit ? limit : n;
   items = json_array();
-  for (int i = first; i < last; i++)
+  for (int i = 0; i < last; i++)
     json_array_append_new(items, json_integer(idx[i]));
-  page = page_new(items, last < n, last > 0 ? idx[last - 1] : 0);
+  page = page_new(items, n > limit, last > 0 ? idx[last - 1] : 0);
   json_object_set_new(page, "stage", json_string(stage));
   json_object_set_new(page, "epoch", json_integer(epoch));
   json_object_set_new(page, "set", json_string(easy ? "easy" : "hard"));
-  json_object_set_new(page, "total", json_integer(n));
+  json_object_set_new(page, "total", json_integer(total));
   api_reply_json(req, 200, page);
   free(idx);
 }

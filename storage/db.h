@@ -151,6 +151,11 @@ int db_epoch_set(db_t *db, int64_t job, const char *stage, int epoch,
                  int want_easy, int32_t after, int limit, int32_t **out,
                  int *count, char *err, size_t errlen);
 
+/* The size of that set in *total, counted from the flags alone. Errors as
+ * db_epoch_set. */
+int db_epoch_set_size(db_t *db, int64_t job, const char *stage, int epoch,
+                      int want_easy, int *total, char *err, size_t errlen);
+
 /* One sample of a job: its split, labels and records in every epoch. */
 typedef struct {
   char stage[16];

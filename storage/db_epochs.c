@@ -509,6 +509,32 @@ out:
   return 0;
 }
 
+int db_epoch_set_size(db_t *db, int64_t job, const char *stage, int epoch,
+                      int want_easy, int *total, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  const uint8_t *easy;
+  int r, n, count = 0;
+
+  *total = 0;
+  if (!db_stage_valid(stage))
+    return db_msg(-ENOENT, err, errlen, "unknown stage '%s'",
+                  stage ? stage : "(null)");
+  r = easy_row_find(db, job, stage, epoch, &st, err, errlen);
+  if (r == 0) {
+    n = sqlite3_column_int(st, 0);
+    easy = sqlite3_column_blob(st, 1);
+    if (n > 0 && (!easy || sqlite3_column_bytes(st, 1) != n))
+      r = db_msg(-EIO, err, errlen, "easy flags of stage %s epoch %d "
+                 "unreadable", stage, epoch);
+    for (int i = 0; r == 0 && i < n; i++)
+      count += (easy[i] != 0) == (want_easy != 0);
+  }
+  sqlite3_finalize(st);
+  if (r == 0)
+    *total = count;
+  return r;
+}
+
 /* ---- One sample's history. ---- */
 
 void db_sample_deinit(db_sample_t *s) {

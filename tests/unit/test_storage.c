@@ -580,6 +580,14 @@ static void set_assert(db_t *db, int64_t job, const char *stage, int epoch,
   for (int i = 0; i < n; i++)
     assert_int_equal(got[i], want[i]);
   free(got);
+  /* A whole set read: its size, counted from the flags, agrees. */
+  if (after < 0 && limit >= N_SAMPLES) {
+    int total = -1;
+    assert_int_equal(db_epoch_set_size(db, job, stage, epoch, easy, &total,
+                                       err, sizeof err),
+                     0);
+    assert_int_equal(total, nwant);
+  }
 }
 
 /* The easy or hard set of one stored epoch, worked out from the test's
