@@ -24,12 +24,15 @@ void loss_ce_backward(const float *logits, const uint8_t *labels,
 
 /* Distillation: for student logits s (n, C) and teacher probabilities
  * q_t (n, C) already softened at temperature T,
- *   l_i = (1 - alpha) w_i CE(y_i, s_i) + alpha T^2 KL(q_t,i || softmax(s_i/T)).
+ *   l_i = (1 - alpha) w_i CE(y_i, s_i) + alpha T^2 KL(q_t,i || softmax(s_i/T))
+ * and with weight_all set
+ *   l_i = w_i ((1 - alpha) CE(y_i, s_i) + alpha T^2 KL(...)).
  * Writes l_i into loss (n) when not NULL; weight may be NULL (all ones).
  * Returns sum_i l_i / n. */
 typedef struct {
   float alpha;
   float temperature;
+  int weight_all; /* 1: w_i multiplies both terms; 0: the CE term only */
 } loss_kd_t;
 
 double loss_kd_forward(const loss_kd_t *kd, const float *s,
@@ -38,9 +41,43 @@ double loss_kd_forward(const loss_kd_t *kd, const float *s,
 
 /* Gradient of loss_kd_forward's return value into dlogits (n, C):
  * ((1 - alpha) w_i (softmax(s_i) - y_i) + alpha T (softmax(s_i/T) - q_t,i))
- * / n. */
+ * / n, the second term times w_i too under weight_all. */
 void loss_kd_backward(const loss_kd_t *kd, const float *s,
                       const float *teacher_probs, const uint8_t *labels,
                       const float *weight, int n, int C, float *dlogits);
+
+/* How several teachers' probabilities become one distillation target. */
+typedef enum { LOSS_COMBINE_MEAN, LOSS_COMBINE_CONFIDENCE } loss_combine_t;
+
+/* K teachers' softened probabilities probs[k] (n, C) into out (n, C).
+ * MEAN: out_i = (1/K) sum_k probs[k]_i. CONFIDENCE: out_i = sum_k c_ki
+ * probs[k]_i / sum_k c_ki with c_ki = conf[k][i], teacher k's probability
+ * of sample i's observed label (at temperature 1); rows where every c_ki
+ * is 0 fall back to the mean. conf may be NULL for MEAN. out may be
+ * probs[0]. */
+void loss_teachers_combine(loss_combine_t how, const float *const *probs,
+                           const float *const *conf, int K, int n, int C,
+                           float *out);
+
+/* A representation hint (FitNets): student features h_s (n, ds), the
+ * teacher's features h_t (n, dt) at a chosen layer, and a learned
+ * projection P (dt, ds):
+ *   L = beta (1/n) sum_i |P h_s,i - h_t,i|^2. */
+typedef struct {
+  int n, ds, dt;
+  float beta;
+} loss_hint_t;
+
+/* Returns L and leaves the residuals P h_s,i - h_t,i in resid (n, dt),
+ * which loss_hint_backward reads. */
+double loss_hint_forward(const loss_hint_t *h, const float *P,
+                         const float *hs, const float *ht, float *resid);
+
+/* Gradients of L from forward's resid: overwrites dP (dt, ds) with
+ * (2 beta / n) resid^T h_s and ADDS (2 beta / n) resid P into dhs (n, ds),
+ * the gradient already flowing into the student's layer. */
+void loss_hint_backward(const loss_hint_t *h, const float *P,
+                        const float *hs, const float *resid, float *dP,
+                        float *dhs);
 
 #endif

@@ -5,6 +5,7 @@
  * parameter gradients and the optimizer run by parameter shares after. */
 #include "model.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,15 @@ const float *model_forward(model_t *m, team_t *team, const float *x, int n,
   return m->act[m->n_layers];
 }
 
+/* dst[lo:hi] += src[lo:hi] over rows of dim values. */
+static void add_rows(float *restrict dst, const float *restrict src, int lo,
+                     int hi, int dim) {
+  size_t first = (size_t)lo * dim, last = (size_t)hi * dim;
+
+  for (size_t k = first; k < last; k++)
+    dst[k] += src[k];
+}
+
 /* The member's rows back through every layer: input gradients. */
 static void backward_rows(void *ctx, int member, int size) {
   model_t *m = ((pass_t *)ctx)->m;
@@ -235,6 +245,8 @@ static void backward_rows(void *ctx, int member, int size) {
     layer_t *l = m->layers[i];
     layer_rows_t r = {lo, hi - lo, member, 1};
     float *dx = i > 0 ? m->grad[i] + (size_t)lo * l->in_dim : NULL;
+    if (m->extra_grad && i == m->extra_layer)
+      add_rows(m->grad[i + 1], m->extra_grad, lo, hi, l->out_dim);
     l->ops->backward(l, &r, layer_input(m, i) + (size_t)lo * l->in_dim,
                      m->act[i + 1] + (size_t)lo * l->out_dim,
                      m->grad[i + 1] + (size_t)lo * l->out_dim, dx);
@@ -316,6 +328,22 @@ void model_update(model_t *m, team_t *team, const optim_config_t *cfg,
   pass_t p = {m, 1, cfg, lr, step};
 
   team_run(team, update_shares, &p);
+}
+
+const float *model_layer_output(const model_t *m, int i) {
+  assert(i >= 0 && i < m->n_layers);
+  return m->act[i + 1];
+}
+
+int model_layer_dim(const model_t *m, int i) {
+  assert(i >= 0 && i < m->n_layers);
+  return m->layers[i]->out_dim;
+}
+
+void model_extra_grad_set(model_t *m, int layer, const float *dh) {
+  assert(!dh || (layer >= 0 && layer < m->n_layers));
+  m->extra_layer = layer;
+  m->extra_grad = dh;
 }
 
 size_t model_param_count(const model_t *m) {

@@ -60,6 +60,11 @@ typedef struct {
   float *grad[MODEL_MAX_LAYERS + 1]; /* gradient of act[i] */
   optim_param_t *params[2 * MODEL_MAX_LAYERS];
   int n_params;
+  /* A gradient from outside the loss on the logits: extra_grad (rows,
+   * output size of layer extra_layer) is added to the gradient at that
+   * layer's output by backward passes; NULL for none. */
+  int extra_layer;
+  const float *extra_grad;
 } model_t;
 
 /* What a model is built with besides its description. */
@@ -105,6 +110,19 @@ void model_update(model_t *m, team_t *team, const optim_config_t *cfg,
  * they are in cache. The result is the same as the two calls. */
 void model_step(model_t *m, team_t *team, const float *dlogits,
                 const optim_config_t *cfg, double lr, long step);
+
+/* Layer i's output of the last forward pass, (n_rows, model_layer_dim),
+ * valid until the next forward. */
+const float *model_layer_output(const model_t *m, int i);
+
+/* Values per row of layer i's output. */
+int model_layer_dim(const model_t *m, int i);
+
+/* Makes the following backward passes add dh (rows, model_layer_dim(m,
+ * layer)) to the gradient at layer's output, as a second loss on that
+ * layer's features would (dh NULL: stop). dh stays the caller's and must
+ * hold the rows of the forward pass being back-propagated. */
+void model_extra_grad_set(model_t *m, int layer, const float *dh);
 
 /* Number of trainable values. */
 size_t model_param_count(const model_t *m);

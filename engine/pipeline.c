@@ -7,12 +7,15 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "blas.h"
+#include "checkpoint.h"
 #include "detect.h"
 #include "dynamics.h"
 #include "eval.h"
@@ -27,6 +30,10 @@
  * that a CNN's activations stay a few tens of MB. */
 #define EVAL_BATCH 256
 
+/* Most teacher feature values a representation hint keeps for the whole
+ * training set: 2^28 floats, 1 GiB. */
+#define HINT_VALUES_MAX (1 << 28)
+
 /* Random streams, so that every stage draws independently from the job
  * seed and the student and baseline start alike. */
 enum {
@@ -37,11 +44,16 @@ enum {
   STREAM_TEACHER_INIT,
   STREAM_TEACHER_SHUFFLE,
   STREAM_STUDENT_INIT,
-  STREAM_STUDENT_SHUFFLE
+  STREAM_STUDENT_SHUFFLE,
+  STREAM_HINT_INIT,
+  /* Teacher k > 0 of several draws from STREAM_TEACHERS + 2k and the
+   * stream after it; teacher 0 from the single teacher's streams. */
+  STREAM_TEACHERS = 16
 };
 
 static const char *const stage_names[PIPELINE_STAGE_COUNT] = {
-    "spl", "teacher", "student", "baseline"};
+    "spl",      "teacher",  "student",  "baseline", "teacher0", "teacher1",
+    "teacher2", "teacher3", "teacher4", "teacher5", "teacher6", "teacher7"};
 
 const char *pipeline_stage_name(int stage) {
   if (stage < 0 || stage >= PIPELINE_STAGE_COUNT)
@@ -89,11 +101,17 @@ void pipeline_spec_defaults(pipeline_spec_t *spec) {
   spec->weighting = SPL_WEIGHT_HARD;
   spec->mix_ratio = 0.5;
   spec->final_stat = SPL_FINAL_MEAN_LOSS;
-  spec->teacher = (pipeline_stage_spec_t){"mlp", 15, o};
+  spec->teachers[0].stage = (pipeline_stage_spec_t){"mlp", 15, o};
+  spec->n_teachers = 1;
+  spec->combine = PIPELINE_COMBINE_MEAN;
   spec->student = (pipeline_stage_spec_t){"mlp", 20, o};
   spec->kd_alpha = 0.7;
   spec->kd_temperature = 2.0;
+  spec->student_weights = PIPELINE_WEIGHTS_CE;
+  spec->weights_from = PIPELINE_FROM_SPL;
+  spec->hint_beta = 1.0;
   spec->has_baseline = 1;
+  spec->parallel_stages = 1;
   spec->baseline = spec->student;
 }
 
@@ -125,6 +143,9 @@ typedef struct {
   int score_kind;        /* spl_score_kind_t of the stage running */
   uint8_t *final_easy;   /* the easy set spl hands on */
   float *teacher_probs;  /* (n_train, classes) at the kd temperature */
+  float *hint_t;         /* (n_train, hint_dt) the first teacher's features
+                          * for the representation hint, or NULL */
+  int hint_dt;
   float *batch_x;        /* (batch_cap, dim) gathered inputs */
   int batch_cap;
   team_t *team;          /* the job's threads */
@@ -133,6 +154,12 @@ typedef struct {
 
   char *err;
   size_t errlen;
+  /* With the baseline trained beside the other stages, two lanes share
+   * the run: each has its own copy of this struct with its own team and
+   * per-epoch buffers. The lock serialises the hooks; stop, raised by a
+   * lane that failed (1 main, 2 baseline), stops the other. */
+  pthread_mutex_t *hook_lock;
+  atomic_int *stop;
 } run_t;
 
 /* How one stage trains: which samples, with what weight, against what. */
@@ -145,8 +172,10 @@ typedef struct {
   const float *ce_weight;      /* per-position weight, or NULL for 1 */
   const float *teacher_probs;  /* distil from these when not NULL */
   loss_kd_t kd;
+  struct hint *hint;           /* the representation hint, or NULL */
   long steps;       /* optimizer updates so far */
   int train_scores; /* 1: keep the scores seen while training */
+  int spl_scored;   /* 1: score samples as the spl stage does */
   int last_kept;    /* spl: samples the last selection kept */
 } stage_t;
 
@@ -157,12 +186,36 @@ static double now_s(void) {
 }
 
 static int cancelled(const run_t *r) {
-  return r->hooks->cancel && atomic_load(r->hooks->cancel);
+  return (r->hooks->cancel && atomic_load(r->hooks->cancel)) ||
+         (r->stop && atomic_load(r->stop));
 }
 
 static int cmp_i32(const void *a, const void *b) {
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
   return (x > y) - (x < y);
+}
+
+/* The hooks are called by one lane at a time. */
+static void hooks_lock(run_t *r) {
+  if (r->hook_lock)
+    pthread_mutex_lock(r->hook_lock);
+}
+
+static void hooks_unlock(run_t *r) {
+  if (r->hook_lock)
+    pthread_mutex_unlock(r->hook_lock);
+}
+
+/* Tells the caller a stage starts. */
+static int stage_begin(run_t *r, int stage) {
+  int rc = 0;
+
+  if (r->hooks->on_stage) {
+    hooks_lock(r);
+    rc = r->hooks->on_stage(r->hooks->ctx, stage, r->err, r->errlen);
+    hooks_unlock(r);
+  }
+  return rc;
 }
 
 static int fail(run_t *r, int rc, const char *msg) {
@@ -244,18 +297,12 @@ out:
   return rc;
 }
 
-static int buffers_alloc(run_t *r) {
+/* The buffers of one lane: what an epoch fills and reports, one batch's
+ * inputs and the test confusion matrix. */
+static int lane_alloc(run_t *r) {
   size_t n = (size_t)r->n_train;
-  int cap = r->spec->spl.optim.batch_size;
-  const pipeline_stage_spec_t *st[4] = {&r->spec->spl, &r->spec->teacher,
-                                        &r->spec->student, &r->spec->baseline};
 
-  for (int i = 1; i < 4; i++)
-    if (st[i]->optim.batch_size > cap)
-      cap = st[i]->optim.batch_size;
-  r->batch_cap = cap > EVAL_BATCH ? cap : EVAL_BATCH;
-
-  r->train_labels = malloc(n);
+  memset(&r->test_conf, 0, sizeof r->test_conf);
   r->loss = malloc(n * sizeof(float));
   r->prob = malloc(n * sizeof(float));
   r->weight = malloc(n * sizeof(float));
@@ -264,19 +311,55 @@ static int buffers_alloc(run_t *r) {
   r->margin = malloc(n * sizeof(float));
   r->pred = malloc(n);
   r->train_score = malloc(n * sizeof(float));
+  r->batch_x = malloc((size_t)r->batch_cap * r->file->dim * sizeof(float));
+  r->batch_y = malloc((size_t)r->batch_cap);
+  if (!r->loss || !r->prob || !r->weight || !r->easy || !r->score ||
+      !r->margin || !r->pred || !r->train_score || !r->batch_x ||
+      !r->batch_y || eval_confusion_init(&r->test_conf, r->classes) != 0)
+    return -ENOMEM;
+  return 0;
+}
+
+static void lane_deinit(run_t *r) {
+  free(r->loss);
+  free(r->prob);
+  free(r->weight);
+  free(r->easy);
+  free(r->score);
+  free(r->margin);
+  free(r->pred);
+  free(r->train_score);
+  free(r->batch_x);
+  free(r->batch_y);
+  eval_confusion_deinit(&r->test_conf);
+  team_free(r->team);
+  r->team = NULL;
+}
+
+static int buffers_alloc(run_t *r) {
+  size_t n = (size_t)r->n_train;
+  int cap = r->spec->spl.optim.batch_size;
+  const pipeline_spec_t *s = r->spec;
+
+  if (s->student.optim.batch_size > cap)
+    cap = s->student.optim.batch_size;
+  if (s->has_baseline && s->baseline.optim.batch_size > cap)
+    cap = s->baseline.optim.batch_size;
+  for (int k = 0; k < s->n_teachers; k++)
+    if (s->teachers[k].stage.optim.batch_size > cap)
+      cap = s->teachers[k].stage.optim.batch_size;
+  r->batch_cap = cap > EVAL_BATCH ? cap : EVAL_BATCH;
+
+  r->train_labels = malloc(n);
   r->spl_w = malloc(n * sizeof(float));
   r->hist_loss = malloc(n * (size_t)r->spec->spl.epochs * sizeof(float));
   r->hist_prob = malloc(n * (size_t)r->spec->spl.epochs * sizeof(float));
   r->corrupted = malloc(n);
   r->final_easy = malloc(n);
   r->teacher_probs = malloc(n * (size_t)r->classes * sizeof(float));
-  r->batch_x = malloc((size_t)r->batch_cap * r->file->dim * sizeof(float));
-  r->batch_y = malloc((size_t)r->batch_cap);
-  if (!r->train_labels || !r->loss || !r->prob || !r->weight || !r->easy ||
-      !r->score || !r->margin || !r->pred || !r->train_score ||
-      !r->spl_w || !r->hist_loss || !r->hist_prob || !r->corrupted ||
-      !r->final_easy || !r->teacher_probs || !r->batch_x ||
-      !r->batch_y || eval_confusion_init(&r->test_conf, r->classes) != 0)
+  if (!r->train_labels || !r->spl_w || !r->hist_loss || !r->hist_prob ||
+      !r->corrupted || !r->final_easy || !r->teacher_probs ||
+      lane_alloc(r) != 0)
     return fail(r, -ENOMEM, "out of memory for per-sample buffers");
   for (int i = 0; i < r->n_train; i++) {
     int idx = r->train_index[i];
@@ -291,23 +374,14 @@ static void run_deinit(run_t *r) {
   free(r->val_index);
   free(r->observed);
   free(r->train_labels);
-  free(r->loss);
-  free(r->prob);
-  free(r->weight);
-  free(r->easy);
-  free(r->score);
-  free(r->margin);
-  free(r->pred);
-  free(r->train_score);
   free(r->spl_w);
   free(r->hist_loss);
   free(r->hist_prob);
   free(r->corrupted);
   free(r->final_easy);
   free(r->teacher_probs);
-  free(r->batch_x);
-  free(r->batch_y);
-  eval_confusion_deinit(&r->test_conf);
+  free(r->hint_t);
+  lane_deinit(r);
 }
 
 /* Logits of the samples rows[0..n) of ds in inference mode, batch by
@@ -385,11 +459,37 @@ static double score_train(run_t *r, model_t *m) {
   return (double)s.correct / r->n_train;
 }
 
-/* Softened teacher probabilities of every training sample. */
-static void visit_teacher(void *ctx, int first, int b, const float *logits) {
-  run_t *r = ctx;
-  loss_softmax(logits, r->teacher_probs + (size_t)first * r->classes, b,
-               r->classes, (float)r->spec->kd_temperature);
+/* A student's representation hint: the projection P it learns from its
+ * layer's output to the first teacher's features, and one batch's
+ * scratch. */
+struct hint {
+  int layer;         /* the student's layer whose output is projected */
+  loss_hint_t shape; /* ds, dt, beta; n set per batch */
+  optim_param_t P;   /* (dt, ds) */
+  float *ht;         /* (cap, dt) the batch's teacher features */
+  float *resid;      /* (cap, dt) */
+  float *dhs;        /* (cap, ds) gradient at the student's layer */
+};
+
+/* The hint term of the batch at positions pos[0..b), after the forward
+ * pass: returns its value, leaves P's gradient in P.grad and hands the
+ * features' gradient to the model for the backward pass. */
+static double hint_batch(run_t *r, stage_t *st, const int32_t *pos, int b) {
+  struct hint *h = st->hint;
+  size_t dt = (size_t)h->shape.dt;
+  const float *hs = model_layer_output(st->model, h->layer);
+  double value;
+
+  for (int i = 0; i < b; i++)
+    memcpy(h->ht + (size_t)i * dt, r->hint_t + (size_t)pos[i] * dt,
+           dt * sizeof(float));
+  h->shape.n = b;
+  value = loss_hint_forward(&h->shape, h->P.value, hs, h->ht, h->resid);
+  memset(h->dhs, 0, sizeof(float) * (size_t)b * h->shape.ds);
+  loss_hint_backward(&h->shape, h->P.value, hs, h->resid, h->P.grad,
+                     h->dhs);
+  model_extra_grad_set(st->model, h->layer, h->dhs);
+  return value;
 }
 
 /* Scratch space for one training batch of up to cap samples. */
@@ -457,8 +557,13 @@ static double stage_step(run_t *r, stage_t *st, const int32_t *pos, int b,
     loss = loss_ce_forward(logits, bt->y, bt->w, b, C, NULL, NULL);
     loss_ce_backward(logits, bt->y, bt->w, b, C, bt->dlogits);
   }
+  if (st->hint)
+    loss += hint_batch(r, st, pos, b);
   model_step(st->model, r->team, bt->dlogits, &st->cfg->optim, lr,
              ++st->steps);
+  if (st->hint)
+    optim_update_range(&st->cfg->optim, lr, st->steps, &st->hint->P, 0,
+                       st->hint->P.n);
   return loss;
 }
 
@@ -582,7 +687,10 @@ static int report_epoch(run_t *r, pipeline_epoch_t *m) {
     return rc;
   if (!r->hooks->on_epoch)
     return 0;
-  return r->hooks->on_epoch(r->hooks->ctx, m, &rec, r->err, r->errlen);
+  hooks_lock(r);
+  rc = r->hooks->on_epoch(r->hooks->ctx, m, &rec, r->err, r->errlen);
+  hooks_unlock(r);
+  return rc;
 }
 
 /* Called after each epoch's evaluation, before it is reported: sets the
@@ -631,9 +739,11 @@ static int dynamics_report(run_t *r, int stage, const dynamics_t *d) {
     fail(r, rc, "training dynamics failed");
     goto out;
   }
+  hooks_lock(r);
   rc = r->hooks->on_dynamics
            ? r->hooks->on_dynamics(r->hooks->ctx, &pd, r->err, r->errlen)
            : 0;
+  hooks_unlock(r);
 out:
   free(f);
   free(forget);
@@ -662,13 +772,10 @@ static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
                         dynamics_t *dyn) {
   int rc = 0;
 
-  if (r->hooks->on_stage) {
-    rc = r->hooks->on_stage(r->hooks->ctx, st->stage, r->err, r->errlen);
-    if (rc)
-      return rc;
-  }
-  r->score_kind =
-      st->stage == PIPELINE_STAGE_SPL ? r->spec->spl_score : SPL_SCORE_LOSS;
+  rc = stage_begin(r, st->stage);
+  if (rc)
+    return rc;
+  r->score_kind = st->spl_scored ? r->spec->spl_score : SPL_SCORE_LOSS;
   for (int e = 0; e < st->cfg->epochs; e++) {
     pipeline_epoch_t m = {st->stage, e + 1, st->cfg->epochs};
     double t0 = now_s();
@@ -704,8 +811,9 @@ static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
   return 0;
 }
 
-static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
-                       uint64_t shuffle_stream) {
+/* Builds the stage's model from seed's streams. */
+static int stage_model(run_t *r, stage_t *st, uint64_t seed,
+                       uint64_t init_stream, uint64_t shuffle_stream) {
   rng_t init;
 
   model_desc_t desc;
@@ -715,10 +823,10 @@ static int stage_model(run_t *r, stage_t *st, uint64_t init_stream,
                      r->batch_cap,
                      team_size(r->team),
                      &init,
-                     r->spec->seed ^ (init_stream << 32)};
+                     seed ^ (init_stream << 32)};
 
-  rng_init(&init, r->spec->seed, init_stream);
-  rng_init(&st->shuffle, r->spec->seed, shuffle_stream);
+  rng_init(&init, seed, init_stream);
+  rng_init(&st->shuffle, seed, shuffle_stream);
   if (st->cfg->desc.n_layers > 0)
     desc = st->cfg->desc;
   else if (model_preset(st->cfg->model, &desc) != 0) {
@@ -836,7 +944,8 @@ static int all_after(run_t *r, stage_t *st, int epoch) {
 
 static int run_spl(run_t *r) {
   stage_t st = {PIPELINE_STAGE_SPL, &r->spec->spl};
-  int rc = stage_model(r, &st, STREAM_SPL_INIT, STREAM_SPL_SHUFFLE);
+  int rc = stage_model(r, &st, r->spec->seed, STREAM_SPL_INIT,
+                       STREAM_SPL_SHUFFLE);
 
   if (rc == 0) {
     /* Training reads r->easy and r->spl_w as they stood after the
@@ -847,6 +956,7 @@ static int run_spl(run_t *r) {
     st.include = r->easy;
     st.ce_weight = r->spl_w;
     st.train_scores = r->spec->spl_score_pass == PIPELINE_PASS_TRAIN;
+    st.spl_scored = 1;
     st.last_kept = r->n_train;
     rc = stage_train(r, &st, spl_after);
   }
@@ -854,18 +964,271 @@ static int run_spl(run_t *r) {
   return rc;
 }
 
-static int run_teacher(run_t *r) {
-  stage_t st = {PIPELINE_STAGE_TEACHER, &r->spec->teacher};
-  int rc = stage_model(r, &st, STREAM_TEACHER_INIT, STREAM_TEACHER_SHUFFLE);
+/* What one teacher leaves behind: its softened probabilities of every
+ * training sample, each sample's probability of its observed label, and
+ * for the first teacher of a hinted student its features. */
+typedef struct {
+  run_t *run;
+  model_t *model;
+  float *probs; /* (n_train, classes) at the kd temperature */
+  float *conf;  /* (n_train) at temperature 1, or NULL */
+  int feat_layer;
+} teacher_out_t;
+
+static void visit_teacher(void *ctx, int first, int b, const float *logits) {
+  teacher_out_t *t = ctx;
+  run_t *r = t->run;
+  size_t dt = (size_t)r->hint_dt;
+
+  loss_softmax(logits, t->probs + (size_t)first * r->classes, b, r->classes,
+               (float)r->spec->kd_temperature);
+  if (t->conf)
+    loss_ce_forward(logits, r->train_labels + first, NULL, b, r->classes,
+                    NULL, t->conf + first);
+  if (t->feat_layer >= 0)
+    memcpy(r->hint_t + (size_t)first * dt,
+           model_layer_output(t->model, t->feat_layer),
+           (size_t)b * dt * sizeof(float));
+}
+
+/* The stage number of teacher k. */
+static int teacher_stage(const run_t *r, int k) {
+  return r->spec->n_teachers == 1 ? PIPELINE_STAGE_TEACHER
+                                  : PIPELINE_STAGE_TEACHER0 + k;
+}
+
+/* Loads teacher k from its checkpoint and checks that it fits the job's
+ * samples and classes. */
+static int teacher_load(run_t *r, int k, stage_t *st) {
+  const pipeline_teacher_spec_t *t = &r->spec->teachers[k];
+  checkpoint_meta_t meta;
+  const dataset_t *f = r->file;
+  int rc = checkpoint_load(t->path, r->batch_cap, team_size(r->team), &meta,
+                           &st->model, r->err, r->errlen);
+
+  if (rc)
+    return rc;
+  if (meta.in.c != f->channels || meta.in.h != f->height ||
+      meta.in.w != f->width || meta.classes != r->classes) {
+    snprintf(r->err, r->errlen,
+             "teachers[%d].checkpoint '%s' holds a model for %dx%dx%d "
+             "inputs and %d classes; the dataset has %dx%dx%d and %d",
+             k, t->checkpoint, meta.in.c, meta.in.h, meta.in.w,
+             meta.classes, f->channels, f->height, f->width, r->classes);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/* A loaded teacher trains no epoch: it is evaluated once and reported as
+ * epoch 1 of 1 without a training loss. */
+static int teacher_evaluate(run_t *r, stage_t *st) {
+  pipeline_epoch_t m = {st->stage, 1, 1};
+  double t0 = now_s();
+  dynamics_t dyn;
+  int rc = stage_begin(r, st->stage);
+
+  if (rc)
+    return rc;
+  rc = dynamics_init(&dyn, r->n_train);
+  if (rc)
+    return fail(r, rc, "out of memory for training dynamics");
+  m.train_loss = NAN;
+  r->score_kind = SPL_SCORE_LOSS;
+  memset(r->weight, 0, sizeof(float) * (size_t)r->n_train);
+  stage_evaluate(r, st->model, &m);
+  r->det_score = r->loss;
+  rc = dynamics_epoch(r, &dyn);
+  if (rc == 0)
+    rc = fixed_after(r, st, 0);
+  m.seconds = now_s() - t0;
+  if (rc == 0)
+    rc = report_epoch(r, &m);
+  if (rc == 0)
+    rc = dynamics_report(r, st->stage, &dyn);
+  dynamics_deinit(&dyn);
+  return rc;
+}
+
+/* Room for the first teacher's features at the hint's layer, every
+ * training sample's, once that teacher's model is known. */
+static int hint_features_alloc(run_t *r, const model_t *teacher) {
+  int layer = r->spec->hint_teacher_layer;
+  size_t total;
+
+  if (layer >= teacher->n_layers) {
+    snprintf(r->err, r->errlen, "student.representation.teacher_layer %d: "
+             "the first teacher has %d layers", layer, teacher->n_layers);
+    return -EINVAL;
+  }
+  r->hint_dt = model_layer_dim(teacher, layer);
+  total = (size_t)r->n_train * (size_t)r->hint_dt;
+  if (total > HINT_VALUES_MAX) {
+    snprintf(r->err, r->errlen, "student.representation.teacher_layer %d: "
+             "%d values per sample for %d samples is more than the %d "
+             "million the hint may hold; choose a smaller layer",
+             layer, r->hint_dt, r->n_train, HINT_VALUES_MAX >> 20);
+    return -EFBIG;
+  }
+  r->hint_t = malloc(total * sizeof(float));
+  return r->hint_t ? 0
+                   : fail(r, -ENOMEM, "out of memory for teacher features");
+}
+
+/* Trains (or loads) teacher k on the final easy set and fills out with
+ * what the student learns from. */
+static int run_teacher(run_t *r, int k, teacher_out_t *out) {
+  const pipeline_teacher_spec_t *t = &r->spec->teachers[k];
+  stage_t st = {teacher_stage(r, k), &t->stage};
+  uint64_t seed = t->has_seed ? t->seed : r->spec->seed;
+  uint64_t stream = k == 0 ? STREAM_TEACHER_INIT
+                           : STREAM_TEACHERS + 2 * (uint64_t)k;
+  int rc;
 
   st.include = r->final_easy;
-  if (rc == 0)
-    rc = stage_train(r, &st, fixed_after);
-  if (rc == 0)
+  if (t->path[0]) {
+    rc = teacher_load(r, k, &st);
+    if (rc == 0)
+      rc = teacher_evaluate(r, &st);
+  } else {
+    rc = stage_model(r, &st, seed, stream,
+                     k == 0 ? STREAM_TEACHER_SHUFFLE : stream + 1);
+    if (rc == 0)
+      rc = stage_train(r, &st, fixed_after);
+  }
+  if (rc == 0 && k == 0 && r->spec->has_hint)
+    rc = hint_features_alloc(r, st.model);
+  if (rc == 0) {
+    out->run = r;
+    out->model = st.model;
+    out->feat_layer = k == 0 && r->spec->has_hint
+                          ? r->spec->hint_teacher_layer
+                          : -1;
     infer_rows(r, st.model, r->file, r->train_index, r->n_train,
-               visit_teacher, r);
+               visit_teacher, out);
+  }
   model_free(st.model);
   return rc;
+}
+
+/* Every teacher in turn, then their outputs combined into
+ * r->teacher_probs. */
+static int run_teachers(run_t *r) {
+  const pipeline_spec_t *s = r->spec;
+  size_t n = (size_t)r->n_train, C = (size_t)r->classes;
+  int K = s->n_teachers, rc = 0;
+  float *probs[PIPELINE_TEACHERS_MAX] = {0}, *conf[PIPELINE_TEACHERS_MAX] = {0};
+
+  for (int k = 0; k < K && rc == 0; k++) {
+    teacher_out_t out = {0};
+    /* One teacher writes straight into the target. */
+    probs[k] = K == 1 ? r->teacher_probs : malloc(n * C * sizeof(float));
+    conf[k] = K == 1 ? NULL : malloc(n * sizeof(float));
+    if (!probs[k] || (K > 1 && !conf[k])) {
+      rc = fail(r, -ENOMEM, "out of memory for teacher outputs");
+      break;
+    }
+    out.probs = probs[k];
+    out.conf = conf[k];
+    rc = run_teacher(r, k, &out);
+  }
+  if (rc == 0 && K > 1)
+    loss_teachers_combine(s->combine == PIPELINE_COMBINE_CONFIDENCE
+                              ? LOSS_COMBINE_CONFIDENCE
+                              : LOSS_COMBINE_MEAN,
+                          (const float *const *)probs,
+                          (const float *const *)conf, K, r->n_train,
+                          r->classes, r->teacher_probs);
+  for (int k = 0; K > 1 && k < K; k++) {
+    free(probs[k]);
+    free(conf[k]);
+  }
+  return rc;
+}
+
+/* student with weights_from "self": after each epoch the student's own
+ * scores choose the next epoch's weights under the self-paced stage's
+ * pace and weighting, as the self-paced stage does without warm-up.
+ * st->ce_weight points at r->spl_w. */
+static int self_after(run_t *r, stage_t *st, int epoch) {
+  spl_set_t set = {r->score, r->train_labels, r->n_train, r->classes};
+  spl_config_t cfg;
+  int epochs = st->cfg->epochs;
+
+  if (epoch + 1 >= epochs)
+    return 0;
+  spl_config_from(r->spec, &cfg);
+  if (spl_weights(&set, &cfg, epoch, epochs - 1, r->spl_w, r->easy) < 0)
+    return fail(r, -ENOMEM, "out of memory selecting samples");
+  return 0;
+}
+
+/* The student's self-paced weights before its first epoch: the final
+ * easy set's 0/1 from spl, or 1 everywhere when the student chooses its
+ * own (nothing is scored yet). */
+static void student_weights_init(run_t *r) {
+  int self = r->spec->weights_from == PIPELINE_FROM_SELF;
+
+  for (int i = 0; i < r->n_train; i++)
+    r->spl_w[i] = self || r->final_easy[i] ? 1.0f : 0.0f;
+  if (self)
+    memset(r->easy, 1, (size_t)r->n_train);
+  else
+    memcpy(r->easy, r->final_easy, (size_t)r->n_train);
+}
+
+/* Frees a hint and what it holds; accepts NULL. */
+static void hint_free(struct hint *h) {
+  if (!h)
+    return;
+  free(h->P.value);
+  free(h->P.grad);
+  free(h->P.velocity);
+  free(h->P.m2);
+  free(h->ht);
+  free(h->resid);
+  free(h->dhs);
+  free(h);
+}
+
+/* The student's hint: P (dt, ds) drawn around 0 with variance 1/ds. */
+static int hint_new(run_t *r, stage_t *st, struct hint **out) {
+  const pipeline_spec_t *s = r->spec;
+  int layer = s->hint_student_layer, ds, dt = r->hint_dt;
+  struct hint *h;
+  rng_t rng;
+
+  *out = NULL;
+  if (layer >= st->model->n_layers) {
+    snprintf(r->err, r->errlen, "student.representation.student_layer %d: "
+             "the student has %d layers", layer, st->model->n_layers);
+    return -EINVAL;
+  }
+  ds = model_layer_dim(st->model, layer);
+  h = calloc(1, sizeof *h);
+  if (!h)
+    return fail(r, -ENOMEM, "out of memory for the representation hint");
+  /* beta / dt: the hint is a mean over the teacher layer's features, so
+   * one beta suits layers of any width. */
+  *h = (struct hint){layer, {0, ds, dt, (float)(s->hint_beta / dt)}};
+  h->P.n = (size_t)dt * ds;
+  h->P.decay = 1;
+  h->P.value = malloc(h->P.n * sizeof(float));
+  h->P.grad = calloc(h->P.n, sizeof(float));
+  h->P.velocity = calloc(h->P.n, sizeof(float));
+  h->ht = malloc((size_t)r->batch_cap * dt * sizeof(float));
+  h->resid = malloc((size_t)r->batch_cap * dt * sizeof(float));
+  h->dhs = malloc((size_t)r->batch_cap * ds * sizeof(float));
+  if (!h->P.value || !h->P.grad || !h->P.velocity || !h->ht || !h->resid ||
+      !h->dhs || optim_param_prepare(&st->cfg->optim, &h->P) != 0) {
+    hint_free(h);
+    return fail(r, -ENOMEM, "out of memory for the representation hint");
+  }
+  rng_init(&rng, s->seed, STREAM_HINT_INIT);
+  for (size_t i = 0; i < h->P.n; i++)
+    h->P.value[i] = rng_normal(&rng) / sqrtf((float)ds);
+  *out = h;
+  return 0;
 }
 
 /* The student, or with baseline set the baseline. With keep not NULL the
@@ -874,22 +1237,26 @@ static int run_student(run_t *r, int baseline, pipeline_trained_t *keep) {
   const pipeline_spec_t *s = r->spec;
   stage_t st = {baseline ? PIPELINE_STAGE_BASELINE : PIPELINE_STAGE_STUDENT,
                 baseline ? &s->baseline : &s->student};
-  float *w = NULL;
-  int rc = stage_model(r, &st, STREAM_STUDENT_INIT, STREAM_STUDENT_SHUFFLE);
+  int self = s->weights_from == PIPELINE_FROM_SELF;
+  int rc = stage_model(r, &st, s->seed, STREAM_STUDENT_INIT,
+                       STREAM_STUDENT_SHUFFLE);
 
   if (rc == 0 && !baseline) {
-    w = malloc(sizeof(float) * (size_t)r->n_train);
-    if (!w)
-      rc = fail(r, -ENOMEM, "out of memory for student weights");
-    for (int i = 0; w && i < r->n_train; i++)
-      w[i] = r->final_easy[i] ? 1.0f : 0.0f;
-    st.ce_weight = w;
+    student_weights_init(r);
+    st.ce_weight = s->student_weights == PIPELINE_WEIGHTS_NONE ? NULL
+                                                               : r->spl_w;
+    st.spl_scored = self;
     st.teacher_probs = r->teacher_probs;
-    st.kd = (loss_kd_t){(float)s->kd_alpha, (float)s->kd_temperature};
+    st.kd = (loss_kd_t){(float)s->kd_alpha, (float)s->kd_temperature,
+                        s->student_weights == PIPELINE_WEIGHTS_ALL};
+    if (s->has_hint)
+      rc = hint_new(r, &st, &st.hint);
   }
   if (rc == 0)
-    rc = stage_train(r, &st, baseline ? all_after : fixed_after);
-  free(w);
+    rc = stage_train(r, &st, baseline ? all_after
+                             : self   ? self_after
+                                      : fixed_after);
+  hint_free(st.hint);
   if (rc == 0 && keep) {
     *keep = (pipeline_trained_t){st.model, st.steps, st.shuffle};
     st.model = NULL;
@@ -909,7 +1276,7 @@ static int report_data(run_t *r, int n_corrupted) {
 
 /* What every run starts with: its threads, its samples and labels, and
  * the per-sample buffers, reported through on_data. */
-static int run_prepare(run_t *r) {
+static int run_prepare(run_t *r, int threads) {
   int rc, n_corrupted = 0;
 
   if (r->classes < 2 || r->classes > 256)
@@ -917,7 +1284,7 @@ static int run_prepare(run_t *r) {
   /* BLAS runs single-threaded inside the job's own team, so a job uses
    * exactly its thread count, however many jobs share the process. */
   blas_threads_set(1);
-  rc = team_new(r->spec->threads, &r->team);
+  rc = team_new(threads, &r->team);
   if (rc)
     return fail(r, rc, "cannot start the job's threads");
   r->observed = malloc((size_t)r->file->n);
@@ -930,25 +1297,114 @@ static int run_prepare(run_t *r) {
   return rc;
 }
 
+/* The baseline's lane: a copy of the run with its own team, buffers
+ * and error message, trained on a thread of its own. */
+typedef struct {
+  run_t run;
+  pthread_t thread;
+  int rc;
+  char err[512];
+} lane_t;
+
+static void *lane_main(void *arg) {
+  lane_t *l = arg;
+  int none = 0;
+
+  l->rc = run_student(&l->run, 1, NULL);
+  if (l->rc)
+    atomic_compare_exchange_strong(l->run.stop, &none, 2);
+  return NULL;
+}
+
+/* Starts the baseline on `threads` of the job's threads. */
+static int lane_start(run_t *r, int threads, lane_t **out) {
+  lane_t *l = calloc(1, sizeof *l);
+  int rc;
+
+  *out = NULL;
+  if (!l)
+    return fail(r, -ENOMEM, "out of memory for the baseline's lane");
+  l->run = *r;
+  l->run.err = l->err;
+  l->run.errlen = sizeof l->err;
+  l->run.team = NULL;
+  rc = lane_alloc(&l->run);
+  if (rc == 0)
+    rc = team_new(threads, &l->run.team);
+  if (rc == 0)
+    rc = -pthread_create(&l->thread, NULL, lane_main, l);
+  if (rc) {
+    lane_deinit(&l->run);
+    free(l);
+    return fail(r, rc, "cannot start the baseline's lane");
+  }
+  *out = l;
+  return 0;
+}
+
+/* Waits for the baseline's lane after the main lane ended with rc, and
+ * returns the run's outcome: the main lane's failure, else the
+ * baseline's (its message copied into r->err). */
+static int lane_join(run_t *r, lane_t *l, int rc) {
+  int none = 0;
+
+  if (rc)
+    atomic_compare_exchange_strong(r->stop, &none, 1);
+  pthread_join(l->thread, NULL);
+  if (l->rc && (rc == 0 || (rc == -ECANCELED && atomic_load(r->stop) == 2))) {
+    snprintf(r->err, r->errlen, "%s", l->err);
+    rc = l->rc;
+  }
+  lane_deinit(&l->run);
+  free(l);
+  return rc;
+}
+
+/* Gives the main lane a team of all the job's threads. */
+static int lane_widen(run_t *r) {
+  int rc;
+
+  team_free(r->team);
+  r->team = NULL;
+  rc = team_new(r->spec->threads, &r->team);
+  return rc ? fail(r, rc, "cannot start the job's threads") : 0;
+}
+
 int pipeline_run(const pipeline_spec_t *spec, const dataset_t *train,
                  const dataset_t *test, const pipeline_hooks_t *hooks,
                  char *err, size_t errlen) {
   run_t r = {spec, train, test, hooks, train->classes};
+  pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  atomic_int stop = 0;
+  lane_t *lane = NULL;
+  /* The baseline needs nothing from the other stages: with two threads
+   * or more it trains beside spl and the teachers on half of them, and
+   * the student, which needs the teachers, gets them all after. */
+  int side = spec->has_baseline && spec->parallel_stages && spec->threads > 1;
   int rc;
 
   r.err = err;
   r.errlen = errlen;
-  rc = run_prepare(&r);
+  r.hook_lock = &lock;
+  r.stop = &stop;
+  rc = run_prepare(&r, side ? spec->threads - spec->threads / 2
+                            : spec->threads);
+  if (rc == 0 && side)
+    rc = lane_start(&r, spec->threads / 2, &lane);
   if (rc == 0)
     rc = run_spl(&r);
   if (rc == 0)
-    rc = run_teacher(&r);
+    rc = run_teachers(&r);
+  if (lane)
+    rc = lane_join(&r, lane, rc);
+  if (rc == 0 && side)
+    rc = lane_widen(&r);
   if (rc == 0)
     rc = run_student(&r, 0, NULL);
-  if (rc == 0 && spec->has_baseline)
+  if (rc == 0 && spec->has_baseline && !side)
     rc = run_student(&r, 1, NULL);
   run_deinit(&r);
-  team_free(r.team);
+  pthread_mutex_destroy(&lock);
   return rc;
 }
 
@@ -980,10 +1436,9 @@ int pipeline_train(const pipeline_train_spec_t *spec, const dataset_t *train,
   r.err = err;
   r.errlen = errlen;
   memset(out, 0, sizeof *out);
-  rc = run_prepare(&r);
+  rc = run_prepare(&r, spec->threads);
   if (rc == 0)
     rc = run_student(&r, 1, out);
   run_deinit(&r);
-  team_free(r.team);
   return rc;
 }

@@ -16,12 +16,17 @@
 #include "rng.h"
 #include "spl.h"
 
+/* Stages. A job with one teacher runs PIPELINE_STAGE_TEACHER; a job with
+ * several runs PIPELINE_STAGE_TEACHER0 + k for teacher k ("teacher0",
+ * "teacher1", ...). */
 enum {
   PIPELINE_STAGE_SPL,
   PIPELINE_STAGE_TEACHER,
   PIPELINE_STAGE_STUDENT,
   PIPELINE_STAGE_BASELINE,
-  PIPELINE_STAGE_COUNT
+  PIPELINE_STAGE_TEACHER0,
+  PIPELINE_TEACHERS_MAX = 8,
+  PIPELINE_STAGE_COUNT = PIPELINE_STAGE_TEACHER0 + PIPELINE_TEACHERS_MAX
 };
 
 #define PIPELINE_NAME_MAX 128
@@ -35,8 +40,23 @@ enum { PIPELINE_PASS_EVAL, PIPELINE_PASS_TRAIN };
  * (class c to c + 1 mod C). */
 enum { PIPELINE_NOISE_NONE, PIPELINE_NOISE_SYMMETRIC, PIPELINE_NOISE_PAIR };
 #define PIPELINE_MODEL_MAX 32
+#define PIPELINE_PATH_MAX 4096
 
-/* Returns "spl", "teacher", "student" or "baseline". */
+/* How several teachers' softened outputs become one target: their mean,
+ * or per sample each weighted by its probability of the observed label. */
+enum { PIPELINE_COMBINE_MEAN, PIPELINE_COMBINE_CONFIDENCE };
+
+/* Which terms of the student's loss the self-paced weights multiply: the
+ * cross-entropy only (hard samples still learn from the teacher), the
+ * whole loss, or none. */
+enum { PIPELINE_WEIGHTS_CE, PIPELINE_WEIGHTS_ALL, PIPELINE_WEIGHTS_NONE };
+
+/* Where the student's self-paced weights come from: the final easy set of
+ * the self-paced stage, or the student's own scores after each epoch
+ * under the self-paced stage's pace and weighting. */
+enum { PIPELINE_FROM_SPL, PIPELINE_FROM_SELF };
+
+/* Returns "spl", "teacher", "student", "baseline" or "teacher<k>". */
 const char *pipeline_stage_name(int stage);
 
 /* Returns the stage number of a name, or -1 when there is none. */
@@ -50,6 +70,17 @@ typedef struct {
   optim_config_t optim;
   model_desc_t desc; /* a custom model's layers; unused for presets */
 } pipeline_stage_spec_t;
+
+/* One teacher: a stage trained on the easy set, or with checkpoint set a
+ * model loaded from the file at path instead (no training, one
+ * evaluation-only epoch reported). */
+typedef struct {
+  pipeline_stage_spec_t stage;
+  int has_seed;  /* 1: seed below; 0: streams of the job's seed */
+  uint64_t seed;
+  char checkpoint[PIPELINE_NAME_MAX]; /* as the spec names it, or "" */
+  char path[PIPELINE_PATH_MAX];       /* where the caller found it */
+} pipeline_teacher_spec_t;
 
 /* A whole job, already validated. */
 typedef struct {
@@ -79,13 +110,29 @@ typedef struct {
   int final_stat;              /* spl_final_stat_t of the final easy set */
   int final_last_epochs;       /* over the last k epochs; 0: all */
 
-  pipeline_stage_spec_t teacher;
+  pipeline_teacher_spec_t teachers[PIPELINE_TEACHERS_MAX];
+  int n_teachers; /* 1 to PIPELINE_TEACHERS_MAX */
+  int combine;    /* PIPELINE_COMBINE_* */
 
   pipeline_stage_spec_t student;
   double kd_alpha, kd_temperature;
+  int student_weights; /* PIPELINE_WEIGHTS_*: what spl weights multiply */
+  int weights_from;    /* PIPELINE_FROM_* */
+  /* FitNets-style hint: (beta / d_t) |P h_s - h_t|^2, averaged over the
+   * batch, between the output h_t (d_t values) of the first teacher's
+   * layer hint_teacher_layer and h_s of the student's layer
+   * hint_student_layer (indices into their layer lists), P learned. */
+  int has_hint;
+  int hint_teacher_layer, hint_student_layer;
+  double hint_beta;
 
   int has_baseline;
   pipeline_stage_spec_t baseline;
+  /* 1: with threads > 1 the baseline trains beside spl and the teachers
+   * on threads / 2 of the job's threads, and the hooks may be called
+   * from two threads (never at once). Each stage's results depend only
+   * on the seed and its own thread count. 0: one stage at a time. */
+  int parallel_stages;
 } pipeline_spec_t;
 
 /* Fills spec with the defaults every job starts from (the sym40 example

@@ -13,24 +13,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "numcheck.h"
+#include "../../engine/checkpoint.h"
 #include "../../engine/layers.h"
 #include "../../engine/loss.h"
 #include "../../engine/model.h"
-#include "../../engine/team.h"
 #include "../../engine/noise.h"
 #include "../../engine/optim.h"
 #include "../../engine/pipeline.h"
 #include "../../engine/rng.h"
 #include "../../engine/spl.h"
+#include "../../engine/team.h"
+#include "numcheck.h"
 
 /* Helpers shared by the tests. */
-
-
-
 
 typedef gradcheck_objective_fn objective_fn;
 
@@ -472,8 +471,11 @@ static void test_model_gradient(void **state) {
  * parameters model_backward followed by model_update leaves, for a dense
  * and a conv model on two threads. */
 static void step_matches(const char *preset) {
-  optim_config_t cfg = {.kind = OPTIM_SGD, .lr = 0.05, .momentum = 0.9,
-                        .weight_decay = 5e-4, .decay_bias = 1,
+  optim_config_t cfg = {.kind = OPTIM_SGD,
+                        .lr = 0.05,
+                        .momentum = 0.9,
+                        .weight_decay = 5e-4,
+                        .decay_bias = 1,
                         .batch_size = 16};
   model_t *m[2];
   team_t *team;
@@ -517,9 +519,10 @@ static void test_model_step_is_backward_then_update(void **state) {
 static void test_model_unknown_preset(void **state) {
   static model_t sentinel;
   model_t *m = &sentinel;
-  model_desc_t d = {"custom", 2, {{.kind = LAYER_CONV2D, .filters = 4,
-                                   .kernel = 40},
-                                  {.kind = LAYER_DENSE, .units = 2}}};
+  model_desc_t d = {"custom",
+                    2,
+                    {{.kind = LAYER_CONV2D, .filters = 4, .kernel = 40},
+                     {.kind = LAYER_DENSE, .units = 2}}};
   char err[128] = "";
   rng_t rng;
   model_env_t env = {{1, 28, 28}, 2, 4, 1, &rng, 1};
@@ -801,7 +804,7 @@ static void synthetic_init(dataset_t *ds, int n, uint64_t seed) {
  * memorises the 30 % wrong labels, so the baseline's test accuracy says
  * whether the engine learns at all. */
 static void tiny_spec(pipeline_spec_t *s) {
-  pipeline_stage_spec_t *st[4] = {&s->spl, &s->teacher, &s->student,
+  pipeline_stage_spec_t *st[4] = {&s->spl, &s->teachers[0].stage, &s->student,
                                   &s->baseline};
   static const int epochs[4] = {SPL_EPOCHS, TEACHER_EPOCHS, STUDENT_EPOCHS,
                                 BASELINE_EPOCHS};
@@ -815,6 +818,7 @@ static void tiny_spec(pipeline_spec_t *s) {
   s->noise_rate = 0.3;
   s->noise_seed = 7;
   s->spl_warmup_epochs = SPL_WARMUP;
+  s->parallel_stages = 0;
   for (int i = 0; i < 4; i++) {
     st[i]->epochs = epochs[i];
     st[i]->optim.batch_size = 32;
@@ -841,7 +845,7 @@ typedef struct {
   int cancel_after; /* raise the cancel flag after this many epochs */
   int fail_after;   /* return -EIO from this epoch on */
   pipeline_spec_t spec;
-  int n_dyn;             /* stages whose dynamics were reported */
+  int n_dyn; /* stages whose dynamics were reported */
   int dyn_stage[8];
   float *dyn_conf[8], *dyn_corr[8];
   int32_t *dyn_forget[8];
@@ -920,8 +924,8 @@ static int rec_on_epoch(void *ctx, const pipeline_epoch_t *m,
   return 0;
 }
 
-static int rec_on_dynamics(void *ctx, const pipeline_dynamics_t *d,
-                           char *err, size_t errlen) {
+static int rec_on_dynamics(void *ctx, const pipeline_dynamics_t *d, char *err,
+                           size_t errlen) {
   recorder_t *r = ctx;
   size_t n = (size_t)d->n;
 
@@ -956,8 +960,8 @@ static void recorder_free(recorder_t *r) {
 
 static int run_recorded(recorder_t *r, const dataset_t *train,
                         const dataset_t *test, char *err, size_t errlen) {
-  pipeline_hooks_t h = {r,           rec_on_data, rec_on_stage,
-                        rec_on_epoch, &r->cancel, rec_on_dynamics};
+  pipeline_hooks_t h = {r,          rec_on_data,    rec_on_stage, rec_on_epoch,
+                        &r->cancel, rec_on_dynamics};
 
   return pipeline_run(&r->spec, train, test, &h, err, errlen);
 }
@@ -1060,7 +1064,7 @@ static void check_metrics(const recorder_t *r) {
                                 BASELINE_EPOCHS};
   int k = 0;
 
-  for (int stage = 0; stage < PIPELINE_STAGE_COUNT; stage++)
+  for (int stage = 0; stage < 4; stage++)
     for (int e = 1; e <= epochs[stage]; e++, k++) {
       const pipeline_epoch_t *m = &r->ep[k].m;
       int easy = 0;
@@ -1225,6 +1229,270 @@ static void test_pipeline_stops(void **state) {
   dataset_deinit(&test);
 }
 
+/* Epochs the recorder saw of one stage, in order. */
+static int stage_epochs_of(const recorder_t *r, int stage,
+                           const epoch_rec_t **out, int max) {
+  int n = 0;
+
+  for (int k = 0; k < r->n_epochs; k++)
+    if (r->ep[k].m.stage == stage && n < max)
+      out[n++] = &r->ep[k];
+  return n;
+}
+
+/* Two teachers run as teacher0 and teacher1 on the final easy set, no
+ * baseline runs when the spec has none, and the student distilled from
+ * their combined outputs learns the classes. */
+static void test_pipeline_two_teachers(void **state) {
+  static const int combines[2] = {PIPELINE_COMBINE_MEAN,
+                                  PIPELINE_COMBINE_CONFIDENCE};
+  dataset_t train, test;
+  char err[256] = "";
+
+  (void)state;
+  synthetic_init(&train, PIPE_TRAIN, 1);
+  synthetic_init(&test, PIPE_TEST, 2);
+  for (int c = 0; c < 2; c++) {
+    recorder_t *r = recorder_new();
+    const epoch_rec_t *ep[REC_MAX];
+    const uint8_t *final_easy;
+    r->spec.n_teachers = 2;
+    r->spec.teachers[1] = r->spec.teachers[0];
+    snprintf(r->spec.teachers[1].stage.model, PIPELINE_MODEL_MAX, "mlp-small");
+    r->spec.combine = combines[c];
+    r->spec.has_baseline = 0;
+    if (run_recorded(r, &train, &test, err, sizeof err) != 0)
+      fail_msg("pipeline_run: %s", err);
+
+    assert_int_equal(r->n_stages, 4);
+    assert_int_equal(r->stages[0], PIPELINE_STAGE_SPL);
+    assert_int_equal(r->stages[1], PIPELINE_STAGE_TEACHER0);
+    assert_int_equal(r->stages[2], PIPELINE_STAGE_TEACHER0 + 1);
+    assert_int_equal(r->stages[3], PIPELINE_STAGE_STUDENT);
+    assert_string_equal(pipeline_stage_name(PIPELINE_STAGE_TEACHER0 + 1),
+                        "teacher1");
+    assert_int_equal(pipeline_stage_from_name("teacher1"),
+                     PIPELINE_STAGE_TEACHER0 + 1);
+    final_easy = r->ep[SPL_EPOCHS - 1].easy;
+    for (int t = 0; t < 2; t++) {
+      int n = stage_epochs_of(r, PIPELINE_STAGE_TEACHER0 + t, ep, REC_MAX);
+      assert_int_equal(n, TEACHER_EPOCHS);
+      for (int e = 0; e < n; e++)
+        check_flags(r->n_train, ep[e]->weight, ep[e]->easy, final_easy, 1);
+    }
+    assert_int_equal(stage_epochs_of(r, PIPELINE_STAGE_BASELINE, ep, 1), 0);
+    assert_int_equal(stage_epochs_of(r, PIPELINE_STAGE_STUDENT, ep, REC_MAX),
+                     STUDENT_EPOCHS);
+    assert_true(ep[STUDENT_EPOCHS - 1]->m.test_acc > 0.9);
+    recorder_free(r);
+  }
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+}
+
+/* A student choosing its own weights trains its first epoch on every
+ * sample, then on the fraction of each class its own previous epoch
+ * scored easiest; with spl_weights "none" every weight stays 1. */
+static void test_pipeline_student_self(void **state) {
+  dataset_t train, test;
+  char err[256] = "";
+
+  (void)state;
+  synthetic_init(&train, PIPE_TRAIN, 1);
+  synthetic_init(&test, PIPE_TEST, 2);
+  for (int none = 0; none < 2; none++) {
+    recorder_t *r = recorder_new();
+    const epoch_rec_t *ep[REC_MAX];
+    int n;
+    r->spec.student.epochs = 4;
+    r->spec.weights_from = PIPELINE_FROM_SELF;
+    r->spec.student_weights =
+        none ? PIPELINE_WEIGHTS_NONE : PIPELINE_WEIGHTS_ALL;
+    r->spec.has_baseline = 0;
+    if (run_recorded(r, &train, &test, err, sizeof err) != 0)
+      fail_msg("pipeline_run: %s", err);
+    n = stage_epochs_of(r, PIPELINE_STAGE_STUDENT, ep, REC_MAX);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < r->n_train; i++)
+      assert_true(ep[0]->weight[i] == 1.0f);
+    for (int e = 1; e < n; e++) {
+      double f = r->spec.pace_start +
+                 (r->spec.pace_end - r->spec.pace_start) * (e - 1) / 2;
+      check_selection(r, ep[e - 1]->easy, ep[e - 1]->loss, f);
+      for (int i = 0; i < r->n_train; i++)
+        assert_true(ep[e]->weight[i] ==
+                    (none || ep[e - 1]->easy[i] ? 1.0f : 0.0f));
+    }
+    assert_true(ep[n - 1]->m.test_acc > 0.9);
+    recorder_free(r);
+  }
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+}
+
+/* A hinted student (mlp-small's hidden layer projected onto the
+ * teacher's second hidden layer) trains to a finite objective that the
+ * hint makes larger than the plain one, and learns the classes. */
+static void test_pipeline_hint(void **state) {
+  dataset_t train, test;
+  recorder_t *a = recorder_new(), *b = recorder_new();
+  const epoch_rec_t *ea[REC_MAX], *eb[REC_MAX];
+  char err[256] = "";
+
+  (void)state;
+  synthetic_init(&train, PIPE_TRAIN, 1);
+  synthetic_init(&test, PIPE_TEST, 2);
+  snprintf(a->spec.student.model, PIPELINE_MODEL_MAX, "mlp-small");
+  a->spec.has_baseline = 0;
+  b->spec = a->spec;
+  b->spec.has_hint = 1;
+  b->spec.hint_teacher_layer = 3;
+  b->spec.hint_student_layer = 1;
+  b->spec.hint_beta = 0.5;
+  if (run_recorded(a, &train, &test, err, sizeof err) != 0 ||
+      run_recorded(b, &train, &test, err, sizeof err) != 0)
+    fail_msg("pipeline_run: %s", err);
+  assert_int_equal(stage_epochs_of(a, PIPELINE_STAGE_STUDENT, ea, REC_MAX),
+                   STUDENT_EPOCHS);
+  assert_int_equal(stage_epochs_of(b, PIPELINE_STAGE_STUDENT, eb, REC_MAX),
+                   STUDENT_EPOCHS);
+  assert_true(isfinite(eb[0]->m.train_loss));
+  assert_true(eb[0]->m.train_loss > ea[0]->m.train_loss);
+  assert_true(eb[STUDENT_EPOCHS - 1]->m.test_acc > 0.9);
+
+  b->spec.hint_student_layer = 3; /* mlp-small has layers 0..2 */
+  assert_int_equal(run_recorded(b, &train, &test, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "student_layer"));
+  recorder_free(a);
+  recorder_free(b);
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+}
+
+/* A teacher loaded from a checkpoint trains no epoch: it reports one
+ * evaluation with its saved model's accuracy and no training loss, and
+ * the student learns from it. A checkpoint for other inputs is refused
+ * naming the teacher. */
+static void test_pipeline_checkpoint_teacher(void **state) {
+  dataset_t train, test;
+  pipeline_train_spec_t ts;
+  pipeline_trained_t t = {0};
+  pipeline_hooks_t none = {0};
+  checkpoint_meta_t meta = {.in = {1, 1, PIPE_DIM}, .classes = PIPE_CLASSES};
+  recorder_t *r = recorder_new();
+  const epoch_rec_t *ep[REC_MAX];
+  char path[] = "/tmp/spk-test-teacher-XXXXXX", err[512] = "";
+  int fd = mkstemp(path);
+
+  (void)state;
+  assert_true(fd >= 0);
+  close(fd);
+  synthetic_init(&train, PIPE_TRAIN, 1);
+  synthetic_init(&test, PIPE_TEST, 2);
+  pipeline_train_defaults(&ts);
+  ts.stage.epochs = 3;
+  ts.stage.optim.batch_size = 32;
+  ts.stage.optim.lr = 0.02;
+  if (pipeline_train(&ts, &train, &test, &none, &t, err, sizeof err) != 0)
+    fail_msg("pipeline_train: %s", err);
+  model_preset("mlp", &meta.desc);
+  meta.optim = ts.stage.optim;
+  if (checkpoint_save(path, t.model, &meta, err, sizeof err) != 0)
+    fail_msg("checkpoint_save: %s", err);
+  model_free(t.model);
+
+  snprintf(r->spec.teachers[0].checkpoint, PIPELINE_NAME_MAX, "teacher.ckpt");
+  snprintf(r->spec.teachers[0].path, PIPELINE_PATH_MAX, "%s", path);
+  r->spec.has_baseline = 0;
+  if (run_recorded(r, &train, &test, err, sizeof err) != 0)
+    fail_msg("pipeline_run: %s", err);
+  assert_int_equal(stage_epochs_of(r, PIPELINE_STAGE_TEACHER, ep, REC_MAX), 1);
+  assert_int_equal(ep[0]->m.epoch, 1);
+  assert_int_equal(ep[0]->m.epochs, 1);
+  assert_true(isnan(ep[0]->m.train_loss));
+  assert_true(ep[0]->m.test_acc > 0.9);
+  assert_int_equal(stage_epochs_of(r, PIPELINE_STAGE_STUDENT, ep, REC_MAX),
+                   STUDENT_EPOCHS);
+  assert_true(ep[STUDENT_EPOCHS - 1]->m.test_acc > 0.9);
+  recorder_free(r);
+
+  meta.in.w = PIPE_DIM + 1;
+  model_preset("mlp", &meta.desc);
+  {
+    model_t *m;
+    rng_t rng;
+    model_env_t env = {meta.in, PIPE_CLASSES, 32, 1, &rng, 1};
+    rng_init(&rng, 1, 1);
+    assert_int_equal(model_new(&meta.desc, &env, &m, err, sizeof err), 0);
+    assert_int_equal(checkpoint_save(path, m, &meta, err, sizeof err), 0);
+    model_free(m);
+  }
+  r = recorder_new();
+  snprintf(r->spec.teachers[0].checkpoint, PIPELINE_NAME_MAX, "teacher.ckpt");
+  snprintf(r->spec.teachers[0].path, PIPELINE_PATH_MAX, "%s", path);
+  assert_int_equal(run_recorded(r, &train, &test, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "teachers[0].checkpoint 'teacher.ckpt'"));
+  recorder_free(r);
+  unlink(path);
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+}
+
+/* The epochs of one stage in a and b hold the same bits. */
+static void check_stage_identical(const recorder_t *a, const recorder_t *b,
+                                  int stage) {
+  const epoch_rec_t *x[REC_MAX], *y[REC_MAX];
+  int n = stage_epochs_of(a, stage, x, REC_MAX);
+  size_t bytes = (size_t)a->n_train * sizeof(float);
+
+  assert_int_equal(stage_epochs_of(b, stage, y, REC_MAX), n);
+  assert_true(n > 0);
+  for (int e = 0; e < n; e++) {
+    assert_int_equal(x[e]->m.epoch, e + 1);
+    assert_memory_equal(x[e]->loss, y[e]->loss, bytes);
+    assert_memory_equal(x[e]->weight, y[e]->weight, bytes);
+    assert_memory_equal(x[e]->easy, y[e]->easy, (size_t)a->n_train);
+    assert_same_double(x[e]->m.test_acc, y[e]->m.test_acc);
+    assert_same_double(x[e]->m.train_loss, y[e]->m.train_loss);
+  }
+}
+
+/* With two threads the baseline trains beside spl and the teacher on one
+ * thread each: those three stages give the same bits as a run with one
+ * thread doing one stage at a time, every stage reports all its epochs
+ * in order, and two such runs agree on every stage. */
+static void test_pipeline_side_by_side(void **state) {
+  static const int stages[4] = {PIPELINE_STAGE_SPL, PIPELINE_STAGE_TEACHER,
+                                PIPELINE_STAGE_STUDENT,
+                                PIPELINE_STAGE_BASELINE};
+  dataset_t train, test;
+  recorder_t *one = recorder_new(), *a = recorder_new(), *b = recorder_new();
+  char err[256] = "";
+
+  (void)state;
+  synthetic_init(&train, PIPE_TRAIN, 1);
+  synthetic_init(&test, PIPE_TEST, 2);
+  one->spec.threads = 1;
+  a->spec.parallel_stages = b->spec.parallel_stages = 1;
+  if (run_recorded(one, &train, &test, err, sizeof err) != 0 ||
+      run_recorded(a, &train, &test, err, sizeof err) != 0 ||
+      run_recorded(b, &train, &test, err, sizeof err) != 0)
+    fail_msg("pipeline_run: %s", err);
+
+  assert_int_equal(a->n_stages, 4);
+  assert_int_equal(a->n_epochs, one->n_epochs);
+  check_stage_identical(one, a, PIPELINE_STAGE_SPL);
+  check_stage_identical(one, a, PIPELINE_STAGE_TEACHER);
+  check_stage_identical(one, a, PIPELINE_STAGE_BASELINE);
+  for (int k = 0; k < 4; k++)
+    check_stage_identical(a, b, stages[k]);
+  recorder_free(one);
+  recorder_free(a);
+  recorder_free(b);
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dense_matches_reference),
@@ -1250,6 +1518,11 @@ int main(void) {
       cmocka_unit_test(test_pipeline_tiny),
       cmocka_unit_test(test_pipeline_no_warmup),
       cmocka_unit_test(test_pipeline_stops),
+      cmocka_unit_test(test_pipeline_two_teachers),
+      cmocka_unit_test(test_pipeline_student_self),
+      cmocka_unit_test(test_pipeline_hint),
+      cmocka_unit_test(test_pipeline_checkpoint_teacher),
+      cmocka_unit_test(test_pipeline_side_by_side),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
