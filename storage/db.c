@@ -65,7 +65,10 @@ int db_stage_valid(const char *stage) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(stage, names[i]) == 0)
       return 1;
-  return 0;
+
+  /* teacher0 to teacher7: one of a job's several teachers. */
+  return strncmp(stage, "teacher", 7) == 0 && stage[7] >= '0' &&
+         stage[7] <= '7' && stage[8] == '\0';
 }
 
 int db_prepare(db_t *db, const char *sql, sqlite3_stmt **st, char *err,

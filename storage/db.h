@@ -111,7 +111,9 @@ typedef struct {
 int db_split_insert(db_t *db, int64_t job, const db_split_t *split,
                     char *err, size_t errlen);
 
-/* One stage's metrics for one epoch. */
+/* One stage's metrics for one epoch. Stages are named spl, teacher (a
+ * job's only teacher), teacher0 to teacher7 (one per teacher of a job
+ * with several), student and baseline; storage refuses any other name. */
 typedef struct {
   char stage[16];
   int epoch;
@@ -139,7 +141,8 @@ int db_epoch_insert(db_t *db, int64_t job, const db_metrics_t *metrics,
                     const db_records_t *records, char *err, size_t errlen);
 
 /* Every stored epoch's metrics of a job, ordered by stage (spl, teacher,
- * student, baseline) then epoch; *out is a heap array of *count. */
+ * teacher0 to teacher7, student, baseline) then epoch; *out is a heap
+ * array of *count. */
 int db_metrics_list(db_t *db, int64_t job, db_metrics_t **out, int *count,
                     char *err, size_t errlen);
 

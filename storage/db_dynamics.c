@@ -24,8 +24,8 @@ enum {
 static const char *const dyn_column[DYN_COLUMNS] = {
     "confidence", "variability", "correctness", "forgetting", "aum"};
 
-/* A job holds at most one row per stage, and there are four stages. */
-#define DYN_STAGES 4
+/* A job holds at most one row per stage. */
+#define DYN_STAGES DB_STAGE_COUNT
 
 /* Rows of a job's dynamics in pipeline order. */
 #define DYN_ROWS_SQL                                                           \

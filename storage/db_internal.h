@@ -14,10 +14,19 @@ struct db {
   sqlite3 *conn;
 };
 
-/* ORDER BY expression putting stages in pipeline order. */
-#define DB_STAGE_ORDER                                                        \
-  "CASE stage WHEN 'spl' THEN 0 WHEN 'teacher' THEN 1 "                       \
-  "WHEN 'student' THEN 2 WHEN 'baseline' THEN 3 ELSE 4 END"
+/* The stages a job can have: spl, teacher (a job's only teacher) or
+ * teacher0 to teacher7 (one per teacher of a job with several), student
+ * and baseline. */
+#define DB_STAGE_COUNT 12
+
+/* ORDER BY expression putting stages in pipeline order, the teachers of
+ * a job with several by number. */
+#define DB_STAGE_ORDER                                                         \
+  "CASE stage WHEN 'spl' THEN 0 WHEN 'teacher' THEN 1 "                        \
+  "WHEN 'teacher0' THEN 2 WHEN 'teacher1' THEN 3 WHEN 'teacher2' THEN 4 "      \
+  "WHEN 'teacher3' THEN 5 WHEN 'teacher4' THEN 6 WHEN 'teacher5' THEN 7 "      \
+  "WHEN 'teacher6' THEN 8 WHEN 'teacher7' THEN 9 "                             \
+  "WHEN 'student' THEN 10 WHEN 'baseline' THEN 11 ELSE 12 END"
 
 /* Writes a formatted message into err (which may be NULL) and returns
  * code. */
@@ -34,7 +43,8 @@ int db_fail(db_t *db, int rc, const char *what, char *err, size_t errlen);
 /* Seconds since the Unix epoch, with sub-second precision. */
 double db_now(void);
 
-/* 1 when stage is one of spl, teacher, student, baseline. */
+/* 1 when stage is one of spl, teacher, teacher0 to teacher7, student,
+ * baseline; 0 otherwise (NULL included). */
 int db_stage_valid(const char *stage);
 
 /* Compiles sql into *st; -EIO with err set on failure. */
@@ -62,7 +72,11 @@ int db_tx_begin(db_t *db, char *err, size_t errlen);
  * otherwise, keeping the first error's message. Returns the final code. */
 int db_tx_end(db_t *db, int r, char *err, size_t errlen);
 
-/* Applies every migration the database lacks (migrations.c). */
+/* Applies every migration the database lacks (migrations.c), each in its
+ * own transaction, and refuses (-EIO) a database whose schema is newer
+ * than this program's. Must run outside a transaction: foreign key
+ * enforcement is switched off while migrations run and restored after. A
+ * database already at the last version costs one query. */
 int db_migrate(db_t *db, char *err, size_t errlen);
 
 /* The highest applied migration, or a negative code. */

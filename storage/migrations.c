@@ -9,6 +9,10 @@
 
 #define STAGE_CHECK "stage IN ('spl', 'teacher', 'student', 'baseline')"
 
+/* From migration 4 on: also teacher0 to teacher7, one per teacher of a
+ * job with several. */
+#define STAGE_CHECK_4 "(" STAGE_CHECK " OR stage GLOB 'teacher[0-7]')"
+
 static const char *const migrations[] = {
     /* 1: jobs, the samples each job uses, per-epoch metrics and records. */
     "CREATE TABLE jobs ("
@@ -83,6 +87,93 @@ static const char *const migrations[] = {
     "  forgetting BLOB NOT NULL CHECK (length(forgetting) = 4 * n),"
     "  aum BLOB NOT NULL CHECK (length(aum) = 4 * n),"
     "  PRIMARY KEY (job_id, stage));",
+
+    /* 4: the stage names of a job with several teachers. SQLite cannot
+     * change a CHECK in place, so each table naming a stage is rebuilt
+     * the documented way: create the new table, copy every row, drop the
+     * old one, rename the new one, recreate its indexes. Columns,
+     * constraints and rowid choice stay as migrations 1-3 left them; the
+     * copies keep every rowid, and the jobs id counter in sqlite_sequence
+     * moves to the new table so no job id is ever handed out twice.
+     * db_migrate runs this with foreign keys off, so dropping jobs does
+     * not cascade, and checks them before committing. */
+    "CREATE TABLE jobs_new ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+    "    ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  spec_json TEXT NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  error TEXT,"
+    "  provenance_json TEXT,"
+    "  stage TEXT CHECK (stage IS NULL OR " STAGE_CHECK_4 "),"
+    "  epoch INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO jobs_new (id, name, state, spec_json, created_at,"
+    "  started_at, finished_at, error, provenance_json, stage, epoch)"
+    "  SELECT id, name, state, spec_json, created_at, started_at,"
+    "  finished_at, error, provenance_json, stage, epoch FROM jobs;"
+    "DELETE FROM sqlite_sequence WHERE name = 'jobs_new';"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    "  SELECT 'jobs_new', seq FROM sqlite_sequence WHERE name = 'jobs';"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_new RENAME TO jobs;"
+    "CREATE INDEX jobs_state ON jobs (state, id);"
+
+    "CREATE TABLE epoch_metrics_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " STAGE_CHECK_4 ","
+    "  epoch INTEGER NOT NULL,"
+    "  train_loss REAL, train_acc REAL, val_acc REAL, test_acc REAL,"
+    "  easy_size INTEGER NOT NULL, easy_fraction REAL,"
+    "  lr REAL, seconds REAL, samples_per_s REAL,"
+    "  noise_precision REAL, noise_recall REAL, noise_auroc REAL,"
+    "  PRIMARY KEY (job_id, stage, epoch)) WITHOUT ROWID;"
+    "INSERT INTO epoch_metrics_new (job_id, stage, epoch, train_loss,"
+    "  train_acc, val_acc, test_acc, easy_size, easy_fraction, lr, seconds,"
+    "  samples_per_s, noise_precision, noise_recall, noise_auroc)"
+    "  SELECT job_id, stage, epoch, train_loss, train_acc, val_acc,"
+    "  test_acc, easy_size, easy_fraction, lr, seconds, samples_per_s,"
+    "  noise_precision, noise_recall, noise_auroc FROM epoch_metrics;"
+    "DROP TABLE epoch_metrics;"
+    "ALTER TABLE epoch_metrics_new RENAME TO epoch_metrics;"
+
+    "CREATE TABLE epoch_records_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " STAGE_CHECK_4 ","
+    "  epoch INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  loss BLOB NOT NULL CHECK (length(loss) = 4 * n),"
+    "  prob BLOB NOT NULL CHECK (length(prob) = 4 * n),"
+    "  weight BLOB NOT NULL CHECK (length(weight) = 4 * n),"
+    "  easy BLOB NOT NULL CHECK (length(easy) = n),"
+    "  margin BLOB CHECK (margin IS NULL OR length(margin) = 4 * n),"
+    "  pred BLOB CHECK (pred IS NULL OR length(pred) = n),"
+    "  PRIMARY KEY (job_id, stage, epoch));"
+    "INSERT INTO epoch_records_new (rowid, job_id, stage, epoch, n, loss,"
+    "  prob, weight, easy, margin, pred)"
+    "  SELECT rowid, job_id, stage, epoch, n, loss, prob, weight, easy,"
+    "  margin, pred FROM epoch_records;"
+    "DROP TABLE epoch_records;"
+    "ALTER TABLE epoch_records_new RENAME TO epoch_records;"
+
+    "CREATE TABLE stage_dynamics_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " STAGE_CHECK_4 ","
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  confidence BLOB NOT NULL CHECK (length(confidence) = 4 * n),"
+    "  variability BLOB NOT NULL CHECK (length(variability) = 4 * n),"
+    "  correctness BLOB NOT NULL CHECK (length(correctness) = 4 * n),"
+    "  forgetting BLOB NOT NULL CHECK (length(forgetting) = 4 * n),"
+    "  aum BLOB NOT NULL CHECK (length(aum) = 4 * n),"
+    "  PRIMARY KEY (job_id, stage));"
+    "INSERT INTO stage_dynamics_new (rowid, job_id, stage, n, confidence,"
+    "  variability, correctness, forgetting, aum)"
+    "  SELECT rowid, job_id, stage, n, confidence, variability,"
+    "  correctness, forgetting, aum FROM stage_dynamics;"
+    "DROP TABLE stage_dynamics;"
+    "ALTER TABLE stage_dynamics_new RENAME TO stage_dynamics;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -131,6 +222,30 @@ static int migration_record(db_t *db, int version, char *err, size_t errlen) {
   return r;
 }
 
+/* Fails with -EIO when a row refers to a parent row that does not exist:
+ * what a migration run with foreign keys off must not leave behind. */
+static int migration_fk_check(db_t *db, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  const unsigned char *child, *parent;
+  int r, rc;
+
+  r = db_prepare(db, "PRAGMA foreign_key_check", &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    child = sqlite3_column_text(st, 0);
+    parent = sqlite3_column_text(st, 2);
+    r = db_msg(-EIO, err, errlen, "a row of %s refers to a missing row of %s",
+               child ? (const char *)child : "?",
+               parent ? (const char *)parent : "?");
+  } else if (rc != SQLITE_DONE) {
+    r = db_fail(db, rc, "check foreign keys", err, errlen);
+  }
+  sqlite3_finalize(st);
+  return r;
+}
+
 /* Applies one migration in its own transaction. The check runs inside the
  * transaction so two connections opening a new file at once cannot both
  * apply it. */
@@ -147,7 +262,9 @@ static int migration_apply(db_t *db, int version, char *err, size_t errlen) {
     rc = sqlite3_exec(db->conn, migrations[version - 1], NULL, NULL, NULL);
     if (rc != SQLITE_OK)
       r = db_fail(db, rc, "apply", err, errlen);
-    else
+    if (!r)
+      r = migration_fk_check(db, err, errlen);
+    if (!r)
       r = migration_record(db, version, err, errlen);
   }
   r = db_tx_end(db, r, err, errlen);
@@ -157,6 +274,55 @@ static int migration_apply(db_t *db, int version, char *err, size_t errlen) {
     db_err_prefix(err, errlen, what);
   }
   return r;
+}
+
+/* Reads whether foreign keys are enforced on this connection into *on. */
+static int foreign_keys_read(db_t *db, int *on, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(db, "PRAGMA foreign_keys", &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *on = sqlite3_column_int(st, 0) != 0;
+  else
+    r = db_fail(db, rc, "read foreign_keys", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
+/* Switches foreign key enforcement on or off and checks that it took:
+ * inside a transaction PRAGMA foreign_keys silently does nothing, and a
+ * migration dropping jobs with enforcement on would delete every row that
+ * refers to a job. */
+static int foreign_keys_set(db_t *db, int on, char *err, size_t errlen) {
+  int now = !on, r;
+
+  r = db_exec(db, on ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
+              err, errlen);
+  if (!r)
+    r = foreign_keys_read(db, &now, err, errlen);
+  if (!r && now != on)
+    r = db_msg(-EIO, err, errlen, "cannot switch foreign keys %s",
+               on ? "on" : "off");
+  return r;
+}
+
+/* Applies migrations current + 1 to the last with foreign keys off, then
+ * puts enforcement back as it was, whatever the outcome. */
+static int migrations_run(db_t *db, int current, char *err, size_t errlen) {
+  int was_on = 0, r, r_restore;
+
+  r = foreign_keys_read(db, &was_on, err, errlen);
+  if (r)
+    return r;
+  r = foreign_keys_set(db, 0, err, errlen);
+  for (int v = current + 1; !r && v <= N_MIGRATIONS; v++)
+    r = migration_apply(db, v, err, errlen);
+  r_restore = foreign_keys_set(db, was_on, r ? NULL : err, r ? 0 : errlen);
+  return r ? r : r_restore;
 }
 
 int db_migrate(db_t *db, char *err, size_t errlen) {
@@ -177,11 +343,7 @@ int db_migrate(db_t *db, char *err, size_t errlen) {
                   "database schema version %d is newer than this "
                   "program's %d",
                   current, N_MIGRATIONS);
-
-  for (int v = current + 1; v <= N_MIGRATIONS; v++) {
-    r = migration_apply(db, v, err, errlen);
-    if (r)
-      return r;
-  }
-  return 0;
+  if (current == N_MIGRATIONS)
+    return 0;
+  return migrations_run(db, current, err, errlen);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of storage/: opening and migrating a database file (ones
- * written by version-1 and version-2 programs included), moving jobs
+ * written by version-1, -2 and -3 programs included), moving jobs
  * through their states, storing a job's samples, its epochs and its
- * stages' training dynamics and reading them back.
+ * stages' training dynamics (several teachers' included) and reading them
+ * back.
  * Each test works on its own file under /tmp, removed afterwards. sqlite3
  * is called directly only to inspect, doctor or hand-craft a file. */
 #include <setjmp.h>
@@ -24,7 +25,7 @@
 #include <unistd.h>
 
 /* The schema version this program's migrations reach. */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 typedef struct {
   char path[64];
@@ -104,21 +105,28 @@ static void raw_exec(const char *path, const char *sql) {
   sqlite3_close(conn);
 }
 
-/* The schema of the file as text: every table's and index's CREATE
- * statement, in name order. The caller frees it. */
-static char *raw_schema(const char *path) {
+/* Like raw_exec, but returns sqlite3_exec's code instead of failing. */
+static int raw_exec_rc(const char *path, const char *sql) {
+  sqlite3 *conn = NULL;
+  int rc;
+
+  assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+  rc = sqlite3_exec(conn, sql, NULL, NULL, NULL);
+  sqlite3_close(conn);
+  return rc;
+}
+
+/* Runs one SQL query on the file with a connection of its own and returns
+ * the first column of its first row as text, which must not be NULL. The
+ * caller frees it. */
+static char *raw_text(const char *path, const char *sql) {
   sqlite3 *conn = NULL;
   sqlite3_stmt *st = NULL;
   const unsigned char *text;
   char *out;
 
   assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(conn,
-                                      "SELECT group_concat(sql, ';') FROM "
-                                      "(SELECT sql FROM sqlite_master "
-                                      "WHERE sql IS NOT NULL ORDER BY name)",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(conn, sql, -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   text = sqlite3_column_text(st, 0);
   assert_non_null(text);
@@ -127,6 +135,14 @@ static char *raw_schema(const char *path) {
   sqlite3_finalize(st);
   sqlite3_close(conn);
   return out;
+}
+
+/* The schema of the file as text: every table's and index's CREATE
+ * statement, in name order. The caller frees it. */
+static char *raw_schema(const char *path) {
+  return raw_text(path, "SELECT group_concat(sql, ';') FROM "
+                        "(SELECT sql FROM sqlite_master "
+                        "WHERE sql IS NOT NULL ORDER BY name)");
 }
 
 static int64_t job_new(db_t *db, const char *name) {
@@ -1068,6 +1084,181 @@ static void test_dynamics_insert_refuses_bad_input(void **state) {
                    1);
 }
 
+/* ---- A job with several teachers. ---- */
+
+/* Every stage name storage accepts, in pipeline order. */
+static const char *const all_stages[] = {
+    "spl",      "teacher",  "teacher0", "teacher1", "teacher2", "teacher3",
+    "teacher4", "teacher5", "teacher6", "teacher7", "student",  "baseline"};
+#define N_STAGES ((int)(sizeof all_stages / sizeof all_stages[0]))
+
+/* s_epochs[from] as epoch of stage. */
+static test_epoch_t epoch_as(int from, const char *stage, int epoch) {
+  test_epoch_t e = s_epochs[from];
+
+  snprintf(e.m.stage, sizeof e.m.stage, "%s", stage);
+  e.m.epoch = epoch;
+  return e;
+}
+
+static void test_teacher_stages_read_back(void **state) {
+  fixture_t *f = *state;
+  db_split_t split = {N_SAMPLES, s_index, s_split, s_pos, s_observed, s_clean};
+  int64_t job = job_new(f->db, "teachers");
+  /* In pipeline order: teacher0 before teacher3, both before student. */
+  test_epoch_t want[] = {epoch_as(0, "spl", 1), epoch_as(3, "teacher0", 1),
+                         epoch_as(2, "teacher3", 1), epoch_as(1, "teacher3", 2),
+                         epoch_as(3, "student", 1)};
+  int n_want = (int)(sizeof want / sizeof want[0]), n = 0, nset;
+  db_metrics_t *list = NULL;
+  int32_t set[N_SAMPLES];
+  db_sample_t s;
+  db_job_t row;
+
+  assert_int_equal(db_split_insert(f->db, job, &split, f->err, sizeof f->err),
+                   0);
+  for (int i = n_want - 1; i >= 0; i--)
+    epoch_store(f->db, job, &want[i]);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE stage = 'teacher3'"),
+                   2);
+
+  assert_int_equal(
+      db_metrics_list(f->db, job, &list, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, n_want);
+  for (int i = 0; i < n; i++)
+    metrics_assert_equal(&list[i], &want[i].m);
+  free(list);
+  for (int k = 0; k < N_SAMPLES; k++) {
+    if (s_split[k] != DB_SPLIT_TRAIN)
+      continue;
+    assert_int_equal(
+        db_sample_get(f->db, job, s_index[k], &s, f->err, sizeof f->err), 0);
+    assert_int_equal(s.n_epochs, n_want);
+    for (int i = 0; i < s.n_epochs; i++)
+      sample_epoch_assert(&s.epochs[i], &want[i], s_pos[k]);
+    db_sample_deinit(&s);
+  }
+  for (int easy = 0; easy <= 1; easy++) {
+    set_expected(&want[3], easy, set, &nset);
+    set_assert(f->db, job, "teacher3", 2, easy, -1, 100, set, nset);
+  }
+
+  assert_int_equal(
+      db_job_progress(f->db, job, "teacher7", 3, f->err, sizeof f->err), 0);
+  assert_int_equal(db_job_get(f->db, job, &row, f->err, sizeof f->err), 0);
+  assert_string_equal(row.stage, "teacher7");
+  assert_int_equal(row.epoch, 3);
+  db_job_deinit(&row);
+}
+
+/* Every stage, several teachers' included, stores its dynamics and a
+ * sample reads them all back in pipeline order. */
+static void test_teacher_stages_dynamics(void **state) {
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  test_dynamics_t t;
+  db_sample_t s;
+
+  for (int i = N_STAGES - 1; i >= 0; i--) {
+    db_dynamics_t d = dynamics_of(&s_dynamics[i % N_DYNAMICS]);
+    assert_int_equal(db_dynamics_insert(f->db, job, all_stages[i], &d, f->err,
+                                        sizeof f->err),
+                     0);
+  }
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics"),
+                   N_STAGES);
+
+  /* Sample 21 sits at position 5. */
+  assert_int_equal(db_sample_get(f->db, job, 21, &s, f->err, sizeof f->err), 0);
+  assert_int_equal(s.n_epochs, N_EPOCHS);
+  assert_int_equal(s.n_dynamics, N_STAGES);
+  for (int i = 0; i < N_STAGES; i++) {
+    t = s_dynamics[i % N_DYNAMICS];
+    t.stage = all_stages[i];
+    sample_dynamics_assert(&s.dynamics[i], &t, 5);
+  }
+  db_sample_deinit(&s);
+}
+
+/* Runs one statement per table that names a stage, each giving stage, on
+ * the file directly, and returns how many the schema refused. */
+static int raw_stage_refusals(const char *path, int64_t job,
+                              const char *stage) {
+  static const char *const sql[] = {
+      "UPDATE jobs SET stage = '%s' WHERE id = %lld",
+      "INSERT INTO epoch_metrics (stage, job_id, epoch, easy_size) "
+      "VALUES ('%s', %lld, 9, 0)",
+      "INSERT INTO epoch_records (stage, job_id, epoch, n, loss, prob, "
+      "weight, easy) VALUES ('%s', %lld, 9, 0, X'', X'', X'', X'')",
+      "INSERT INTO stage_dynamics (stage, job_id, n, confidence, "
+      "variability, correctness, forgetting, aum) "
+      "VALUES ('%s', %lld, 0, X'', X'', X'', X'', X'')"};
+  char text[256];
+  int refused = 0, rc;
+
+  for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+    snprintf(text, sizeof text, sql[i], stage, (long long)job);
+    rc = raw_exec_rc(path, text);
+    assert_true(rc == SQLITE_OK || rc == SQLITE_CONSTRAINT);
+    refused += rc == SQLITE_CONSTRAINT;
+  }
+  return refused;
+}
+
+static void test_bad_stage_refused(void **state) {
+  static const char *const bad[] = {"teacher9",  "teacher8", "teacher10",
+                                    "teacher03", "Teacher3", "teacher3 ",
+                                    "teachers",  "tutor"};
+  fixture_t *f = *state;
+  int64_t job = small_job_store(f->db);
+  db_dynamics_t d = dynamics_of(&s_dynamics[0]);
+  test_epoch_t e;
+  db_records_t rec;
+  int32_t *got = NULL;
+  int n, total;
+  db_job_t row;
+
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    e = epoch_as(0, bad[i], 3);
+    rec = epoch_records(&e);
+    assert_int_equal(
+        db_epoch_insert(f->db, job, &e.m, &rec, f->err, sizeof f->err),
+        -EINVAL);
+    assert_non_null(strstr(f->err, bad[i]));
+    dynamics_refused(f->db, job, bad[i], &d, -EINVAL, bad[i]);
+    assert_int_equal(
+        db_job_progress(f->db, job, bad[i], 3, f->err, sizeof f->err), -EINVAL);
+    assert_int_equal(db_epoch_set(f->db, job, bad[i], 1, 1, -1, 10, &got, &n,
+                                  f->err, sizeof f->err),
+                     -ENOENT);
+    assert_null(got);
+    assert_int_equal(db_epoch_set_size(f->db, job, bad[i], 1, 1, &total, f->err,
+                                       sizeof f->err),
+                     -ENOENT);
+    /* The schema refuses it too, in every table. */
+    assert_int_equal(raw_stage_refusals(f->path, job, bad[i]), 4);
+  }
+
+  /* Nothing was stored and the job's progress did not move. */
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_metrics"),
+                   N_EPOCHS);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records"),
+                   N_EPOCHS);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics"),
+                   0);
+  assert_int_equal(db_job_get(f->db, job, &row, f->err, sizeof f->err), 0);
+  assert_string_equal(row.stage, "spl");
+  assert_int_equal(row.epoch, 2);
+  db_job_deinit(&row);
+
+  /* The schema takes the last teacher's name in every table. */
+  assert_int_equal(raw_stage_refusals(f->path, job, "teacher7"), 0);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE stage = 'teacher7'"),
+                   1);
+}
+
 /* ---- A database written by a version-1 program. ---- */
 
 /* The schema a version-1 spkd created, kept here as that program wrote
@@ -1296,6 +1487,253 @@ static void test_migrate_from_version_2(void **state) {
   db_sample_deinit(&s);
 }
 
+/* ---- A database written by a version-3 program. ---- */
+
+/* What a version-3 spkd added to a version-2 file: its record of
+ * migration 3 and that migration, word for word as storage/migrations.c
+ * has it. */
+static const char v3_changes[] =
+    "INSERT INTO schema_migrations VALUES (3, 1700000200.0);"
+    "CREATE TABLE stage_dynamics ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK (" V1_STAGE_CHECK "),"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  confidence BLOB NOT NULL CHECK (length(confidence) = 4 * n),"
+    "  variability BLOB NOT NULL CHECK (length(variability) = 4 * n),"
+    "  correctness BLOB NOT NULL CHECK (length(correctness) = 4 * n),"
+    "  forgetting BLOB NOT NULL CHECK (length(forgetting) = 4 * n),"
+    "  aum BLOB NOT NULL CHECK (length(aum) = 4 * n),"
+    "  PRIMARY KEY (job_id, stage));";
+
+/* What version 3 then stored: v1_job's spl dynamics (confidence {0.375,
+ * 0.5}, variability {0.125, 0.25}, correctness {0.5, 0}, forgetting
+ * {1, 0}, AUM {-1, -0.5}); its teacher's first epoch (loss {0.25, 3},
+ * prob {0.75, 0.25}, weight {1, 1}, easy {1, 0}, margin {0.25, -4},
+ * predicted classes {3, 7}); a queued job 5; and an id counter at 7, as
+ * if jobs 6 and 7 had been stored and removed. */
+static const char v3_data[] =
+    "INSERT INTO stage_dynamics VALUES (1, 'spl', 2,"
+    "  X'0000C03E0000003F', X'0000003E0000803E', X'0000003F00000000',"
+    "  X'0100000000000000', X'000080BF000000BF');"
+    "INSERT INTO epoch_metrics VALUES (1, 'teacher', 1, 0.75, 0.8, 0.6,"
+    "  0.65, 1, 0.5, 0.1, 0.5, 800.0, 1.0, 0.5, 0.25);"
+    "INSERT INTO epoch_records VALUES (1, 'teacher', 1, 2,"
+    "  X'0000803E00004040', X'0000403F0000803E', X'0000803F0000803F',"
+    "  X'0100', X'0000803E000080C0', X'0307');"
+    "UPDATE jobs SET stage = 'teacher', epoch = 1 WHERE id = 1;"
+    "INSERT INTO jobs (id, name, state, spec_json, created_at)"
+    "  VALUES (5, 'waiting', 'queued', '{\"seed\": 5}', 3.0);"
+    "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'jobs';";
+
+/* Every table's shape as text, in name order: rowid or not, each column's
+ * name, type, NOT NULL, default and key position, the foreign keys and
+ * the indexes. What a rebuild must keep. */
+static const char table_shape_sql[] =
+    "SELECT group_concat(line, '; ') FROM (SELECT t.name || ' wr=' || t.wr"
+    "  || ': ' || (SELECT group_concat(c.name || ' ' || c.type || ' '"
+    "    || c.\"notnull\" || ' ' || coalesce(c.dflt_value, '-') || ' '"
+    "    || c.pk, ', ') FROM pragma_table_info(t.name) c)"
+    "  || ' | ' || coalesce((SELECT group_concat(k.\"from\" || '>'"
+    "    || k.\"table\" || '.' || k.\"to\" || ' ' || k.on_delete, ', ')"
+    "    FROM pragma_foreign_key_list(t.name) k), '')"
+    "  || ' | ' || coalesce((SELECT group_concat(i.name || ' '"
+    "    || i.\"unique\" || ' ' || i.origin, ', ')"
+    "    FROM pragma_index_list(t.name) i), '') AS line"
+    "  FROM pragma_table_list t WHERE t.schema = 'main'"
+    "  AND t.type = 'table' ORDER BY t.name)";
+
+/* The rowids of the tables whose arrays are read by rowid, with the row
+ * each belongs to. */
+static const char rowids_sql[] =
+    "SELECT group_concat(r, ', ') FROM ("
+    "  SELECT 'r' || rowid || ':' || job_id || stage || epoch AS r"
+    "  FROM epoch_records UNION ALL"
+    "  SELECT 'd' || rowid || ':' || job_id || stage FROM stage_dynamics"
+    "  ORDER BY 1)";
+
+/* One row per constraint of the rebuilt tables that breaks it, on job 1
+ * of v3_data: each must be refused after the migration. */
+static const char *const v4_violations[] = {
+    "INSERT INTO jobs (state, spec_json, created_at) VALUES ('lost', '{}', 1)",
+    "INSERT INTO jobs (spec_json, created_at) VALUES (NULL, 1)",
+    "INSERT INTO jobs (id, spec_json, created_at) VALUES (1, '{}', 1)",
+    "INSERT INTO epoch_metrics (job_id, stage, epoch) VALUES (1, 'spl', 7)",
+    "INSERT INTO epoch_metrics (job_id, stage, epoch, easy_size) "
+    "VALUES (1, 'spl', 1, 0)",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy) VALUES (1, 'spl', 7, 1, X'00', X'00000000', X'00000000', X'00')",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, margin) VALUES (1, 'spl', 7, 0, X'', X'', X'', X'', X'00')",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, pred) VALUES (1, 'spl', 7, 0, X'', X'', X'', X'', X'00')",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy) VALUES (1, 'spl', 1, 0, X'', X'', X'', X'')",
+    "INSERT INTO stage_dynamics (job_id, stage, n, confidence, variability, "
+    "correctness, forgetting, aum) VALUES (1, 'teacher', 0, X'', X'', X'', "
+    "X'', X'00')",
+    "INSERT INTO stage_dynamics (job_id, stage, n, confidence, variability, "
+    "correctness, forgetting, aum) VALUES (1, 'spl', 0, X'', X'', X'', X'', "
+    "X'')",
+    "PRAGMA foreign_keys=ON; INSERT INTO epoch_metrics (job_id, stage, "
+    "epoch, easy_size) VALUES (99, 'spl', 1, 0)",
+};
+
+/* Replaces the fixture's file with a version-3 one. */
+static void v3_file_write(fixture_t *f) {
+  db_close(f->db);
+  f->db = NULL;
+  db_files_remove(f->path);
+  raw_exec(f->path, v1_schema);
+  raw_exec(f->path, v1_job);
+  raw_exec(f->path, v2_changes);
+  raw_exec(f->path, v2_epoch);
+  raw_exec(f->path, v3_changes);
+  raw_exec(f->path, v3_data);
+}
+
+/* Checks through the API that job 1 of v3_file_write kept its epochs,
+ * records and dynamics. */
+static void v3_job_assert(db_t *db) {
+  static const int32_t teacher_easy[] = {10};
+  db_metrics_t *list = NULL;
+  char err[256] = "";
+  db_sample_t s;
+  int n = 0;
+
+  assert_int_equal(db_metrics_list(db, 1, &list, &n, err, sizeof err), 0);
+  assert_int_equal(n, 3);
+  assert_string_equal(list[0].stage, "spl");
+  assert_true(isnan(list[0].noise_auroc));
+  assert_true(list[1].epoch == 2 && list[1].noise_auroc == 0.75);
+  assert_string_equal(list[2].stage, "teacher");
+  assert_true(list[2].samples_per_s == 800.0 && list[2].noise_recall == 0.5);
+  free(list);
+
+  assert_int_equal(db_sample_get(db, 1, 11, &s, err, sizeof err), 0);
+  assert_int_equal(s.observed, 4);
+  assert_int_equal(s.clean, 5);
+  assert_int_equal(s.n_epochs, 3);
+  assert_true(s.epochs[0].loss == 2.0f && isnan(s.epochs[0].margin));
+  assert_int_equal(s.epochs[0].pred, -1);
+  assert_true(s.epochs[1].margin == -2.5f && s.epochs[1].pred == 9);
+  assert_string_equal(s.epochs[2].stage, "teacher");
+  assert_true(s.epochs[2].loss == 3.0f && s.epochs[2].prob == 0.25f);
+  assert_true(s.epochs[2].weight == 1.0f && s.epochs[2].easy == 0);
+  assert_true(s.epochs[2].margin == -4.0f && s.epochs[2].pred == 7);
+  assert_int_equal(s.n_dynamics, 1);
+  assert_true(s.dynamics[0].confidence == 0.5f);
+  assert_true(s.dynamics[0].variability == 0.25f);
+  assert_int_equal(s.dynamics[0].forgetting, 0);
+  assert_true(s.dynamics[0].aum == -0.5f);
+  db_sample_deinit(&s);
+  set_assert(db, 1, "teacher", 1, 1, -1, 100, teacher_easy, 1);
+}
+
+static void test_migrate_from_version_3(void **state) {
+  fixture_t *f = *state;
+  char *fresh, *migrated, *shape_v3, *shape, *rowids_v3, *rowids;
+  int64_t root, applied;
+  db_job_t job;
+
+  fresh = raw_schema(f->path);
+  v3_file_write(f);
+  shape_v3 = raw_text(f->path, table_shape_sql);
+  rowids_v3 = raw_text(f->path, rowids_sql);
+
+  /* The rebuilt tables have exactly a new file's schema, and every
+   * column, key, index and rowid the version-3 file had. */
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
+  migrated = raw_schema(f->path);
+  assert_string_equal(migrated, fresh);
+  shape = raw_text(f->path, table_shape_sql);
+  assert_string_equal(shape, shape_v3);
+  rowids = raw_text(f->path, rowids_sql);
+  assert_string_equal(rowids, rowids_v3);
+  assert_non_null(strstr(rowids, "d1:1spl"));
+  free(rowids);
+  free(rowids_v3);
+  free(shape);
+  free(shape_v3);
+  free(migrated);
+  free(fresh);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM sqlite_master "
+                                      "WHERE name LIKE '%new%'"),
+                   0);
+
+  /* Every row is there: dropping jobs cascaded nowhere. */
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM jobs"), 2);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM job_samples"), 3);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_metrics"), 3);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records"), 3);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM stage_dynamics"),
+                   1);
+  assert_int_equal(
+      raw_query(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+  for (size_t i = 0; i < sizeof v4_violations / sizeof v4_violations[0]; i++)
+    assert_int_equal(raw_exec_rc(f->path, v4_violations[i]), SQLITE_CONSTRAINT);
+  assert_int_equal(db_job_get(f->db, 1, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.name, "old");
+  assert_string_equal(job.state, "running");
+  assert_string_equal(job.stage, "teacher");
+  assert_int_equal(job.epoch, 1);
+  assert_true(job.started_at == 2.0);
+  db_job_deinit(&job);
+  assert_int_equal(db_job_get(f->db, 5, &job, f->err, sizeof f->err), 0);
+  assert_string_equal(job.state, "queued");
+  assert_string_equal(job.spec_json, "{\"seed\": 5}");
+  assert_null(job.stage);
+  db_job_deinit(&job);
+  v3_job_assert(f->db);
+
+  /* The id counter moved with the table: ids 6 and 7 are not reused. */
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM sqlite_sequence"),
+                   1);
+  assert_int_equal(raw_query(f->path, "SELECT seq FROM sqlite_sequence "
+                                      "WHERE name = 'jobs'"),
+                   7);
+  assert_int_equal(job_new(f->db, "next"), 8);
+
+  /* Opening the migrated file again rebuilds nothing. */
+  root = raw_query(f->path, "SELECT sum(rootpage) FROM sqlite_master");
+  applied = raw_query(f->path, "SELECT CAST(sum(applied_at) * 1000 AS "
+                               "INTEGER) FROM schema_migrations");
+  db_close(f->db);
+  f->db = NULL;
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
+  assert_true(raw_query(f->path, "SELECT sum(rootpage) FROM sqlite_master") ==
+              root);
+  assert_true(raw_query(f->path, "SELECT CAST(sum(applied_at) * 1000 AS "
+                                 "INTEGER) FROM schema_migrations") == applied);
+  v3_job_assert(f->db);
+}
+
+/* A version-3 file with a row whose job is missing: migration 4 runs with
+ * foreign keys off, so it must find the orphan itself and leave the file
+ * untouched at version 3. */
+static void test_migrate_refuses_orphan_rows(void **state) {
+  fixture_t *f = *state;
+  char *schema_v3, *schema;
+
+  v3_file_write(f);
+  raw_exec(f->path, "INSERT INTO job_samples VALUES (99, 1, 1, -1, 0, 0);");
+  schema_v3 = raw_schema(f->path);
+
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), -EIO);
+  assert_null(f->db);
+  assert_non_null(strstr(f->err, "migration 4"));
+  assert_non_null(strstr(f->err, "job_samples"));
+  assert_int_equal(raw_query(f->path, "SELECT max(version) FROM "
+                                      "schema_migrations"),
+                   3);
+  schema = raw_schema(f->path);
+  assert_string_equal(schema, schema_v3);
+  free(schema);
+  free(schema_v3);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records"), 3);
+}
+
 /* ---- A full-size job. ---- */
 
 #define BIG_N 60000
@@ -1427,6 +1865,8 @@ int main(void) {
       cmocka_unit_test(test_open_directory_fails),
       TEST(test_migrate_from_version_1),
       TEST(test_migrate_from_version_2),
+      TEST(test_migrate_from_version_3),
+      TEST(test_migrate_refuses_orphan_rows),
       TEST(test_job_insert_get),
       TEST(test_job_list_pages),
       TEST(test_job_start_progress_finish),
@@ -1446,6 +1886,9 @@ int main(void) {
       TEST(test_dynamics_none),
       TEST(test_dynamics_duplicate_keeps_first),
       TEST(test_dynamics_insert_refuses_bad_input),
+      TEST(test_teacher_stages_read_back),
+      TEST(test_teacher_stages_dynamics),
+      TEST(test_bad_stage_refused),
       TEST(test_big_job),
   };
 
