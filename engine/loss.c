@@ -4,6 +4,7 @@
  * overflow nor lose the small probabilities. */
 #include "loss.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
@@ -139,6 +140,7 @@ void loss_teachers_combine(loss_combine_t how, const float *const *probs,
                            float *out) {
   double c[256], acc[256];
 
+  assert(K >= 1 && K <= 256 && C <= 256);
   for (int i = 0; i < n; i++) {
     double sum = row_teacher_weights(how, conf, K, i, c);
     for (int j = 0; j < C; j++)
