@@ -15,6 +15,7 @@
 #include "../engine/dataset.h"
 #include "../engine/pipeline.h"
 #include "http_internal.h"
+#include "job.h"
 #include "spec.h"
 #include "version.h"
 
@@ -109,12 +110,52 @@ void api_health(api_req_t *req) {
                            SPK_VERSION, "blas_core", core));
 }
 
+/* The stages a job runs, in order, with what each plans: spl, the
+ * teacher ("teacher") or the teachers ("teacher0", "teacher1", ...),
+ * the student and, when the spec has one, the baseline. Fills stage and
+ * plan (PIPELINE_STAGE_COUNT entries each) and returns how many. */
+static int job_stage_list(const pipeline_spec_t *spec, int *stage,
+                          const pipeline_stage_spec_t **plan) {
+  int n = 0;
+
+  stage[n] = PIPELINE_STAGE_SPL;
+  plan[n++] = &spec->spl;
+  for (int k = 0; k < spec->n_teachers; k++) {
+    stage[n] = spec->n_teachers == 1 ? PIPELINE_STAGE_TEACHER
+                                     : PIPELINE_STAGE_TEACHER0 + k;
+    plan[n++] = &spec->teachers[k].stage;
+  }
+  stage[n] = PIPELINE_STAGE_STUDENT;
+  plan[n++] = &spec->student;
+  if (spec->has_baseline) {
+    stage[n] = PIPELINE_STAGE_BASELINE;
+    plan[n++] = &spec->baseline;
+  }
+  return n;
+}
+
+/* The last completed epoch of stage name in m (n rows) and its test
+ * accuracy (NaN before the first). */
+static int stage_progress(const db_metrics_t *m, int n, const char *name,
+                          double *acc) {
+  int done = 0;
+
+  *acc = NAN;
+  for (int i = 0; i < n; i++)
+    if (strcmp(m[i].stage, name) == 0) {
+      done = m[i].epoch > done ? m[i].epoch : done;
+      *acc = m[i].test_acc;
+    }
+  return done;
+}
+
 /* The per-stage summary of a job: planned and completed epochs and the
  * last completed epoch's test accuracy. */
 static json_t *job_stages(api_req_t *req, const db_job_t *job,
                           const pipeline_spec_t *spec) {
-  const pipeline_stage_spec_t *st[PIPELINE_STAGE_COUNT] = {
-      &spec->spl, &spec->teacher, &spec->student, &spec->baseline};
+  const pipeline_stage_spec_t *plan[PIPELINE_STAGE_COUNT];
+  int stage[PIPELINE_STAGE_COUNT];
+  int count = job_stage_list(spec, stage, plan);
   json_t *out = json_object();
   db_metrics_t *m = NULL;
   char err[256];
@@ -122,19 +163,12 @@ static json_t *job_stages(api_req_t *req, const db_job_t *job,
 
   if (db_metrics_list(req->db, job->id, &m, &n, err, sizeof err) != 0)
     n = 0;
-  for (int s = 0; s < PIPELINE_STAGE_COUNT; s++) {
-    const char *name = pipeline_stage_name(s);
-    int done = 0;
-    double acc = NAN;
-    if (s == PIPELINE_STAGE_BASELINE && !spec->has_baseline)
-      continue;
-    for (int i = 0; i < n; i++)
-      if (strcmp(m[i].stage, name) == 0) {
-        done = m[i].epoch > done ? m[i].epoch : done;
-        acc = m[i].test_acc;
-      }
+  for (int s = 0; s < count; s++) {
+    const char *name = pipeline_stage_name(stage[s]);
+    double acc;
+    int done = stage_progress(m, n, name, &acc);
     json_object_set_new(out, name,
-                        json_pack("{s:i, s:i, s:o}", "epochs", st[s]->epochs,
+                        json_pack("{s:i, s:i, s:o}", "epochs", plan[s]->epochs,
                                   "completed_epochs", done, "test_acc",
                                   json_num(acc)));
   }
@@ -234,6 +268,17 @@ static int spec_check_dataset(api_req_t *req, const pipeline_spec_t *spec) {
   return 0;
 }
 
+/* Checks that every teacher's checkpoint is a file in the data root.
+ * Answers 400 naming the teacher's field and returns -1 when not. */
+static int spec_check_checkpoints(api_req_t *req, pipeline_spec_t *spec) {
+  spec_error_t se;
+
+  if (job_checkpoints_find(req->cfg->data_root, spec, &se) == 0)
+    return 0;
+  api_reply_error(req, 400, "invalid_spec", se.field, "%s", se.message);
+  return -1;
+}
+
 void api_jobs_create(api_req_t *req) {
   static const char *const none[] = {NULL};
   pipeline_spec_t spec;
@@ -250,7 +295,8 @@ void api_jobs_create(api_req_t *req) {
                     se.field[0] ? se.field : NULL, "%s", se.message);
     return;
   }
-  if (spec_check_dataset(req, &spec) < 0)
+  if (spec_check_dataset(req, &spec) < 0 ||
+      spec_check_checkpoints(req, &spec) < 0)
     return;
   rc = db_job_insert(req->db, spec.name[0] ? spec.name : NULL, req->body,
                      &id, err, sizeof err);
@@ -360,15 +406,18 @@ void api_job_metrics(api_req_t *req) {
 }
 
 /* Validates the stage and epoch segments; answers 404 and returns -1
- * when either names nothing. */
+ * when either names nothing. Whether this job ran the stage is for
+ * storage to say. */
 static int stage_epoch_from_path(api_req_t *req, const char **stage,
                                  int *epoch) {
   long long e;
 
   *stage = req->seg[4];
   if (pipeline_stage_from_name(*stage) < 0) {
-    api_reply_error(req, 404, "not_found", NULL, "no stage '%.32s'; stages "
-                    "are spl, teacher, student, baseline", *stage);
+    api_reply_error(req, 404, "not_found", NULL,
+                    "no stage '%.32s'; stages are spl, teacher (teacher0 "
+                    "to teacher7 when a job has several), student, baseline",
+                    *stage);
     return -1;
   }
   if (parse_int(req->seg[6], 1, INT_MAX, &e) < 0) {

@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../engine/blas.h"
@@ -103,6 +106,77 @@ int job_provenance(const char *data_root, const char *dataset, int threads,
       rc = -ENOMEM;
   }
   json_decref(obj);
+  return rc;
+}
+
+/* Fills err for teacher k's checkpoint and returns rc. */
+static int checkpoint_fail(spec_error_t *err, int k, int rc, const char *fmt,
+                           ...) __attribute__((format(printf, 4, 5)));
+
+static int checkpoint_fail(spec_error_t *err, int k, int rc, const char *fmt,
+                           ...) {
+  va_list ap;
+  int n;
+
+  memset(err, 0, sizeof *err);
+  snprintf(err->field, sizeof err->field, "teachers[%d].checkpoint", k);
+  n = snprintf(err->message, sizeof err->message, "%s ", err->field);
+  va_start(ap, fmt);
+  vsnprintf(err->message + n, sizeof err->message - (size_t)n, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* Resolves teacher k's checkpoint inside root_real (the data root with
+ * its links resolved) into t->path. */
+static int checkpoint_find(const char *root_real, int k,
+                           pipeline_teacher_spec_t *t, spec_error_t *err) {
+  char joined[PATH_MAX], real[PATH_MAX];
+  size_t n = strlen(root_real);
+  struct stat st;
+
+  if (snprintf(joined, sizeof joined, "%s/%s", root_real, t->checkpoint) >=
+      (int)sizeof joined)
+    return checkpoint_fail(err, k, -ENAMETOOLONG, "'%s': path too long.",
+                           t->checkpoint);
+  if (!realpath(joined, real)) {
+    int e = errno;
+    return checkpoint_fail(err, k, e == ENOENT || e == ENOTDIR ? -ENOENT : -e,
+                           "'%s' is not a file in the data root %s: %s.",
+                           t->checkpoint, root_real, strerror(e));
+  }
+  if (strncmp(real, root_real, n) != 0 ||
+      (real[n] != '/' && root_real[n - 1] != '/'))
+    return checkpoint_fail(err, k, -EPERM,
+                           "'%s' leads outside the data root %s.",
+                           t->checkpoint, root_real);
+  if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+    return checkpoint_fail(err, k, -EINVAL,
+                           "'%s' in the data root %s is not a regular file.",
+                           t->checkpoint, root_real);
+  snprintf(t->path, sizeof t->path, "%s", real);
+  return 0;
+}
+
+int job_checkpoints_find(const char *data_root, pipeline_spec_t *spec,
+                         spec_error_t *err) {
+  char root_real[PATH_MAX] = "";
+  int rc = 0;
+
+  memset(err, 0, sizeof *err);
+  for (int k = 0; k < spec->n_teachers && rc == 0; k++) {
+    pipeline_teacher_spec_t *t = &spec->teachers[k];
+    t->path[0] = '\0';
+    if (!t->checkpoint[0])
+      continue;
+    if (!root_real[0] && !realpath(data_root, root_real)) {
+      int e = errno;
+      return checkpoint_fail(err, k, -e,
+                             "cannot be found: data root '%s': %s.",
+                             data_root, strerror(e));
+    }
+    rc = checkpoint_find(root_real, k, t, err);
+  }
   return rc;
 }
 
@@ -242,6 +316,18 @@ static int job_prepare(job_ctx_t *j, const job_run_t *job,
   return rc;
 }
 
+/* Finds the teachers' checkpoints before anything is loaded, so that a
+ * missing file fails the job at its start. */
+static int job_checkpoints_resolve(const job_run_t *job, pipeline_spec_t *spec,
+                                   char *err, size_t errlen) {
+  spec_error_t se;
+  int rc = job_checkpoints_find(job->data_root, spec, &se);
+
+  if (rc)
+    snprintf(err, errlen, "%s", se.message);
+  return rc;
+}
+
 /* The run itself; returns the pipeline's code with err set. */
 static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
                        size_t errlen) {
@@ -251,6 +337,8 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
                             hook_epoch, job->stop, hook_dynamics};
   int rc = job_prepare(j, job, &spec, err, errlen);
 
+  if (rc == 0)
+    rc = job_checkpoints_resolve(job, &spec, err, errlen);
   if (rc == 0)
     rc = dataset_load(job->data_root, spec.dataset, spec.norm, &train,
                       &test, err, errlen);

@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../engine/pipeline.h"
 #include "log.h"
+#include "spec.h"
 
 /* Why a job is asked to stop: a user cancelled it, or the process that
  * runs it is stopping. */
@@ -37,6 +39,16 @@ typedef struct {
  * when even that failed (err says why). */
 int job_run(const job_run_t *job, char state_out[16], char *err,
             size_t errlen);
+
+/* Finds the file of each teacher that spec loads from a checkpoint
+ * inside data_root and writes its full path, symbolic links resolved,
+ * into that teacher's path. Returns 0, or -ENOENT for a missing file,
+ * -EPERM for a file leading outside the data root, -EINVAL for one that
+ * is not a regular file, another negative errno code for a data root
+ * that cannot be read; err then names the field (teachers[k].checkpoint)
+ * and its message the file. */
+int job_checkpoints_find(const char *data_root, pipeline_spec_t *spec,
+                         spec_error_t *err);
 
 /* Writes the provenance of a run as a JSON object into a new string the
  * caller frees: spkd version, BLAS configuration and kernel, threads,

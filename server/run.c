@@ -88,7 +88,8 @@ static char *spec_read(const char *path, size_t *len) {
   return text;
 }
 
-/* Parses the spec and checks its dataset; prints why when it fails. */
+/* Parses the spec and checks its dataset and the teachers' checkpoints;
+ * prints why when it fails. */
 static int spec_check(const run_opts_t *o, const char *text, size_t len,
                       pipeline_spec_t *spec) {
   spec_error_t se;
@@ -109,6 +110,11 @@ static int spec_check(const run_opts_t *o, const char *text, size_t len,
     fprintf(stderr, "spkd run: %s: dataset.limit: %d exceeds the %d "
             "samples of the training file\n", o->spec_path, spec->limit,
             n_train);
+    return -1;
+  }
+  if (job_checkpoints_find(o->data_root, spec, &se) != 0) {
+    fprintf(stderr, "spkd run: %s: %s: %s\n", o->spec_path, se.field,
+            se.message);
     return -1;
   }
   return 0;

@@ -2,8 +2,8 @@
 /* Job specs: reads the JSON a user submits, strictly, into a
  * pipeline_spec_t. Each section has a short reader built from typed helpers
  * ("an optional integer in [lo, hi] at this path"); whether the named
- * dataset exists, and whether a custom model's layers fit its shape, is
- * left to the caller. */
+ * dataset and a teacher's checkpoint file exist, and whether a custom
+ * model's layers fit its shape, is left to the caller. */
 #include "spec.h"
 
 #include <errno.h>
@@ -42,8 +42,8 @@ typedef struct {
 
 /* The keys each object of the spec accepts. */
 static const char *const root_keys[] = {
-    "name", "seed",     "threads", "dataset",  "optimizer",
-    "spl",  "teachers", "student", "baseline", NULL};
+    "name", "seed",     "threads", "parallel_stages", "dataset",  "optimizer",
+    "spl",  "teachers", "combine", "student",         "baseline", NULL};
 static const char *const dataset_keys[] = {
     "name", "limit", "validation_fraction", "label_noise", "normalize", NULL};
 static const char *const noise_keys[] = {"kind", "rate", "seed", NULL};
@@ -53,16 +53,21 @@ static const char *const optim_keys[] = {
     "beta1",       "beta2",    "eps",      "warmup_epochs",
     "step_epochs", "gamma",    NULL};
 static const char *const spl_keys[] = {
-    "model",     "epochs",    "warmup_epochs", "optimizer", "pace",
-    "score",     "score_pass", "per_class",    "weighting", "mix_ratio",
-    "final_set", NULL};
+    "model",     "epochs",    "warmup_epochs", "optimizer",
+    "pace",      "score",     "score_pass",    "per_class",
+    "weighting", "mix_ratio", "final_set",     NULL};
 static const char *const pace_keys[] = {"kind",   "start",  "end", "curve",
                                         "lambda", "growth", NULL};
 static const char *const final_keys[] = {"statistic", "last_epochs", NULL};
 static const char *const stage_keys[] = {"model", "epochs", "optimizer", NULL};
-static const char *const student_keys[] = {"model", "epochs", "optimizer", "kd",
-                                           NULL};
+static const char *const teacher_keys[] = {"model", "epochs",     "optimizer",
+                                           "seed",  "checkpoint", NULL};
+static const char *const student_keys[] = {
+    "model",       "epochs",       "optimizer",      "kd",
+    "spl_weights", "weights_from", "representation", NULL};
 static const char *const kd_keys[] = {"alpha", "temperature", NULL};
+static const char *const hint_keys[] = {"teacher_layer", "student_layer",
+                                        "beta", NULL};
 static const char *const model_keys[] = {"layers", NULL};
 
 /* Allowed strings; a value is read as its index in the list. */
@@ -78,6 +83,10 @@ static const char *const weightings[] = {"hard", "linear", "logarithmic",
                                          "mixture", NULL};
 static const char *const final_stats[] = {"mean_loss", "last_loss",
                                           "mean_confidence", NULL};
+/* These follow the order of engine/pipeline.h's enums. */
+static const char *const combines[] = {"mean", "confidence", NULL};
+static const char *const student_weights[] = {"ce", "all", "none", NULL};
+static const char *const weights_froms[] = {"spl", "self", NULL};
 
 /* Allowed strings read as the value at the same index of a second list. */
 static const char *const noise_kinds[] = {"symmetric", "pair", NULL};
@@ -91,6 +100,13 @@ _Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2,
 _Static_assert(OPTIM_SCHEDULE_CONSTANT == 0 && OPTIM_SCHEDULE_COSINE == 1 &&
                    OPTIM_SCHEDULE_STEP == 2,
                "schedules follows the OPTIM_SCHEDULE_ order");
+_Static_assert(PIPELINE_COMBINE_MEAN == 0 && PIPELINE_COMBINE_CONFIDENCE == 1,
+               "combines follows the PIPELINE_COMBINE_ order");
+_Static_assert(PIPELINE_WEIGHTS_CE == 0 && PIPELINE_WEIGHTS_ALL == 1 &&
+                   PIPELINE_WEIGHTS_NONE == 2,
+               "student_weights follows the PIPELINE_WEIGHTS_ order");
+_Static_assert(PIPELINE_FROM_SPL == 0 && PIPELINE_FROM_SELF == 1,
+               "weights_froms follows the PIPELINE_FROM_ order");
 
 /* What a step schedule drops by, and how often, unless the spec says. */
 #define SPEC_STEP_EPOCHS 10
@@ -757,13 +773,15 @@ static int spec_dataset(const spec_obj_t *root, pipeline_spec_t *s) {
 static int spec_pace_keys(const spec_obj_t *o, int kind) {
   static const char *const fraction_only[] = {"start", "end", "curve", NULL};
   static const char *const threshold_only[] = {"lambda", "growth", NULL};
-  const char *const *other = kind == SPL_PACE_FRACTION ? threshold_only
-                                                       : fraction_only;
+  const char *const *other =
+      kind == SPL_PACE_FRACTION ? threshold_only : fraction_only;
 
   for (int i = 0; other[i]; i++)
     if (o->obj && json_object_get(o->obj, other[i]))
-      return spec_fail(o, other[i], "belongs to the %s pace, not the %s "
-                       "pace.", pace_kinds[!kind], pace_kinds[kind]);
+      return spec_fail(o, other[i],
+                       "belongs to the %s pace, not the %s "
+                       "pace.",
+                       pace_kinds[!kind], pace_kinds[kind]);
   return 0;
 }
 
@@ -821,29 +839,150 @@ static int spec_spl(const spec_obj_t *root, pipeline_spec_t *s) {
   return 0;
 }
 
-/* Reads teachers: a list that must hold exactly one teacher for now. */
+/* 1 when a '/'-separated component of the path s is "..". */
+static int spec_has_dotdot(const char *s) {
+  for (const char *c = s;; c++) {
+    if (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0'))
+      return 1;
+    c = strchr(c, '/');
+    if (!c)
+      return 0;
+  }
+}
+
+/* Reads a teacher's checkpoint: a file's path relative to the data root,
+ * 1 to 100 characters without control characters, no leading '/' and no
+ * ".." component. Whether the file exists is the caller's to check. */
+static int spec_checkpoint(const spec_obj_t *o, char *dst, size_t cap) {
+  if (spec_name(o, "checkpoint", dst, cap))
+    return -EINVAL;
+  if (dst[0] == '/')
+    return spec_fail(o, "checkpoint",
+                     "must be a path relative to the data root, not an "
+                     "absolute path.");
+  if (spec_has_dotdot(dst))
+    return spec_fail(o, "checkpoint",
+                     "must not have a \"..\" component: the file must lie "
+                     "inside the data root.");
+  return 0;
+}
+
+/* Reads a teacher loaded from a checkpoint, which trains no epoch: the
+ * keys of training are refused beside it, and its stage plans the one
+ * epoch in which the loaded model is evaluated. */
+static int spec_teacher_loaded(const spec_obj_t *o,
+                               pipeline_teacher_spec_t *t) {
+  static const char *const trained_only[] = {"model", "epochs", "optimizer",
+                                             "seed", NULL};
+
+  for (int i = 0; trained_only[i]; i++)
+    if (json_object_get(o->obj, trained_only[i]))
+      return spec_fail(o, trained_only[i],
+                       "does not apply to a teacher loaded from a "
+                       "checkpoint: %s.checkpoint names a model that is "
+                       "evaluated, not trained.",
+                       o->path);
+  if (spec_checkpoint(o, t->checkpoint, sizeof t->checkpoint))
+    return -EINVAL;
+  t->stage.epochs = 1;
+  return 0;
+}
+
+/* Reads teacher k, the value v: a stage trained on the easy set, on its
+ * own seed when it gives one, or a model loaded from a checkpoint. */
+static int spec_teacher(const spec_obj_t *root, size_t k, json_t *v,
+                        pipeline_teacher_spec_t *t) {
+  spec_obj_t o = {.err = root->err};
+
+  snprintf(o.path, sizeof o.path, "teachers[%zu]", k);
+  if (spec_open(v, teacher_keys, &o))
+    return -EINVAL;
+  if (json_object_get(v, "checkpoint"))
+    return spec_teacher_loaded(&o, t);
+  if (spec_stage(&o, &t->stage))
+    return -EINVAL;
+  if (!json_object_get(v, "seed"))
+    return 0;
+  t->has_seed = 1;
+  return spec_seed(&o, "seed", &t->seed);
+}
+
+/* Reads teachers: 1 to PIPELINE_TEACHERS_MAX teachers, each starting
+ * from the first teacher's defaults. */
 static int spec_teachers(const spec_obj_t *root, pipeline_spec_t *s) {
   json_t *v = json_object_get(root->obj, "teachers");
-  spec_obj_t o = {.err = root->err};
+  const pipeline_teacher_spec_t base = s->teachers[0];
+  size_t n = json_array_size(v);
 
   if (!v)
     return 0;
   if (!json_is_array(v))
     return spec_fail(root, "teachers",
-                     "must be an array holding one teacher "
-                     "object, not %s.",
-                     spec_type_name(v));
-  if (json_array_size(v) == 0)
-    return spec_fail(root, "teachers", "must hold one teacher; it is empty.");
-  if (json_array_size(v) > 1)
+                     "must be an array of 1 to %d teacher objects, not %s.",
+                     PIPELINE_TEACHERS_MAX, spec_type_name(v));
+  if (n == 0 || n > PIPELINE_TEACHERS_MAX)
     return spec_fail(root, "teachers",
-                     "holds %zu teachers: several teachers "
-                     "are not supported yet, give exactly one.",
-                     json_array_size(v));
-  snprintf(o.path, sizeof o.path, "teachers[0]");
-  if (spec_open(json_array_get(v, 0), stage_keys, &o) ||
-      spec_stage(&o, &s->teacher))
+                     "holds %zu teachers; it must hold 1 to %d.", n,
+                     PIPELINE_TEACHERS_MAX);
+  for (size_t k = 0; k < n; k++) {
+    s->teachers[k] = base;
+    if (spec_teacher(root, k, json_array_get(v, k), &s->teachers[k]))
+      return -EINVAL;
+  }
+  s->n_teachers = (int)n;
+  return 0;
+}
+
+/* The number of layers in a stage's model: a custom model's own list, or
+ * the list model_preset gives for a preset. */
+static int spec_layer_count(const pipeline_stage_spec_t *st) {
+  model_desc_t d;
+
+  if (strcmp(st->model, "custom") == 0)
+    return st->desc.n_layers;
+  return model_preset(st->model, &d) == 0 ? d.n_layers : 0;
+}
+
+/* Reads the required layer index at key of o into *out: 0-based in the
+ * layer list of a model with count layers, which whose describes for the
+ * message. count 0 means only the run knows the model: any index a model
+ * may have is taken. */
+static int spec_layer_index(const spec_obj_t *o, const char *key,
+                            const char *whose, int count, int *out) {
+  if (spec_required(o, key, "a 0-based index into the model's layer list") ||
+      spec_int(o, key, 0, MODEL_MAX_LAYERS - 1, out))
     return -EINVAL;
+  if (count > 0 && *out >= count)
+    return spec_fail(o, key,
+                     "is %d, but %s has %d layers: the index must be from "
+                     "0 to %d.",
+                     *out, whose, count, count - 1);
+  return 0;
+}
+
+/* Reads student.representation, a hint between a layer of the first
+ * teacher and a layer of the student. A teacher from a checkpoint has
+ * layers only the run knows, so its index is checked then. */
+static int spec_hint(const spec_obj_t *student, pipeline_spec_t *s) {
+  static const spec_range_t beta = {0, 1e6, 1, 0};
+  const pipeline_teacher_spec_t *t = &s->teachers[0];
+  char teacher[64], own[64];
+  spec_obj_t o;
+
+  if (!json_object_get(student->obj, "representation"))
+    return 0;
+  snprintf(teacher, sizeof teacher, "the first teacher's model \"%s\"",
+           t->stage.model);
+  snprintf(own, sizeof own, "the student's model \"%s\"", s->student.model);
+  if (spec_child(student, "representation", hint_keys, &o) ||
+      spec_layer_index(&o, "teacher_layer", teacher,
+                       t->checkpoint[0] ? 0 : spec_layer_count(&t->stage),
+                       &s->hint_teacher_layer) ||
+      spec_layer_index(&o, "student_layer", own, spec_layer_count(&s->student),
+                       &s->hint_student_layer) ||
+      spec_num(&o, "beta", &beta, &s->hint_beta))
+    return -EINVAL;
+  s->has_hint = 1;
   return 0;
 }
 
@@ -855,7 +994,10 @@ static int spec_student(const spec_obj_t *root, pipeline_spec_t *s) {
   if (spec_child(root, "student", student_keys, &o) ||
       spec_stage(&o, &s->student) || spec_child(&o, "kd", kd_keys, &kd) ||
       spec_num(&kd, "alpha", &alpha, &s->kd_alpha) ||
-      spec_num(&kd, "temperature", &temperature, &s->kd_temperature))
+      spec_num(&kd, "temperature", &temperature, &s->kd_temperature) ||
+      spec_enum(&o, "spl_weights", student_weights, &s->student_weights) ||
+      spec_enum(&o, "weights_from", weights_froms, &s->weights_from) ||
+      spec_hint(&o, s))
     return -EINVAL;
   return 0;
 }
@@ -902,8 +1044,8 @@ static int spec_baseline_match(const spec_obj_t *o, const pipeline_spec_t *s) {
   return 0;
 }
 
-/* Reads baseline: absent means a baseline like the student, null means
- * none, an object may override the baseline's optimizer. */
+/* Reads baseline: absent or null means none; an object means a baseline
+ * like the student, whose optimizer it may override. */
 static int spec_baseline(const spec_obj_t *root, pipeline_spec_t *s) {
   json_t *v = json_object_get(root->obj, "baseline");
   spec_obj_t o;
@@ -911,8 +1053,8 @@ static int spec_baseline(const spec_obj_t *root, pipeline_spec_t *s) {
   memcpy(s->baseline.model, s->student.model, sizeof s->baseline.model);
   s->baseline.desc = s->student.desc;
   s->baseline.epochs = s->student.epochs;
-  s->has_baseline = !(v && json_is_null(v));
-  if (!v || json_is_null(v))
+  s->has_baseline = v && !json_is_null(v);
+  if (!s->has_baseline)
     return 0;
   if (!json_is_object(v))
     return spec_fail(root, "baseline", "must be an object or null, not %s.",
@@ -943,13 +1085,15 @@ static int spec_root(json_t *doc, spec_error_t *err, pipeline_spec_t *s) {
       spec_name(&root, "name", s->name, sizeof s->name) ||
       spec_seed(&root, "seed", &s->seed) ||
       spec_int(&root, "threads", 1, 64, &s->threads) ||
+      spec_bool(&root, "parallel_stages", &s->parallel_stages) ||
       spec_dataset(&root, s) || spec_optimizer(&root, &job))
     return -EINVAL;
 
-  s->spl.optim = s->teacher.optim = job;
+  s->spl.optim = s->teachers[0].stage.optim = job;
   s->student.optim = s->baseline.optim = job;
-  if (spec_spl(&root, s) || spec_teachers(&root, s) || spec_student(&root, s) ||
-      spec_baseline(&root, s))
+  if (spec_spl(&root, s) || spec_teachers(&root, s) ||
+      spec_enum(&root, "combine", combines, &s->combine) ||
+      spec_student(&root, s) || spec_baseline(&root, s))
     return -EINVAL;
   return 0;
 }

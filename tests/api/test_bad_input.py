@@ -143,8 +143,9 @@ INVALID_SPECS = [
     (with_value('student.kd.temperature', 101), 'student.kd.temperature'),
     (with_value('baseline.epochs', 0), 'baseline.epochs'),
     (with_value('teachers', []), 'teachers'),
-    (dict(tiny_spec(), teachers=[{'model': 'mlp'}, {'model': 'mlp'}]),
-     ('teachers', 'teachers[1]')),
+    (dict(tiny_spec(), teachers=[{'model': 'mlp'}] * 9), 'teachers'),
+    (dict(tiny_spec(), teachers=[{'model': 'mlp'}, {'epochs': 0}]),
+     'teachers[1].epochs'),
     # Values outside an enum.
     (with_value('optimizer.kind', 'rmsprop'), 'optimizer.kind'),
     (with_value('optimizer.schedule', 'linear'), 'optimizer.schedule'),

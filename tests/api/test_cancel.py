@@ -86,11 +86,14 @@ def test_boundary_spec_is_accepted(busy):
     assert job['stages']['student']['epochs'] == 1
     smallest = client.submit({'dataset': {'name': 'fashion-mnist'}})
     assert smallest['name'] is None
-    assert set(smallest['stages']) == {'spl', 'teacher', 'student',
-                                       'baseline'}
-    for j in (smallest, job, running):
+    assert set(smallest['stages']) == {'spl', 'teacher', 'student'}
+    compared = client.submit({'dataset': {'name': 'fashion-mnist'},
+                              'baseline': {}})
+    assert compared['stages']['baseline']['epochs'] == \
+        compared['stages']['student']['epochs'] == 20
+    for j in (smallest, compared, job, running):
         assert client.post(f"/v1/jobs/{j['id']}/cancel").status_code == 200
-    for j in (smallest, job, running):
+    for j in (smallest, compared, job, running):
         assert wait_finished(client, j['id'], DEADLINE)['state'] == \
             'cancelled'
 

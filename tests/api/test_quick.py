@@ -80,9 +80,11 @@ def test_job_object_after_success(quick):
         assert job['stages'][stage]['epochs'] == epochs, stage
     for stage, summary in job['stages'].items():
         assert summary['completed_epochs'] == summary['epochs'], stage
-    last = job_stages(quick)[-1]
-    assert job['stage'] == last
-    assert job['epoch'] == job['stages'][last]['epochs']
+    # The baseline trains on a lane of its own beside spl and the teachers:
+    # the job ends with the student or the baseline, whichever ends last.
+    assert job['stage'] in [s for s in ('student', 'baseline')
+                            if s in job['stages']]
+    assert job['epoch'] == job['stages'][job['stage']]['epochs']
     metrics = quick.metrics()
     for stage, summary in job['stages'].items():
         final = [m for m in metrics if m['stage'] == stage][-1]

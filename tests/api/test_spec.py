@@ -3,18 +3,25 @@
 # JSON Schema 2020-12 schemas whose $refs all resolve, its examples pass
 # their own schemas, and the example job specs of examples/ are JobSpecs;
 # a spec using the engine's optimizers, custom models, pair noise and
-# scaling is a JobSpec the daemon accepts and runs.
+# scaling is a JobSpec the daemon accepts and runs; so is one with several
+# teachers, a teacher loaded from a checkpoint in the data root, the
+# student's weights and its representation hint, and each of those keys
+# is refused, naming its field, when it is wrong.
 import copy
 import glob
 import json
 import os
+import shutil
+import subprocess
 
 import jsonschema
 import pytest
 
-from conftest import tiny_spec, wait_finished
-from spkapi import (REPO, METHODS, component_schema, jobspec_errors,
-                    load_spec, match_route, schema_errors, _pointer)
+from conftest import (DATA_ROOT, SPKD, DaemonFactory, long_spec, tiny_spec,
+                      wait_finished, wait_state)
+from spkapi import (REPO, METHODS, component_schema, expect_error,
+                    jobspec_errors, load_spec, match_route, schema_errors,
+                    _pointer)
 
 
 def walk(node, path='#'):
@@ -186,3 +193,242 @@ def test_custom_model_that_does_not_fit_fails_the_job(client):
     job = wait_finished(client, job['id'], 60)
     assert job['state'] == 'failed', job
     assert 'layers[1]' in job['error'], job['error']
+
+
+# ---- Several teachers, checkpoints, the student's weights and its hint.
+
+CHECKPOINT = 'models/mlp.ckpt'
+
+
+def link_dataset(root, name='fashion-mnist'):
+    """Gives root a copy of the system's dataset name: hard links where
+    the file system allows them, copies elsewhere."""
+    (root / name).mkdir(parents=True)
+    src = os.path.join(DATA_ROOT, name)
+    for f in os.listdir(src):
+        try:
+            os.link(os.path.join(src, f), root / name / f)
+        except OSError:
+            shutil.copyfile(os.path.join(src, f), root / name / f)
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    """A data root holding fashion-mnist, models/mlp.ckpt (an mlp that
+    `spkd train` trained for an epoch), a link to it inside the root and
+    one leading out of it."""
+    root = tmp_path_factory.mktemp('data')
+    link_dataset(root)
+    (root / 'models').mkdir()
+    res = subprocess.run(
+        [SPKD, 'train', '--data-root', str(root), '--dataset',
+         'fashion-mnist', '--model', 'mlp', '--limit', '600', '--epochs',
+         '1', '--save', str(root / CHECKPOINT)],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    os.symlink(root / CHECKPOINT, root / 'alias.ckpt')
+    outside = tmp_path_factory.mktemp('outside') / 'mlp.ckpt'
+    shutil.copyfile(root / CHECKPOINT, outside)
+    os.symlink(outside, root / 'escape.ckpt')
+    return root
+
+
+@pytest.fixture(scope='module')
+def rooted(tmp_path_factory, data_root):
+    """A daemon whose data root is data_root, running one job at a time."""
+    factory = DaemonFactory(str(tmp_path_factory.mktemp('rooted')))
+    try:
+        yield factory.start(args=('--data-root', str(data_root)))
+    finally:
+        factory.close()
+
+
+def spec_with(student=None, **over):
+    """tiny_spec() without a baseline (unless over gives one), over's keys
+    replacing its own and student's added to its student."""
+    spec = tiny_spec(**over)
+    if 'baseline' not in over:
+        del spec['baseline']
+    spec['student'].update(copy.deepcopy(student or {}))
+    return spec
+
+
+def refused_spec(client, spec, field):
+    """Submits spec, which must be refused at field; returns the error."""
+    before = client.jobs()
+    err = expect_error(client.post('/v1/jobs', json_body=spec), 400,
+                       'invalid_spec', field)
+    assert client.jobs() == before
+    return err
+
+
+# Refused by the contract's JobSpec and by the daemon alike.
+SCHEMA_REFUSALS = [
+    (spec_with(teachers=[{}] * 9), 'teachers', '1 to 8'),
+    (spec_with(teachers=[{'checkpoint': CHECKPOINT, 'epochs': 2}]),
+     'teachers[0].epochs', 'does not apply to a teacher loaded from a '
+     'checkpoint'),
+    (spec_with(teachers=[{}, {'model': 'cnn', 'checkpoint': CHECKPOINT}]),
+     'teachers[1].model', 'does not apply'),
+    (spec_with(teachers=[{'checkpoint': CHECKPOINT, 'seed': 4}]),
+     'teachers[0].seed', 'does not apply'),
+    (spec_with(teachers=[{}, {'checkpoint': '../x.ckpt'}]),
+     'teachers[1].checkpoint', '".."'),
+    (spec_with(teachers=[{'checkpoint': 'models/../../x.ckpt'}]),
+     'teachers[0].checkpoint', '".."'),
+    (spec_with(teachers=[{'checkpoint': '/etc/hostname'}]),
+     'teachers[0].checkpoint', 'relative'),
+    (spec_with(teachers=[{'checkpoint': 'a\nb'}]), 'teachers[0].checkpoint',
+     'control'),
+    (spec_with(teachers=[{'checkpoint': 'x' * 101}]),
+     'teachers[0].checkpoint', '1 to 100'),
+    (spec_with(teachers=[{'seed': -1}]), 'teachers[0].seed', 'integer'),
+    (spec_with(combine='max'), 'combine', '"mean", "confidence"'),
+    (spec_with({'spl_weights': 'bogus'}), 'student.spl_weights',
+     '"ce", "all", "none"'),
+    (spec_with({'weights_from': 'teacher'}), 'student.weights_from',
+     '"spl", "self"'),
+    (spec_with({'representation': {'teacher_layer': 1}}),
+     'student.representation.student_layer', 'required'),
+    (spec_with({'representation': {'teacher_layer': 1, 'student_layer': 1,
+                                    'beta': 0}}),
+     'student.representation.beta', '(0, 1e+06]'),
+]
+
+
+@pytest.mark.parametrize('spec,field,words', SCHEMA_REFUSALS,
+                         ids=[f'{i}-{c[1]}'
+                              for i, c in enumerate(SCHEMA_REFUSALS)])
+def test_new_keys_refused(rooted, spec, field, words):
+    assert jobspec_errors(spec), 'the OpenAPI JobSpec must refuse it too'
+    err = refused_spec(rooted.client, spec, field)
+    assert words in err['message'], err
+
+
+# Allowed by the contract's JobSpec, refused by the daemon: layers that a
+# model does not have, and checkpoints that are no file of the data root.
+DAEMON_REFUSALS = [
+    (spec_with({'representation': {'teacher_layer': 5, 'student_layer': 0}}),
+     'student.representation.teacher_layer', 'has 5 layers'),
+    (spec_with({'model': 'mlp-small',
+                'representation': {'teacher_layer': 0, 'student_layer': 3}}),
+     'student.representation.student_layer', 'has 3 layers'),
+    (spec_with({'representation': {'teacher_layer': 9, 'student_layer': 0}},
+               teachers=[{'model': 'mlp-small'}, {'model': 'cnn'}]),
+     'student.representation.teacher_layer', '"mlp-small" has 3 layers'),
+    (spec_with(teachers=[{}, {'checkpoint': 'models/missing.ckpt'}]),
+     'teachers[1].checkpoint', 'models/missing.ckpt'),
+    (spec_with(teachers=[{'checkpoint': 'models'}]),
+     'teachers[0].checkpoint', 'not a regular file'),
+    (spec_with(teachers=[{'checkpoint': 'escape.ckpt'}]),
+     'teachers[0].checkpoint', 'outside the data root'),
+    (spec_with(teachers=[{'checkpoint': CHECKPOINT + '/x'}]),
+     'teachers[0].checkpoint', CHECKPOINT + '/x'),
+]
+
+
+@pytest.mark.parametrize('spec,field,words', DAEMON_REFUSALS,
+                         ids=[f'{i}-{c[1]}'
+                              for i, c in enumerate(DAEMON_REFUSALS)])
+def test_new_keys_refused_by_the_daemon(rooted, spec, field, words):
+    assert not jobspec_errors(spec)
+    err = refused_spec(rooted.client, spec, field)
+    assert words in err['message'], err
+
+
+def test_checkpoint_outside_the_daemons_data_root(client):
+    """The system's data root holds no models/mlp.ckpt: refused there."""
+    spec = spec_with(teachers=[{'checkpoint': CHECKPOINT}])
+    err = refused_spec(client, spec, 'teachers[0].checkpoint')
+    assert DATA_ROOT in err['message'], err
+
+
+def test_stages_follow_the_spec(rooted):
+    """Stages listed at submission: teacher or teacher0.., a teacher from
+    a checkpoint planning one epoch, a baseline only for an object."""
+    c = rooted.client
+    cases = [
+        (spec_with(), {'spl': 2, 'teacher': 1, 'student': 1}),
+        (spec_with(baseline=None), {'spl': 2, 'teacher': 1, 'student': 1}),
+        (spec_with(baseline={}),
+         {'spl': 2, 'teacher': 1, 'student': 1, 'baseline': 1}),
+        (spec_with(teachers=[{'checkpoint': 'alias.ckpt'}]),
+         {'spl': 2, 'teacher': 1, 'student': 1}),
+        (spec_with(teachers=[{'epochs': 3}, {'checkpoint': CHECKPOINT},
+                             {}]),
+         {'spl': 2, 'teacher0': 3, 'teacher1': 1, 'teacher2': 15,
+          'student': 1}),
+        (spec_with(teachers=[{}] * 8),
+         dict({f'teacher{k}': 15 for k in range(8)}, spl=2, student=1)),
+    ]
+    # A long job holds the daemon so that the others stay queued.
+    holder = c.submit(long_spec(name='holder'))
+    jobs = [c.submit(spec) for spec, _ in cases]
+    for job, (spec, want) in zip(jobs, cases):
+        assert job['spec'] == spec
+        assert {k: v['epochs'] for k, v in job['stages'].items()} == want
+    for job in jobs + [holder]:
+        assert c.post(f"/v1/jobs/{job['id']}/cancel").status_code == 200
+    for job in jobs + [holder]:
+        assert wait_finished(c, job['id'], 60)['state'] == 'cancelled'
+
+
+def metrics_of(client, job_id):
+    return [m for page in client.get_all(f'/v1/jobs/{job_id}/metrics',
+                                         limit=1000)
+            for m in page['items']]
+
+
+def test_several_teachers_with_a_checkpoint_run(rooted):
+    """A checkpoint teacher beside a trained one, combined by confidence,
+    a hint on the first teacher's features and self-chosen weights on the
+    whole loss: the job runs every stage and serves each one's sets."""
+    c = rooted.client
+    spec = spec_with(
+        {'spl_weights': 'all', 'weights_from': 'self',
+         'representation': {'teacher_layer': 3, 'student_layer': 1,
+                            'beta': 0.5}},
+        teachers=[{'checkpoint': CHECKPOINT},
+                  {'model': 'mlp-small', 'epochs': 1, 'seed': 9}],
+        combine='confidence')
+    job = wait_finished(c, c.submit(spec)['id'], 180)
+    assert job['state'] == 'succeeded', job
+    assert set(job['stages']) == {'spl', 'teacher0', 'teacher1', 'student'}
+    for stage, summary in job['stages'].items():
+        assert summary['completed_epochs'] == summary['epochs'], stage
+        assert 0.1 < summary['test_acc'] <= 1, (stage, summary)
+
+    metrics = metrics_of(c, job['id'])
+    assert [(m['stage'], m['epoch']) for m in metrics] == [
+        ('spl', 1), ('spl', 2), ('teacher0', 1), ('teacher1', 1),
+        ('student', 1)]
+    # The loaded teacher trains nothing: no training loss.
+    assert metrics[2]['train_loss'] is None
+    assert metrics[3]['train_loss'] > 0
+
+    base = f"/v1/jobs/{job['id']}/stages"
+    for stage in ('teacher0', 'teacher1', 'student'):
+        page = c.get_json(f'{base}/{stage}/epochs/1/samples')
+        assert page['stage'] == stage and page['total'] > 0
+    for stage in ('teacher', 'teacher2', 'teacher7', 'baseline'):
+        err = expect_error(c.get(f'{base}/{stage}/epochs/1/samples'), 404,
+                           'not_found')
+        assert stage in err['message']
+    expect_error(c.get(f'{base}/teacher8/epochs/1/samples'), 404,
+                 'not_found')
+
+
+def test_checkpoint_gone_at_start_fails_the_job(rooted, data_root):
+    """A checkpoint removed while its job waits fails the job when it
+    starts, naming the teacher and the file."""
+    c = rooted.client
+    shutil.copyfile(data_root / CHECKPOINT, data_root / 'models/gone.ckpt')
+    holder = c.submit(long_spec(name='holder'))
+    wait_state(c, holder['id'], ('running',), 60)
+    job = c.submit(spec_with(teachers=[{}, {'checkpoint': 'models/gone.ckpt'}]))
+    os.remove(data_root / 'models/gone.ckpt')
+    assert c.post(f"/v1/jobs/{holder['id']}/cancel").status_code == 200
+    job = wait_finished(c, job['id'], 60)
+    assert job['state'] == 'failed', job
+    assert 'teachers[1].checkpoint' in job['error'], job['error']
+    assert 'models/gone.ckpt' in job['error'], job['error']

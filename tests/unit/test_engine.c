@@ -867,6 +867,7 @@ static int rec_on_data(void *ctx, const pipeline_data_t *d, char *err,
   r->n_train = d->n_train;
   r->n_val = d->n_val;
   r->n_corrupted = d->n_corrupted;
+  free(r->labels); /* a recorder may see a second run */
   r->labels = malloc((size_t)d->n_train);
   if (!r->labels)
     return -ENOMEM;

@@ -195,6 +195,14 @@ static void assert_stage_equal(const pipeline_stage_spec_t *a,
     assert_layer_equal(&a->desc.layers[i], &b->desc.layers[i]);
 }
 
+static void assert_teacher_equal(const pipeline_teacher_spec_t *a,
+                                 const pipeline_teacher_spec_t *b) {
+  assert_stage_equal(&a->stage, &b->stage);
+  assert_int_equal(a->has_seed, b->has_seed);
+  assert_true(a->seed == b->seed);
+  assert_string_equal(a->checkpoint, b->checkpoint);
+}
+
 static void assert_spec_equal(const pipeline_spec_t *a,
                               const pipeline_spec_t *b) {
   assert_string_equal(a->name, b->name);
@@ -211,10 +219,19 @@ static void assert_spec_equal(const pipeline_spec_t *a,
   assert_int_equal(a->spl_warmup_epochs, b->spl_warmup_epochs);
   assert_true(a->pace_start == b->pace_start);
   assert_true(a->pace_end == b->pace_end);
-  assert_stage_equal(&a->teacher, &b->teacher);
+  assert_int_equal(a->n_teachers, b->n_teachers);
+  for (int k = 0; k < a->n_teachers; k++)
+    assert_teacher_equal(&a->teachers[k], &b->teachers[k]);
+  assert_int_equal(a->combine, b->combine);
   assert_stage_equal(&a->student, &b->student);
   assert_true(a->kd_alpha == b->kd_alpha);
   assert_true(a->kd_temperature == b->kd_temperature);
+  assert_int_equal(a->student_weights, b->student_weights);
+  assert_int_equal(a->weights_from, b->weights_from);
+  assert_int_equal(a->has_hint, b->has_hint);
+  assert_int_equal(a->hint_teacher_layer, b->hint_teacher_layer);
+  assert_int_equal(a->hint_student_layer, b->hint_student_layer);
+  assert_true(a->hint_beta == b->hint_beta);
   assert_int_equal(a->has_baseline, b->has_baseline);
   assert_stage_equal(&a->baseline, &b->baseline);
 }
@@ -239,10 +256,15 @@ static void sym40_expected(pipeline_spec_t *s) {
   s->spl_warmup_epochs = 2;
   s->pace_start = 0.5;
   s->pace_end = 0.8;
-  s->teacher = preset("mlp", 15, job);
+  s->teachers[0].stage = preset("mlp", 15, job);
+  s->n_teachers = 1;
+  s->combine = PIPELINE_COMBINE_MEAN;
   s->student = preset("mlp", 20, job);
   s->kd_alpha = 0.7;
   s->kd_temperature = 2.0;
+  s->student_weights = PIPELINE_WEIGHTS_CE;
+  s->weights_from = PIPELINE_FROM_SPL;
+  s->hint_beta = 1.0;
   s->has_baseline = 1;
   s->baseline = preset("mlp", 20, job);
 }
@@ -317,7 +339,7 @@ static void test_every_key_is_read(void **state) {
   o.kind = OPTIM_ADAMW;
   o.nesterov = 0;
   want = preset("cnn", 7, o);
-  assert_stage_equal(&s.teacher, &want);
+  assert_stage_equal(&s.teachers[0].stage, &want);
   o = job;
   o.momentum = 0.5;
   o.kind = OPTIM_ADAM;
@@ -344,13 +366,14 @@ static void test_defaults_with_only_dataset_name(void **state) {
   pipeline_spec_t got, want;
   const optim_config_t documented =
       sgd(0.05, 0.9, 5e-4, 128, OPTIM_SCHEDULE_COSINE);
-  pipeline_stage_spec_t *stages[] = {&want.spl, &want.teacher, &want.student,
-                                     &want.baseline};
+  pipeline_stage_spec_t *stages[] = {&want.spl, &want.teachers[0].stage,
+                                     &want.student, &want.baseline};
 
   (void)state;
   parse_ok("{" DS "}", &got);
   pipeline_spec_defaults(&want);
   strcpy(want.dataset, "fashion-mnist");
+  want.has_baseline = 0;
 
   /* The engine's defaults, with the step schedule's own (which only a
    * step schedule reads) where the engine leaves them unset. */
@@ -364,7 +387,14 @@ static void test_defaults_with_only_dataset_name(void **state) {
   assert_string_equal(got.name, "");
   assert_int_equal(got.noise_kind, PIPELINE_NOISE_NONE);
   assert_int_equal(got.norm, DATASET_NORM_STANDARDIZE);
-  assert_int_equal(got.has_baseline, 1);
+  assert_int_equal(got.has_baseline, 0);
+  assert_int_equal(got.n_teachers, 1);
+  assert_int_equal(got.teachers[0].has_seed, 0);
+  assert_string_equal(got.teachers[0].checkpoint, "");
+  assert_int_equal(got.combine, PIPELINE_COMBINE_MEAN);
+  assert_int_equal(got.student_weights, PIPELINE_WEIGHTS_CE);
+  assert_int_equal(got.weights_from, PIPELINE_FROM_SPL);
+  assert_int_equal(got.has_hint, 0);
 
   /* Which is what the spec's documentation promises. */
   for (int i = 0; i < 4; i++) {
@@ -383,10 +413,10 @@ static void test_null_and_derived_sections(void **state) {
   assert_int_equal(s.noise_kind, PIPELINE_NOISE_NONE);
   assert_int_equal(s.has_baseline, 0);
 
-  /* An absent or empty baseline follows the student. */
+  /* Without a baseline key there is no baseline; an empty baseline
+   * object follows the student. */
   parse_ok("{" DS ", 'student': {'epochs': 7}}", &s);
-  assert_int_equal(s.has_baseline, 1);
-  assert_int_equal(s.baseline.epochs, 7);
+  assert_int_equal(s.has_baseline, 0);
   parse_ok("{" DS ", 'student': {'epochs': 7}, 'baseline': {}}", &s);
   assert_int_equal(s.has_baseline, 1);
   assert_int_equal(s.baseline.epochs, 7);
@@ -539,7 +569,108 @@ static const bad_case_t bad_cases[] = {
      0},
     {"{" DS ", 'spl': {'pace': {'start': 0.85}}}", "spl.pace.start", 0},
     {"{" DS ", 'teachers': []}", "teachers", 0},
-    {"{" DS ", 'teachers': [{'epochs': 3}, {'epochs': 4}]}", "teachers", 0},
+    {"{" DS ", 'teachers': [{}, {}, {}, {}, {}, {}, {}, {}, {}]}", "teachers",
+     0},
+    {"{" DS ", 'teachers': [{}, {'epochs': 0}]}", "teachers[1].epochs", 0},
+    {"{" DS ", 'teachers': [{}, 'mlp']}", "teachers[1]", 0},
+    {"{" DS ", 'teachers': [{'seed': -1}]}", "teachers[0].seed", 0},
+    {"{" DS ", 'teachers': [{'seed': 9007199254740992}]}", "teachers[0].seed",
+     0},
+    {"{" DS ", 'teachers': [{}, {'seed': '3'}]}", "teachers[1].seed", 0},
+
+    /* A teacher loaded from a checkpoint: nothing about training beside
+     * it, and a file name that stays inside the data root. */
+    {"{" DS ", 'teachers': [{'checkpoint': 'a.ckpt', 'model': 'mlp'}]}",
+     "teachers[0].model", 0},
+    {"{" DS ", 'teachers': [{'epochs': 3, 'checkpoint': 'a.ckpt'}]}",
+     "teachers[0].epochs", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a.ckpt', 'optimizer': {}}]}",
+     "teachers[0].optimizer", 0},
+    {"{" DS ", 'teachers': [{}, {'checkpoint': 'a.ckpt', 'seed': 1}]}",
+     "teachers[1].seed", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': '/etc/passwd'}]}",
+     "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': '../x'}]}", "teachers[0].checkpoint",
+     0},
+    {"{" DS ", 'teachers': [{}, {'checkpoint': 'a/../../x'}]}",
+     "teachers[1].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a/..'}]}", "teachers[0].checkpoint",
+     0},
+    {"{" DS ", 'teachers': [{'checkpoint': '..'}]}", "teachers[0].checkpoint",
+     0},
+    {"{" DS ", 'teachers': [{'checkpoint': ''}]}", "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': '" HUNDRED "x'}]}",
+     "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a\\u0007b'}]}",
+     "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a\\u0000b'}]}",
+     "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a\\nb'}]}",
+     "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 5}]}", "teachers[0].checkpoint", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': null}]}", "teachers[0].checkpoint",
+     0},
+
+    /* How several teachers combine. */
+    {"{" DS ", 'combine': 'max'}", "combine", 0},
+    {"{" DS ", 'combine': 'Mean'}", "combine", 0},
+    {"{" DS ", 'combine': 1}", "combine", 0},
+
+    /* What the student's self-paced weights multiply and come from. */
+    {"{" DS ", 'student': {'spl_weights': 'kd'}}", "student.spl_weights", 0},
+    {"{" DS ", 'student': {'spl_weights': null}}", "student.spl_weights", 0},
+    {"{" DS ", 'student': {'weights_from': 'teacher'}}", "student.weights_from",
+     0},
+    {"{" DS ", 'student': {'weights_from': true}}", "student.weights_from", 0},
+
+    /* The representation hint: both layers required, each inside its
+     * model's layer list, beta in (0, 1e6]. */
+    {"{" DS ", 'student': {'representation': 1}}", "student.representation", 0},
+    {"{" DS ", 'student': {'representation': null}}", "student.representation",
+     0},
+    {"{" DS ", 'student': {'representation': {}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1}}}",
+     "student.representation.student_layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1,"
+     " 'student_layer': 1, 'layer': 1}}}",
+     "student.representation.layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': -1,"
+     " 'student_layer': 1}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1.0,"
+     " 'student_layer': 1}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 5,"
+     " 'student_layer': 1}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1,"
+     " 'student_layer': 5}}}",
+     "student.representation.student_layer", 0},
+    {"{" DS ", 'teachers': [{'model': 'cnn'}],"
+     " 'student': {'representation': {'teacher_layer': 10,"
+     " 'student_layer': 1}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'teachers': [{'model': 'mlp-small'}, {'model': 'cnn'}],"
+     " 'student': {'representation': {'teacher_layer': 3,"
+     " 'student_layer': 1}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'student': {'model': " EVERY_LAYER ","
+     " 'representation': {'teacher_layer': 1, 'student_layer': 8}}}",
+     "student.representation.student_layer", 0},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a.ckpt'}],"
+     " 'student': {'representation': {'teacher_layer': 24,"
+     " 'student_layer': 1}}}",
+     "student.representation.teacher_layer", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1,"
+     " 'student_layer': 1, 'beta': 0}}}",
+     "student.representation.beta", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1,"
+     " 'student_layer': 1, 'beta': 1000000.5}}}",
+     "student.representation.beta", 0},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 1,"
+     " 'student_layer': 1, 'beta': '1'}}}",
+     "student.representation.beta", 0},
     {"{" DS ", 'teachers': [{'model': 'resnet'}]}", "teachers[0].model", 0},
     {"{" DS ", 'teachers': [{'epochs': 0}]}", "teachers[0].epochs", 0},
     {"{" DS ", 'teachers': [{'epochs': 1001}]}", "teachers[0].epochs", 0},
@@ -755,6 +886,91 @@ static void test_spl_options(void **state) {
   assert_int_equal(s.per_class, 1);
 }
 
+/* Several teachers: each starts from the default teacher over the job's
+ * optimizer, and takes its own model, epochs, optimizer and seed. */
+static void test_several_teachers(void **state) {
+  const optim_config_t job = sgd(0.02, 0.9, 5e-4, 128, OPTIM_SCHEDULE_COSINE);
+  optim_config_t own = job;
+  pipeline_stage_spec_t want;
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok("{" DS ", 'optimizer': {'lr': 0.02},"
+           " 'teachers': [{}, {'model': 'cnn', 'epochs': 4, 'seed': 77,"
+           "   'optimizer': {'batch_size': 64}},"
+           "  {'model': " EVERY_LAYER "}], 'combine': 'confidence'}",
+           &s);
+  assert_int_equal(s.n_teachers, 3);
+  assert_int_equal(s.combine, PIPELINE_COMBINE_CONFIDENCE);
+  want = preset("mlp", 15, job);
+  assert_stage_equal(&s.teachers[0].stage, &want);
+  assert_int_equal(s.teachers[0].has_seed, 0);
+  own.batch_size = 64;
+  want = preset("cnn", 4, own);
+  assert_stage_equal(&s.teachers[1].stage, &want);
+  assert_int_equal(s.teachers[1].has_seed, 1);
+  assert_true(s.teachers[1].seed == 77);
+  want = every_layer_stage(15, job);
+  assert_stage_equal(&s.teachers[2].stage, &want);
+  for (int k = 0; k < 3; k++)
+    assert_string_equal(s.teachers[k].checkpoint, "");
+
+  /* combine is taken with one teacher too, where it changes nothing. */
+  parse_ok("{" DS ", 'combine': 'confidence'}", &s);
+  assert_int_equal(s.n_teachers, 1);
+  assert_int_equal(s.combine, PIPELINE_COMBINE_CONFIDENCE);
+}
+
+/* A teacher loaded from a checkpoint keeps the name as written (a path
+ * inside the data root), trains nothing and plans one epoch. */
+static void test_checkpoint_teachers(void **state) {
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok("{" DS ", 'teachers': [{'model': 'cnn', 'seed': 4},"
+           " {'checkpoint': 'models/t1.ckpt'}, {'checkpoint': '..a/.b..'},"
+           " {'checkpoint': 'caf\\u00e9 " TEN "'},"
+           " {'checkpoint': '" HUNDRED "'}]}",
+           &s);
+  assert_int_equal(s.n_teachers, 5);
+  assert_string_equal(s.teachers[0].checkpoint, "");
+  assert_string_equal(s.teachers[0].stage.model, "cnn");
+  assert_string_equal(s.teachers[1].checkpoint, "models/t1.ckpt");
+  assert_string_equal(s.teachers[2].checkpoint, "..a/.b..");
+  assert_string_equal(s.teachers[3].checkpoint, "caf\xc3\xa9 " TEN);
+  assert_string_equal(s.teachers[4].checkpoint, HUNDRED);
+  for (int k = 1; k < 5; k++) {
+    assert_int_equal(s.teachers[k].stage.epochs, 1);
+    assert_int_equal(s.teachers[k].has_seed, 0);
+    assert_string_equal(s.teachers[k].path, "");
+  }
+}
+
+/* The student's self-paced weights and representation hint. */
+static void test_student_options(void **state) {
+  pipeline_spec_t s;
+
+  (void)state;
+  parse_ok("{" DS ", 'teachers': [{'model': 'cnn'}],"
+           " 'student': {'model': 'mlp-small', 'spl_weights': 'none',"
+           "   'weights_from': 'self', 'representation':"
+           "   {'beta': 0.5, 'student_layer': 2, 'teacher_layer': 7}}}",
+           &s);
+  assert_int_equal(s.student_weights, PIPELINE_WEIGHTS_NONE);
+  assert_int_equal(s.weights_from, PIPELINE_FROM_SELF);
+  assert_int_equal(s.has_hint, 1);
+  assert_int_equal(s.hint_teacher_layer, 7);
+  assert_int_equal(s.hint_student_layer, 2);
+  assert_true(s.hint_beta == 0.5);
+
+  /* Without representation there is no hint, whatever else is given. */
+  parse_ok("{" DS ", 'student': {'spl_weights': 'all'}}", &s);
+  assert_int_equal(s.student_weights, PIPELINE_WEIGHTS_ALL);
+  assert_int_equal(s.weights_from, PIPELINE_FROM_SPL);
+  assert_int_equal(s.has_hint, 0);
+  assert_true(s.hint_beta == 1.0);
+}
+
 static void test_bad_inputs_name_their_field(void **state) {
   pipeline_spec_t s;
   spec_error_t err;
@@ -796,7 +1012,8 @@ static const good_case_t good_cases[] = {
      AT(noise_rate), 'd', 0.95},
     {"{'dataset': {'name': 'd', 'label_noise': {'seed': 9007199254740991}}}",
      AT(noise_seed), 'u', 9007199254740991.0},
-    {"{" DS ", 'optimizer': {'lr': 10}}", AT(teacher.optim.lr), 'd', 10},
+    {"{" DS ", 'optimizer': {'lr': 10}}", AT(teachers[0].stage.optim.lr), 'd',
+     10},
     {"{" DS ", 'optimizer': {'lr': 1e-9}}", AT(student.optim.lr), 'd', 1e-9},
     {"{" DS ", 'optimizer': {'momentum': 0}}", AT(spl.optim.momentum), 'd', 0},
     {"{" DS ", 'optimizer': {'momentum': 0.999}}", AT(spl.optim.momentum), 'd',
@@ -808,7 +1025,7 @@ static const good_case_t good_cases[] = {
     {"{" DS ", 'optimizer': {'batch_size': 1}}", AT(spl.optim.batch_size), 'i',
      1},
     {"{" DS ", 'optimizer': {'batch_size': 4096}}",
-     AT(teacher.optim.batch_size), 'i', 4096},
+     AT(teachers[0].stage.optim.batch_size), 'i', 4096},
     {"{" DS ", 'spl': {'epochs': 1000}}", AT(spl.epochs), 'i', 1000},
     {"{" DS ", 'spl': {'warmup_epochs': 0}}", AT(spl_warmup_epochs), 'i', 0},
     {"{" DS ", 'spl': {'warmup_epochs': 10}}", AT(spl_warmup_epochs), 'i', 10},
@@ -816,7 +1033,8 @@ static const good_case_t good_cases[] = {
     {"{" DS ", 'spl': {'pace': {'start': 1, 'end': 1}}}", AT(pace_start), 'd',
      1},
     {"{" DS ", 'spl': {'pace': {'start': 0.8}}}", AT(pace_start), 'd', 0.8},
-    {"{" DS ", 'teachers': [{'epochs': 1}]}", AT(teacher.epochs), 'i', 1},
+    {"{" DS ", 'teachers': [{'epochs': 1}]}", AT(teachers[0].stage.epochs), 'i',
+     1},
     {"{" DS ", 'student': {'epochs': 1000}}", AT(baseline.epochs), 'i', 1000},
     {"{" DS ", 'student': {'kd': {'alpha': 0}}}", AT(kd_alpha), 'd', 0},
     {"{" DS ", 'student': {'kd': {'alpha': 1}}}", AT(kd_alpha), 'd', 1},
@@ -824,6 +1042,68 @@ static const good_case_t good_cases[] = {
      'd', 100},
     {"{" DS ", 'student': {'kd': {'temperature': 1e-6}}}", AT(kd_temperature),
      'd', 1e-6},
+
+    /* Teachers, their seeds and how they combine. */
+    {"{" DS ", 'teachers': [{'seed': 0}]}", AT(teachers[0].has_seed), 'i', 1},
+    {"{" DS ", 'teachers': [{'seed': 0}]}", AT(teachers[0].seed), 'u', 0},
+    {"{" DS ", 'teachers': [{}, {'seed': 9007199254740991}]}",
+     AT(teachers[1].seed), 'u', 9007199254740991.0},
+    {"{" DS ", 'teachers': [{}, {'seed': 5}]}", AT(teachers[0].has_seed), 'i',
+     0},
+    {"{" DS ", 'teachers': [{}, {}, {}, {}, {}, {}, {}, {}]}", AT(n_teachers),
+     'i', 8},
+    {"{" DS ", 'teachers': [{}, {}, {}, {}, {}, {}, {}, {'epochs': 2}]}",
+     AT(teachers[7].stage.epochs), 'i', 2},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a.ckpt'}]}",
+     AT(teachers[0].stage.epochs), 'i', 1},
+    {"{" DS ", 'combine': 'confidence'}", AT(combine), 'i',
+     PIPELINE_COMBINE_CONFIDENCE},
+    {"{" DS ", 'combine': 'mean'}", AT(combine), 'i', PIPELINE_COMBINE_MEAN},
+
+    /* The student's weights and its representation hint. */
+    {"{" DS ", 'student': {'spl_weights': 'all'}}", AT(student_weights), 'i',
+     PIPELINE_WEIGHTS_ALL},
+    {"{" DS ", 'student': {'spl_weights': 'none'}}", AT(student_weights), 'i',
+     PIPELINE_WEIGHTS_NONE},
+    {"{" DS ", 'student': {'spl_weights': 'ce'}}", AT(student_weights), 'i',
+     PIPELINE_WEIGHTS_CE},
+    {"{" DS ", 'student': {'weights_from': 'self'}}", AT(weights_from), 'i',
+     PIPELINE_FROM_SELF},
+    {"{" DS ", 'student': {'weights_from': 'spl'}}", AT(weights_from), 'i',
+     PIPELINE_FROM_SPL},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 0,"
+     " 'student_layer': 0}}}",
+     AT(has_hint), 'i', 1},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 4,"
+     " 'student_layer': 0}}}",
+     AT(hint_teacher_layer), 'i', 4},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 0,"
+     " 'student_layer': 4}}}",
+     AT(hint_student_layer), 'i', 4},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 0,"
+     " 'student_layer': 0}}}",
+     AT(hint_beta), 'd', 1},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 0,"
+     " 'student_layer': 0, 'beta': 1000000}}}",
+     AT(hint_beta), 'd', 1e6},
+    {"{" DS ", 'student': {'representation': {'teacher_layer': 0,"
+     " 'student_layer': 0, 'beta': 1e-9}}}",
+     AT(hint_beta), 'd', 1e-9},
+    {"{" DS ", 'teachers': [{'model': 'cnn'}, {'model': 'mlp-small'}],"
+     " 'student': {'representation': {'teacher_layer': 9,"
+     " 'student_layer': 0}}}",
+     AT(hint_teacher_layer), 'i', 9},
+    {"{" DS ", 'teachers': [{'model': " EVERY_LAYER "}],"
+     " 'student': {'representation': {'teacher_layer': 7,"
+     " 'student_layer': 0}}}",
+     AT(hint_teacher_layer), 'i', 7},
+    {"{" DS ", 'teachers': [{'checkpoint': 'a.ckpt'}],"
+     " 'student': {'representation': {'teacher_layer': 23,"
+     " 'student_layer': 0}}}",
+     AT(hint_teacher_layer), 'i', 23},
+    {"{" DS ", 'student': {'model': 'cnn', 'representation':"
+     " {'teacher_layer': 0, 'student_layer': 9}}}",
+     AT(hint_student_layer), 'i', 9},
 
     /* The optimizer's keys of issue 3, at and near their bounds. */
     {"{" DS ", 'optimizer': {'kind': 'adam'}}", AT(spl.optim.kind), 'i',
@@ -835,9 +1115,9 @@ static const good_case_t good_cases[] = {
     {"{" DS ", 'optimizer': {'kind': 'adam', 'nesterov': false}}",
      AT(spl.optim.nesterov), 'i', 0},
     {"{" DS ", 'optimizer': {'decay_bias': false}}",
-     AT(teacher.optim.decay_bias), 'i', 0},
+     AT(teachers[0].stage.optim.decay_bias), 'i', 0},
     {"{" DS ", 'optimizer': {'decay_bias': true}}",
-     AT(teacher.optim.decay_bias), 'i', 1},
+     AT(teachers[0].stage.optim.decay_bias), 'i', 1},
     {"{" DS ", 'optimizer': {'beta1': 0}}", AT(spl.optim.beta1), 'd', 0},
     {"{" DS ", 'optimizer': {'beta1': 0.999999}}", AT(spl.optim.beta1), 'd',
      0.999999},
@@ -853,7 +1133,7 @@ static const good_case_t good_cases[] = {
     {"{" DS ", 'optimizer': {'warmup_epochs': 1000}}",
      AT(spl.optim.warmup_epochs), 'd', 1000},
     {"{" DS ", 'optimizer': {'warmup_epochs': 0.25}}",
-     AT(teacher.optim.warmup_epochs), 'd', 0.25},
+     AT(teachers[0].stage.optim.warmup_epochs), 'd', 0.25},
     {"{" DS ", 'optimizer': {'step_epochs': 1}}", AT(spl.optim.step_epochs),
      'i', 1},
     {"{" DS ", 'optimizer': {'step_epochs': 1000}}", AT(spl.optim.step_epochs),
@@ -863,7 +1143,7 @@ static const good_case_t good_cases[] = {
     {"{" DS ", 'spl': {'optimizer': {'kind': 'adamw', 'beta1': 0.5}}}",
      AT(spl.optim.beta1), 'd', 0.5},
     {"{" DS ", 'teachers': [{'optimizer': {'step_epochs': 4}}]}",
-     AT(teacher.optim.step_epochs), 'i', 4},
+     AT(teachers[0].stage.optim.step_epochs), 'i', 4},
 
     /* Normalisation and noise kinds. */
     {"{'dataset': {'name': 'd', 'normalize': 'scale'}}", AT(norm), 'i',
@@ -979,8 +1259,21 @@ static void test_messages_explain(void **state) {
   assert_int_equal(parse_q("{" DS ", 'spl': {'model': 'x'}}", &s, &err),
                    -EINVAL);
   assert_non_null(strstr(err.message, "mlp"));
-  parse_q("{" DS ", 'teachers': [{}, {}]}", &s, &err);
-  assert_non_null(strstr(err.message, "not supported yet"));
+  parse_q("{" DS ", 'teachers': [{}, {}, {}, {}, {}, {}, {}, {}, {}]}", &s,
+          &err);
+  assert_non_null(strstr(err.message, "holds 9 teachers"));
+  assert_non_null(strstr(err.message, "1 to 8"));
+  parse_q("{" DS ", 'teachers': [{'checkpoint': 'a.ckpt', 'epochs': 3}]}", &s,
+          &err);
+  assert_non_null(strstr(err.message, "does not apply to a teacher loaded "
+                                      "from a checkpoint"));
+  parse_q("{" DS ", 'teachers': [{'checkpoint': 'a/../../b'}]}", &s, &err);
+  assert_non_null(strstr(err.message, "\"..\""));
+  parse_q("{" DS ", 'student': {'representation': {'teacher_layer': 0,"
+          " 'student_layer': 5}}}",
+          &s, &err);
+  assert_non_null(strstr(err.message, "has 5 layers"));
+  assert_non_null(strstr(err.message, "\"mlp\""));
   parse_q("{" DS ", 'baseline': {'epochs': 3}}", &s, &err);
   assert_non_null(strstr(err.message, "student"));
   parse_q("{" DS ", 'optimizer': {'lr': 11}}", &s, &err);
@@ -1025,7 +1318,7 @@ static void test_presets_come_from_the_engine(void **state) {
              *name, *name, *name);
     parse_ok(text, &s);
     assert_string_equal(s.spl.model, *name);
-    assert_string_equal(s.teacher.model, *name);
+    assert_string_equal(s.teachers[0].stage.model, *name);
     assert_string_equal(s.student.model, *name);
     assert_string_equal(s.baseline.model, *name);
     assert_int_equal(s.student.desc.n_layers + s.baseline.desc.n_layers, 0);
@@ -1054,8 +1347,8 @@ static void test_custom_models(void **state) {
   assert_string_equal(s.student.desc.name, "custom");
   want.epochs = s.spl.epochs;
   assert_stage_equal(&s.spl, &want);
-  want.epochs = s.teacher.epochs;
-  assert_stage_equal(&s.teacher, &want);
+  want.epochs = s.teachers[0].stage.epochs;
+  assert_stage_equal(&s.teachers[0].stage, &want);
 
   parse_ok("{" DS ", 'student': {'model': " EVERY_LAYER "},"
            " 'baseline': {'model': " EVERY_LAYER_EXPLICIT "}}",
@@ -1218,10 +1511,20 @@ static void test_examples_say_what_they_should(void **state) {
   strcpy(want.name, "fmnist-quick");
   want.limit = 6000;
   want.spl.epochs = 4;
-  want.teacher.epochs = 3;
+  want.teachers[0].stage.epochs = 3;
   want.student.epochs = 4;
   want.baseline.epochs = 4;
   parse_file("examples/quick.json", &got);
+  assert_spec_equal(&got, &want);
+
+  sym40_expected(&want);
+  strcpy(want.name, "fmnist-multi-teacher");
+  want.n_teachers = 2;
+  want.teachers[1].stage = preset("cnn", 15, want.teachers[0].stage.optim);
+  want.teachers[1].stage.optim.lr = 0.02;
+  want.teachers[1].stage.optim.batch_size = 64;
+  want.combine = PIPELINE_COMBINE_CONFIDENCE;
+  parse_file("examples/multi-teacher.json", &got);
   assert_spec_equal(&got, &want);
 }
 
@@ -1233,6 +1536,9 @@ int main(void) {
       cmocka_unit_test(test_defaults_with_only_dataset_name),
       cmocka_unit_test(test_null_and_derived_sections),
       cmocka_unit_test(test_spl_options),
+      cmocka_unit_test(test_several_teachers),
+      cmocka_unit_test(test_checkpoint_teachers),
+      cmocka_unit_test(test_student_options),
       cmocka_unit_test(test_bad_inputs_name_their_field),
       cmocka_unit_test(test_bounds_just_inside_are_accepted),
       cmocka_unit_test(test_names),
