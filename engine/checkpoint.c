@@ -923,6 +923,25 @@ int checkpoint_save(const char *path, const model_t *m,
   return rc;
 }
 
+int checkpoint_encode(const model_t *m, const checkpoint_meta_t *meta,
+                      uint8_t **out, size_t *size, char *err,
+                      size_t errlen) {
+  ctx_t c = {NULL, err, errlen};
+  int rc;
+
+  *out = NULL;
+  *size = 0;
+  if (meta->desc.n_layers != m->n_layers)
+    return fail(&c, -EINVAL, "meta describes %d layers, the model has %d",
+                meta->desc.n_layers, m->n_layers);
+  rc = encode(&c, m, meta, out, size);
+  if (rc) {
+    free(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
 /* Loading. */
 
 /* Builds v's model for batch_cap rows and `members` members; the initial
@@ -983,5 +1002,21 @@ int checkpoint_load_into(const char *path, model_t *m, checkpoint_meta_t *meta,
   if (rc == 0)
     *meta = v.meta;
   free(buf);
+  return rc;
+}
+
+int checkpoint_decode_into(const uint8_t *buf, size_t size, model_t *m,
+                           checkpoint_meta_t *meta, char *err,
+                           size_t errlen) {
+  ctx_t c = {NULL, err, errlen};
+  ckpt_view_t v;
+  int rc = buffer_parse(&c, buf, size, &v);
+
+  if (rc == 0)
+    rc = model_match(&c, &v, m);
+  if (rc == 0)
+    rc = state_apply(&c, &v, m);
+  if (rc == 0)
+    *meta = v.meta;
   return rc;
 }

@@ -66,4 +66,16 @@ int checkpoint_load(const char *path, int batch_cap, int members,
 int checkpoint_load_into(const char *path, model_t *m, checkpoint_meta_t *meta,
                          char *err, size_t errlen);
 
+/* The bytes checkpoint_save would write for m and meta, in a new heap
+ * buffer *out of *size bytes that the caller frees. Returns 0, -EINVAL
+ * when meta does not describe m, -EFBIG, -ENOMEM. */
+int checkpoint_encode(const model_t *m, const checkpoint_meta_t *meta,
+                      uint8_t **out, size_t *size, char *err, size_t errlen);
+
+/* checkpoint_load_into for checkpoint bytes in memory: restores buf[0,
+ * size) into m, which must have the same architecture. */
+int checkpoint_decode_into(const uint8_t *buf, size_t size, model_t *m,
+                           checkpoint_meta_t *meta, char *err,
+                           size_t errlen);
+
 #endif

@@ -433,7 +433,7 @@ int layer_conv2d_build(const layer_desc_t *d, layer_shape_t in,
     snprintf(err, errlen, "conv2d: out of memory");
     return -ENOMEM;
   }
-  layer_param_he(&l->params[0], g.kkc, env->init);
+  layer_param_init(l, g.kkc, env->init);
   *out = l;
   return 0;
 }

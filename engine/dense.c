@@ -90,7 +90,7 @@ int layer_dense_build(const layer_desc_t *d, layer_shape_t in,
     snprintf(err, errlen, "dense: out of memory");
     return -ENOMEM;
   }
-  layer_param_he(&l->params[0], in_dim, env->init);
+  layer_param_init(l, in_dim, env->init);
   *out = l;
   return 0;
 }

@@ -101,3 +101,58 @@ int dynamics_finish(const dynamics_t *d, const dynamics_stats_t *out) {
   }
   return 0;
 }
+
+/* Each array of d with its element size, in state order. */
+static void state_arrays(const dynamics_t *d, void *arr[6], size_t size[6]) {
+  void *a[6] = {d->prob_mean, d->prob_m2, d->margin_sum,
+                d->correct,   d->forgets, d->last};
+  size_t s[6] = {sizeof *d->prob_mean, sizeof *d->prob_m2,
+                 sizeof *d->margin_sum, sizeof *d->correct,
+                 sizeof *d->forgets, sizeof *d->last};
+
+  memcpy(arr, a, sizeof a);
+  memcpy(size, s, sizeof s);
+}
+
+size_t dynamics_state_size(const dynamics_t *d) {
+  void *arr[6];
+  size_t size[6], total = sizeof d->epochs;
+
+  state_arrays(d, arr, size);
+  for (int i = 0; i < 6; i++)
+    total += size[i] * (size_t)d->n;
+  return total;
+}
+
+void dynamics_state_write(const dynamics_t *d, uint8_t *out) {
+  void *arr[6];
+  size_t size[6];
+
+  state_arrays(d, arr, size);
+  memcpy(out, &d->epochs, sizeof d->epochs);
+  out += sizeof d->epochs;
+  for (int i = 0; i < 6; i++) {
+    memcpy(out, arr[i], size[i] * (size_t)d->n);
+    out += size[i] * (size_t)d->n;
+  }
+}
+
+int dynamics_state_read(dynamics_t *d, const uint8_t *in, size_t n) {
+  void *arr[6];
+  size_t size[6];
+  int epochs;
+
+  if (n != dynamics_state_size(d))
+    return -EINVAL;
+  memcpy(&epochs, in, sizeof epochs);
+  if (epochs < 0)
+    return -EINVAL;
+  d->epochs = epochs;
+  in += sizeof epochs;
+  state_arrays(d, arr, size);
+  for (int i = 0; i < 6; i++) {
+    memcpy(arr[i], in, size[i] * (size_t)d->n);
+    in += size[i] * (size_t)d->n;
+  }
+  return 0;
+}

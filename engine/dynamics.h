@@ -6,6 +6,7 @@
 #ifndef SPK_ENGINE_DYNAMICS_H
 #define SPK_ENGINE_DYNAMICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Running per-sample sums over the epochs added so far. Fields are read
@@ -54,5 +55,17 @@ int dynamics_add_epoch(dynamics_t *d, const float *prob, const float *margin,
  * changed, so this may run after every epoch. Returns 0, -EINVAL for a
  * NULL d or out, or -ENODATA before the first epoch. */
 int dynamics_finish(const dynamics_t *d, const dynamics_stats_t *out);
+
+/* Bytes dynamics_state_write writes for d: its epoch count and sums. */
+size_t dynamics_state_size(const dynamics_t *d);
+
+/* Writes d's epoch count and sums to out (dynamics_state_size bytes), so
+ * that a resumed stage continues them exactly. */
+void dynamics_state_write(const dynamics_t *d, uint8_t *out);
+
+/* Restores what dynamics_state_write wrote into d, initialised for the
+ * same sample count. Returns 0, or -EINVAL when n bytes do not fit d
+ * (d is then unchanged). */
+int dynamics_state_read(dynamics_t *d, const uint8_t *in, size_t n);
 
 #endif

@@ -16,8 +16,11 @@ layer_t *layer_alloc(const layer_ops_t *ops, layer_shape_t in,
  * momentum; decay marks a weight tensor. Returns 0 or -ENOMEM. */
 int layer_param_alloc(layer_t *l, int i, size_t n, int decay);
 
-/* Fills a weight tensor with He-normal values for fan_in inputs. */
-void layer_param_he(optim_param_t *p, int fan_in, rng_t *rng);
+/* Draws a dense or conv layer's weights (params[0]) and then its biases
+ * (params[1]) uniformly from (-1/sqrt(fan_in), 1/sqrt(fan_in)). Chosen
+ * over He-normal weights with zero biases on the validation accuracy of
+ * the sym40 job's baseline (0.538 against 0.533, mean of two seeds). */
+void layer_param_init(layer_t *l, int fan_in, rng_t *rng);
 
 /* The share of n items that member `member` of `size` takes:
  * [*lo, *hi), contiguous, sizes differing by at most one. */

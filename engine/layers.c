@@ -41,11 +41,12 @@ int layer_param_alloc(layer_t *l, int i, size_t n, int decay) {
   return p->value && p->grad && p->velocity ? 0 : -ENOMEM;
 }
 
-void layer_param_he(optim_param_t *p, int fan_in, rng_t *rng) {
-  float scale = sqrtf(2.0f / (float)fan_in);
+void layer_param_init(layer_t *l, int fan_in, rng_t *rng) {
+  float bound = 1.0f / sqrtf((float)fan_in);
 
-  for (size_t i = 0; i < p->n; i++)
-    p->value[i] = scale * rng_normal(rng);
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < l->params[k].n; i++)
+      l->params[k].value[i] = bound * (2.0f * rng_uniform(rng) - 1.0f);
 }
 
 void layer_share(int n, int member, int size, int *lo, int *hi) {

@@ -103,7 +103,7 @@ typedef struct {
 typedef struct {
   int batch_cap;
   int members;
-  rng_t *init;   /* draws initial weights (He normal) */
+  rng_t *init;   /* draws initial weights and biases */
   uint64_t seed; /* seeds the layer's own draws (dropout masks) */
 } layer_env_t;
 

@@ -24,6 +24,7 @@
 #include "noise.h"
 #include "rng.h"
 #include "spl.h"
+#include "state.h"
 #include "team.h"
 
 /* Rows per inference batch: big enough for efficient GEMMs, small enough
@@ -160,6 +161,7 @@ typedef struct {
    * lane that failed (1 main, 2 baseline), stops the other. */
   pthread_mutex_t *hook_lock;
   atomic_int *stop;
+  const pipeline_state_t *state; /* of the epoch being reported */
 } run_t;
 
 /* How one stage trains: which samples, with what weight, against what. */
@@ -174,6 +176,9 @@ typedef struct {
   loss_kd_t kd;
   struct hint *hint;           /* the representation hint, or NULL */
   long steps;       /* optimizer updates so far */
+  int loaded;       /* 1: a teacher loaded from its checkpoint file */
+  int first_epoch;  /* epochs already done (restored from a state) */
+  int done;         /* 1: restored as finished */
   int train_scores; /* 1: keep the scores seen while training */
   int spl_scored;   /* 1: score samples as the spl stage does */
   int last_kept;    /* spl: samples the last selection kept */
@@ -671,8 +676,8 @@ static int spl_noise_estimate(run_t *r, pipeline_epoch_t *m) {
 }
 
 static int report_epoch(run_t *r, pipeline_epoch_t *m) {
-  pipeline_records_t rec = {r->n_train, r->loss,   r->prob, r->weight,
-                            r->easy,    r->margin, r->pred};
+  pipeline_records_t rec = {r->n_train, r->loss,   r->prob,  r->weight,
+                            r->easy,    r->margin, r->pred, r->state};
   int easy = 0, rc;
 
   for (int i = 0; i < r->n_train; i++)
@@ -750,19 +755,233 @@ out:
   return rc;
 }
 
+/* Sections of a stage's resume state. */
+#define TAG_HEAD STATE_TAG('H', 'E', 'A', 'D')
+#define TAG_RNG STATE_TAG('R', 'N', 'G', ' ')
+#define TAG_MODEL STATE_TAG('M', 'O', 'D', 'L')
+#define TAG_EASY STATE_TAG('E', 'A', 'S', 'Y')
+#define TAG_SPLW STATE_TAG('S', 'P', 'L', 'W')
+#define TAG_HIST STATE_TAG('H', 'I', 'S', 'T')
+#define TAG_FINAL STATE_TAG('F', 'I', 'N', 'L')
+#define TAG_DYN STATE_TAG('D', 'Y', 'N', 'A')
+#define TAG_HINT STATE_TAG('H', 'I', 'N', 'T')
+
+/* What every state starts with. */
+typedef struct {
+  int32_t stage, epoch, final, n_train, last_kept, spare;
+  int64_t steps;
+} state_head_t;
+
+/* The checkpoint meta of a stage's model. */
+static void stage_meta(const run_t *r, const stage_t *st, int epoch,
+                       checkpoint_meta_t *meta) {
+  memset(meta, 0, sizeof *meta);
+  if (st->cfg->desc.n_layers > 0)
+    meta->desc = st->cfg->desc;
+  else
+    model_preset(st->cfg->model, &meta->desc);
+  meta->in = (layer_shape_t){r->file->channels, r->file->height,
+                             r->file->width};
+  meta->classes = r->classes;
+  meta->optim = st->cfg->optim;
+  meta->steps = st->steps;
+  meta->epoch = epoch;
+  meta->rng = st->shuffle;
+}
+
+/* The arrays a stage keeps across epochs beside its model. The spl
+ * weights and history belong to the main lane (spl and the student). */
+static void state_put_arrays(run_t *r, const stage_t *st, int epoch,
+                             int final, state_writer_t *w) {
+  size_t n = (size_t)r->n_train;
+  int main_lane = st->stage == PIPELINE_STAGE_SPL ||
+                  st->stage == PIPELINE_STAGE_STUDENT;
+
+  state_put(w, TAG_EASY, r->easy, n);
+  if (main_lane)
+    state_put(w, TAG_SPLW, r->spl_w, n * sizeof(float));
+  if (st->stage == PIPELINE_STAGE_SPL) {
+    state_put(w, TAG_HIST, r->hist_loss, (size_t)epoch * n * sizeof(float));
+    state_put(w, TAG_HIST, r->hist_prob, (size_t)epoch * n * sizeof(float));
+  }
+  if (st->stage == PIPELINE_STAGE_SPL && final)
+    state_put(w, TAG_FINAL, r->final_easy, n);
+  if (st->hint) {
+    const optim_param_t *P = &st->hint->P;
+    state_put(w, TAG_HINT, P->value, P->n * sizeof(float));
+    state_put(w, TAG_HINT, P->velocity, P->n * sizeof(float));
+  }
+}
+
+/* The stage's state after `epoch` epochs into a new buffer. */
+static int stage_state_make(run_t *r, const stage_t *st, int epoch,
+                            int final, const dynamics_t *dyn, uint8_t **out,
+                            size_t *size) {
+  state_head_t head = {st->stage, epoch, final, r->n_train, st->last_kept,
+                       0, st->steps};
+  state_writer_t w;
+  checkpoint_meta_t meta;
+  uint8_t *model = NULL, *dbytes = NULL;
+  size_t msize = 0, dsize = dyn ? dynamics_state_size(dyn) : 0;
+  int rc = 0;
+
+  state_writer_init(&w);
+  state_put(&w, TAG_HEAD, &head, sizeof head);
+  state_put(&w, TAG_RNG, &st->shuffle, sizeof st->shuffle);
+  if (st->model && !st->loaded) {
+    stage_meta(r, st, epoch, &meta);
+    rc = checkpoint_encode(st->model, &meta, &model, &msize, r->err,
+                           r->errlen);
+    state_put(&w, TAG_MODEL, model, msize);
+  }
+  if (rc == 0 && dyn && (dbytes = malloc(dsize ? dsize : 1))) {
+    dynamics_state_write(dyn, dbytes);
+    state_put(&w, TAG_DYN, dbytes, dsize);
+  }
+  state_put_arrays(r, st, epoch, final, &w);
+  free(model);
+  free(dbytes);
+  if (rc || (dyn && !dbytes)) {
+    state_writer_deinit(&w);
+    return rc ? rc : fail(r, -ENOMEM, "out of memory for a resume state");
+  }
+  rc = state_writer_finish(&w, out, size);
+  return rc ? fail(r, rc, "out of memory for a resume state") : 0;
+}
+
+/* Restores the two-section arrays: spl's history and the hint's P. */
+static int state_read_pairs(run_t *r, stage_t *st, const state_reader_t *rd,
+                            int epoch) {
+  size_t hist = (size_t)epoch * r->n_train * sizeof(float);
+  const uint8_t *p, *q;
+  size_t n, m;
+
+  if (st->stage == PIPELINE_STAGE_SPL) {
+    if (state_get_nth(rd, TAG_HIST, 0, &p, &n) ||
+        state_get_nth(rd, TAG_HIST, 1, &q, &m) || n != hist || m != hist)
+      return fail(r, -EINVAL, "resume state: the spl history does not fit");
+    memcpy(r->hist_loss, p, hist);
+    memcpy(r->hist_prob, q, hist);
+  }
+  if (st->hint) {
+    optim_param_t *P = &st->hint->P;
+    if (state_get_nth(rd, TAG_HINT, 0, &p, &n) ||
+        state_get_nth(rd, TAG_HINT, 1, &q, &m) ||
+        n != P->n * sizeof(float) || m != n)
+      return fail(r, -EINVAL, "resume state: the hint does not fit");
+    memcpy(P->value, p, n);
+    memcpy(P->velocity, q, m);
+  }
+  return 0;
+}
+
+/* Restores what the state holds beside its head. */
+static int state_read_body(run_t *r, stage_t *st, const state_reader_t *rd,
+                           const state_head_t *h, dynamics_t *dyn) {
+  size_t n = (size_t)r->n_train;
+  checkpoint_meta_t meta;
+  const uint8_t *p;
+  size_t len;
+  int rc;
+
+  if (state_get_exact(rd, TAG_RNG, &st->shuffle, sizeof st->shuffle,
+                      r->err, r->errlen) ||
+      state_get_exact(rd, TAG_EASY, r->easy, n, r->err, r->errlen))
+    return -EINVAL;
+  if ((st->stage == PIPELINE_STAGE_SPL ||
+       st->stage == PIPELINE_STAGE_STUDENT) &&
+      state_get_exact(rd, TAG_SPLW, r->spl_w, n * sizeof(float), r->err,
+                      r->errlen))
+    return -EINVAL;
+  if (st->stage == PIPELINE_STAGE_SPL && h->final &&
+      state_get_exact(rd, TAG_FINAL, r->final_easy, n, r->err, r->errlen))
+    return -EINVAL;
+  if (st->model && !st->loaded) {
+    if (state_get(rd, TAG_MODEL, &p, &len) != 0)
+      return fail(r, -EINVAL, "resume state: the model is missing");
+    rc = checkpoint_decode_into(p, len, st->model, &meta, r->err,
+                                r->errlen);
+    if (rc)
+      return rc;
+  }
+  if (dyn && (state_get(rd, TAG_DYN, &p, &len) != 0 ||
+              dynamics_state_read(dyn, p, len) != 0))
+    return fail(r, -EINVAL, "resume state: the dynamics do not fit");
+  return state_read_pairs(r, st, rd, h->epoch);
+}
+
+/* Asks the caller for the stage's stored state and restores it: sets
+ * st->first_epoch and st->done. No stored state leaves the stage fresh. */
+static int stage_resume(run_t *r, stage_t *st, dynamics_t *dyn) {
+  uint8_t *data = NULL;
+  size_t size = 0;
+  state_reader_t rd;
+  state_head_t h;
+  int rc;
+
+  if (!r->hooks->load_state)
+    return 0;
+  hooks_lock(r);
+  rc = r->hooks->load_state(r->hooks->ctx, st->stage, &data, &size, r->err,
+                            r->errlen);
+  hooks_unlock(r);
+  if (rc || !data)
+    return rc;
+  rc = state_reader_init(&rd, data, size, r->err, r->errlen);
+  if (rc == 0)
+    rc = state_get_exact(&rd, TAG_HEAD, &h, sizeof h, r->err, r->errlen);
+  if (rc == 0 && (h.stage != st->stage || h.n_train != r->n_train ||
+                  h.epoch < 0 || h.epoch > st->cfg->epochs))
+    rc = fail(r, -EINVAL, "resume state: made for another stage or job");
+  if (rc == 0)
+    rc = state_read_body(r, st, &rd, &h, dyn);
+  if (rc == 0) {
+    st->first_epoch = h.epoch;
+    st->done = h.final != 0;
+    st->steps = h.steps;
+    st->last_kept = h.last_kept;
+  }
+  free(data);
+  return rc;
+}
+
+/* Reports an epoch (and before the stage's last, its dynamics) with the
+ * state to resume from after it when the caller keeps states. */
+static int stage_report(run_t *r, stage_t *st, int epoch,
+                        pipeline_epoch_t *m, const dynamics_t *dyn) {
+  int final = epoch == st->cfg->epochs, rc = 0;
+  pipeline_state_t state = {st->stage, epoch, final, NULL, 0, st->model};
+  uint8_t *data = NULL;
+
+  /* Dynamics go first: once the final state is stored the stage is
+   * never run again, so nothing it reports may come after. */
+  if (final)
+    rc = dynamics_report(r, st->stage, dyn);
+  if (rc == 0 && r->hooks->load_state)
+    rc = stage_state_make(r, st, epoch, final, dyn, &data, &state.size);
+  state.data = data;
+  r->state = r->hooks->load_state ? &state : NULL;
+  if (rc == 0)
+    rc = report_epoch(r, m);
+  r->state = NULL;
+  free(data);
+  return rc;
+}
+
 static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
                         dynamics_t *dyn);
 
-/* Trains a stage through all its epochs, then reports its dynamics. */
+/* Trains a stage through all its epochs, resuming after the epochs a
+ * stored state holds; its dynamics are reported with its last epoch. */
 static int stage_train(run_t *r, stage_t *st, after_epoch_fn after) {
   dynamics_t dyn;
   int rc = dynamics_init(&dyn, r->n_train);
 
   if (rc)
     return fail(r, rc, "out of memory for training dynamics");
-  rc = stage_epochs(r, st, after, &dyn);
-  if (rc == 0)
-    rc = dynamics_report(r, st->stage, &dyn);
+  rc = stage_resume(r, st, &dyn);
+  if (rc == 0 && !st->done)
+    rc = stage_epochs(r, st, after, &dyn);
   dynamics_deinit(&dyn);
   return rc;
 }
@@ -776,7 +995,7 @@ static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
   if (rc)
     return rc;
   r->score_kind = st->spl_scored ? r->spec->spl_score : SPL_SCORE_LOSS;
-  for (int e = 0; e < st->cfg->epochs; e++) {
+  for (int e = st->first_epoch; e < st->cfg->epochs; e++) {
     pipeline_epoch_t m = {st->stage, e + 1, st->cfg->epochs};
     double t0 = now_s();
 
@@ -804,7 +1023,7 @@ static int stage_epochs(run_t *r, stage_t *st, after_epoch_fn after,
     if (rc)
       return rc;
     m.seconds = now_s() - t0;
-    rc = report_epoch(r, &m);
+    rc = stage_report(r, st, e + 1, &m, dyn);
     if (rc)
       return rc;
   }
@@ -1023,29 +1242,34 @@ static int teacher_load(run_t *r, int k, stage_t *st) {
 /* A loaded teacher trains no epoch: it is evaluated once and reported as
  * epoch 1 of 1 without a training loss. */
 static int teacher_evaluate(run_t *r, stage_t *st) {
+  pipeline_stage_spec_t one = *st->cfg;
   pipeline_epoch_t m = {st->stage, 1, 1};
   double t0 = now_s();
   dynamics_t dyn;
-  int rc = stage_begin(r, st->stage);
+  int rc = dynamics_init(&dyn, r->n_train);
 
   if (rc)
-    return rc;
-  rc = dynamics_init(&dyn, r->n_train);
-  if (rc)
     return fail(r, rc, "out of memory for training dynamics");
-  m.train_loss = NAN;
-  r->score_kind = SPL_SCORE_LOSS;
-  memset(r->weight, 0, sizeof(float) * (size_t)r->n_train);
-  stage_evaluate(r, st->model, &m);
-  r->det_score = r->loss;
-  rc = dynamics_epoch(r, &dyn);
-  if (rc == 0)
-    rc = fixed_after(r, st, 0);
-  m.seconds = now_s() - t0;
-  if (rc == 0)
-    rc = report_epoch(r, &m);
-  if (rc == 0)
-    rc = dynamics_report(r, st->stage, &dyn);
+  one.epochs = 1;
+  st->cfg = &one;
+  st->loaded = 1;
+  rc = stage_resume(r, st, &dyn);
+  if (rc == 0 && !st->done)
+    rc = stage_begin(r, st->stage);
+  if (rc == 0 && !st->done) {
+    m.train_loss = NAN;
+    r->score_kind = SPL_SCORE_LOSS;
+    memset(r->weight, 0, sizeof(float) * (size_t)r->n_train);
+    stage_evaluate(r, st->model, &m);
+    r->det_score = r->loss;
+    rc = dynamics_epoch(r, &dyn);
+    if (rc == 0)
+      rc = fixed_after(r, st, 0);
+    m.seconds = now_s() - t0;
+    if (rc == 0)
+      rc = stage_report(r, st, 1, &m, &dyn);
+  }
+  st->cfg = NULL;
   dynamics_deinit(&dyn);
   return rc;
 }

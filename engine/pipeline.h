@@ -190,7 +190,22 @@ typedef struct {
   const float *margin;  /* logit of the observed label minus the largest
                          * other logit */
   const uint8_t *pred;  /* predicted class */
+  /* What resumes the stage after this epoch; NULL unless the hooks have
+   * load_state. Store it with the epoch's records, atomically. */
+  const struct pipeline_state *state;
 } pipeline_records_t;
+
+/* A stage's state after a completed epoch: opaque bytes the pipeline
+ * reads back through load_state to continue from there with the same
+ * numbers as an uninterrupted run. */
+typedef struct pipeline_state {
+  int stage;
+  int epoch;            /* the stage's epochs completed */
+  int final;            /* 1: the stage has finished */
+  const uint8_t *data;  /* the state, engine/state.h framing */
+  size_t size;
+  const model_t *model; /* the stage's model after the epoch, or NULL */
+} pipeline_state_t;
 
 /* A stage's training dynamics once it has finished, per training sample
  * in position order: mean probability of the observed label across its
@@ -221,6 +236,14 @@ typedef struct {
   const atomic_int *cancel; /* non-zero: stop at the next batch */
   int (*on_dynamics)(void *ctx, const pipeline_dynamics_t *dynamics,
                      char *err, size_t errlen);
+  /* The state last stored for stage (records->state of its last
+   * reported epoch) in a heap buffer *data of *size bytes that the
+   * pipeline frees, or *data NULL when there is none. With this set,
+   * every epoch reports its state and each stage starts where its stored
+   * state ends: a finished stage is not run again, an unfinished one
+   * continues after its last stored epoch. */
+  int (*load_state)(void *ctx, int stage, uint8_t **data, size_t *size,
+                    char *err, size_t errlen);
 } pipeline_hooks_t;
 
 /* Runs every stage of spec on train (the whole training file) and test.

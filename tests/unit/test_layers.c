@@ -67,7 +67,7 @@ static void zero_grads(layer_t *l) {
     memset(l->params[i].grad, 0, sizeof(float) * l->params[i].n);
 }
 
-/* Gives l's bias random values (He init leaves it at zero). */
+/* Gives l's bias random values (so that tests do not depend on its initial values). */
 static void random_bias(layer_t *l, uint64_t seed) {
   rng_t rng;
 
