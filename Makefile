@@ -65,9 +65,12 @@ $(SAN)/tests/%: tests/unit/%.c $(SAN)/libspk.a
 $(B)/spkbench: tests/bench/bench.c $(B)/libspk.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libspk.a $(LIBS)
 
+$(B)/spkrecbench: tests/bench/records_bench.c $(B)/libspk.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libspk.a $(LIBS)
+
 # Speed as ratios to this machine's limits, measured in one run; not a
 # test (see README, "Speed").
-bench: setup all $(B)/spkbench
+bench: setup all $(B)/spkbench $(B)/spkrecbench
 	./scripts/bench.sh
 
 run: setup all

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 echo "== engine against this machine's limits"
 ./build/spkbench
+echo; echo "== per-sample epoch records in SQLite"; ./build/spkrecbench
 
 echo
 echo "== peak resident memory of 'spkd train --model cnn --epochs 1' (full set)"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Opening and closing a connection, and the helpers every storage file
  * uses: error reporting, statements, transactions, time and packing. The
- * schema itself lives in migrations.c, the queries in db_jobs.c and
- * db_epochs.c. */
+ * schema itself lives in migrations.c, the space of deleted rows in
+ * db_space.c, the queries in db_jobs.c, db_epochs.c, db_dynamics.c,
+ * db_checkpoints.c, db_events.c and db_queries.c. */
 #include "db_internal.h"
 
 #include <errno.h>
@@ -11,9 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* How long a statement waits for another connection's write lock. */
-#define DB_BUSY_TIMEOUT_MS 10000
 
 int db_msg(int code, char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
@@ -38,8 +36,8 @@ void db_err_prefix(char *err, size_t errlen, const char *prefix) {
 int db_fail(db_t *db, int rc, const char *what, char *err, size_t errlen) {
   switch (rc & 0xff) {
   case SQLITE_FULL:
-    return db_msg(-ENOSPC, err, errlen, "%s: %s", what,
-                  sqlite3_errmsg(db->conn));
+    return db_msg(-ENOSPC, err, errlen, "%s: the disk or the database is full",
+                  what);
   case SQLITE_NOMEM:
     return db_msg(-ENOMEM, err, errlen, "%s: out of memory", what);
   default:
@@ -156,6 +154,49 @@ float db_f32_unpack(const uint8_t *src) {
   return f;
 }
 
+/* The largest finite half-precision value. */
+#define HALF_MAX 65504.0f
+
+/* x as binary16 bits, rounded to nearest even; finite values beyond the
+ * half range and infinities become +-HALF_MAX, NaN stays NaN. Clamping
+ * first also keeps the conversion itself from overflowing. */
+static uint16_t half_from_float(float x) {
+  _Float16 h;
+  uint16_t u;
+
+  if (x > HALF_MAX)
+    x = HALF_MAX;
+  else if (x < -HALF_MAX)
+    x = -HALF_MAX;
+  h = (_Float16)x;
+  memcpy(&u, &h, sizeof u);
+  return u;
+}
+
+/* The float a binary16 value stands for: exact, every half is a float. */
+static float half_to_float(uint16_t u) {
+  _Float16 h;
+
+  memcpy(&h, &u, sizeof h);
+  return (float)h;
+}
+
+float db_half_round(float x) {
+  return half_to_float(half_from_float(x));
+}
+
+void db_f16_pack(uint8_t *dst, const float *src, int n) {
+  for (int i = 0; i < n; i++) {
+    uint16_t u = half_from_float(src[i]);
+    dst[2 * i] = (uint8_t)u;
+    dst[2 * i + 1] = (uint8_t)(u >> 8);
+  }
+}
+
+float db_f16_unpack(const uint8_t *src) {
+  return half_to_float((uint16_t)(src[0] | src[1] << 8));
+}
+
 /* Checks that the journal really switched to WAL: some file systems (and
  * in-memory databases) refuse, and concurrent readers depend on it. */
 static int db_wal_enable(db_t *db, char *err, size_t errlen) {
@@ -180,6 +221,57 @@ out:
   return r;
 }
 
+/* The page size of a new file, and how much of the file is read through
+ * a memory map. One sample's history is read at its offset in each
+ * records row, and SQLite reaches an offset by following the row's chain
+ * of overflow pages one page at a time: 64 KiB pages (SQLite's largest)
+ * make that chain 16 times shorter than its default 4 KiB ones, and the
+ * map turns each step into a memory access instead of a read() of a
+ * whole page. SQLite cuts the map to its compiled limit (2 GiB in
+ * Debian's build) and reads pages beyond it as usual. The page size only
+ * takes on a new file, before its first write. */
+#define DB_PAGE_SIZE "65536"
+#define DB_MMAP_SIZE "2147418112"
+
+/* The write-ahead log is folded back into the file whenever it holds
+ * this many bytes: SQLite's default of 1000 pages at 4 KiB. */
+#define DB_WAL_CHECKPOINT_BYTES (4000 * 1024)
+
+/* Reads the integer a PRAGMA without argument returns into *v. */
+static int pragma_int_read(db_t *db, const char *sql, int *v, char *err,
+                           size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(db, sql, &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *v = sqlite3_column_int(st, 0);
+  else
+    r = db_fail(db, rc, sql, err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
+/* Checkpoints the WAL every DB_WAL_CHECKPOINT_BYTES whatever the file's
+ * page size: 1000 pages of 64 KiB would let it grow to 64 MiB and stall
+ * the commit that checkpoints it. */
+static int db_wal_checkpoint_set(db_t *db, char *err, size_t errlen) {
+  int page = 0, r, rc;
+
+  r = pragma_int_read(db, "PRAGMA page_size", &page, err, errlen);
+  if (r)
+    return r;
+  if (page <= 0)
+    return db_msg(-EIO, err, errlen, "page size %d", page);
+  rc = sqlite3_wal_autocheckpoint(db->conn, DB_WAL_CHECKPOINT_BYTES / page);
+  if (rc != SQLITE_OK)
+    return db_fail(db, rc, "wal_autocheckpoint", err, errlen);
+  return 0;
+}
+
 /* Connection settings, then the schema. */
 static int db_configure(db_t *db, char *err, size_t errlen) {
   int rc, r;
@@ -191,11 +283,25 @@ static int db_configure(db_t *db, char *err, size_t errlen) {
   if (rc != SQLITE_OK)
     return db_fail(db, rc, "extended result codes", err, errlen);
 
-  r = db_wal_enable(db, err, errlen);
+  /* The page size first: setting auto_vacuum fixes it. */
+  r = db_exec(db, "PRAGMA page_size=" DB_PAGE_SIZE, err, errlen);
+  if (r)
+    return r;
+  r = db_space_mode_set(db, err, errlen);
+  if (r)
+    return r;
+
+  r = db_exec(db, "PRAGMA mmap_size=" DB_MMAP_SIZE, err, errlen);
+  if (!r)
+    r = db_wal_enable(db, err, errlen);
+  if (!r)
+    r = db_wal_checkpoint_set(db, err, errlen);
   if (!r)
     r = db_exec(db, "PRAGMA synchronous=NORMAL", err, errlen);
   if (!r)
     r = db_exec(db, "PRAGMA foreign_keys=ON", err, errlen);
+  if (!r)
+    r = db_space_convert(db, err, errlen);
   if (!r)
     r = db_migrate(db, err, errlen);
   return r;

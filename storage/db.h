@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The only code that calls sqlite3. One database file in WAL mode holds
  * jobs, per-epoch metrics, per-epoch per-sample records (packed arrays, one
- * row per job, stage and epoch) and each job's samples with their noise
- * truth. A db_t is one connection: a thread opens its own and never shares
- * it. Functions return 0 or a negative errno code and write a message into
- * the caller's err buffer; storage never prints. */
+ * row per job, stage and epoch), each job's samples with their noise
+ * truth, its stages' model checkpoints and a log of events. A db_t is one
+ * connection: a thread opens its own and never shares it. Functions
+ * return 0 or a negative errno code and write a message into the caller's
+ * err buffer; storage never prints. */
 #ifndef SPK_STORAGE_DB_H
 #define SPK_STORAGE_DB_H
 
@@ -15,6 +16,11 @@ typedef struct db db_t;
 
 /* Opens (creating if needed) the database at path, switches it to WAL,
  * sets a busy timeout and applies every migration not yet recorded in it.
+ * A new file starts in auto_vacuum = INCREMENTAL mode, so deleted jobs
+ * give their space back; an older file is rewritten (VACUUM) into that
+ * mode the first time a connection opens it while no other connection
+ * has it open, costing time and temporary room in proportion to its
+ * size, once. Until then it keeps working, only without shrinking.
  * On success *out is a connection the caller closes with db_close. Errors:
  * -EIO (cannot open, not a database, migration failed). */
 int db_open(const char *path, db_t **out, char *err, size_t errlen);
@@ -38,6 +44,10 @@ typedef struct {
   char *provenance_json;
   char *stage; /* stage running now or last run, NULL before the first */
   int epoch;   /* last completed epoch of that stage, 0 before the first */
+  /* 0 unless set; what it means is the scheduler's call. */
+  int priority;
+  /* A free label, NULL when not set. */
+  char *owner;
 } db_job_t;
 
 void db_job_deinit(db_job_t *job);
@@ -62,6 +72,32 @@ int db_job_get(db_t *db, int64_t id, db_job_t *out, char *err,
  * (before <= 0: from the newest). *out is a heap array of *count jobs. */
 int db_job_list(db_t *db, int64_t before, int limit, db_job_t **out,
                 int *count, char *err, size_t errlen);
+
+/* Which jobs db_job_find lists: those in state (NULL: any state) with id
+ * < before (before <= 0: from the newest), newest first, at most limit.
+ * To page, pass the last id of a page as the next page's before. */
+typedef struct {
+  const char *state;
+  int64_t before;
+  int limit;
+} db_job_filter_t;
+
+/* Lists the jobs filter selects; *out is a heap array of *count jobs for
+ * db_jobs_free. -EINVAL for an unknown state or a negative limit. */
+int db_job_find(db_t *db, const db_job_filter_t *filter, db_job_t **out,
+                int *count, char *err, size_t errlen);
+
+/* Records a job's priority and owner label (owner may be NULL: none).
+ * -ENOENT when there is no such job. */
+int db_job_label_set(db_t *db, int64_t id, int priority, const char *owner,
+                     char *err, size_t errlen);
+
+/* Deletes a finished job (succeeded, failed or cancelled) with every row
+ * about it: samples, metrics, records, dynamics, checkpoints, events.
+ * The pages freed go back to the file system before it returns. -EBUSY
+ * when the job is queued or running, -ENOENT when there is no such job.
+ * Job ids are never handed out again. */
+int db_job_delete(db_t *db, int64_t id, char *err, size_t errlen);
 
 /* The oldest queued job's id in *id, or 0 when none is queued. */
 int db_job_next_queued(db_t *db, int64_t *id, char *err, size_t errlen);
@@ -124,7 +160,17 @@ typedef struct {
   double noise_precision, noise_recall, noise_auroc; /* NaN: no noise */
 } db_metrics_t;
 
-/* The per-sample records of one epoch: n values each, in position order. */
+/* The per-sample records of one epoch: n values each, in position order.
+ * Loss, prob, weight and margin are stored in IEEE half precision
+ * (binary16, rounded to nearest even) and read back as the float
+ * db_half_round gives: within a relative error of 2^-11 for
+ * |x| >= 2^-14 (the normal range) and an absolute error of 2^-25 below,
+ * so a probability under 2^-14 (about 6e-5) keeps few significant bits.
+ * Values beyond +-65504 (the largest half), infinities included, are
+ * stored as +-65504, never as infinity; NaN stays NaN. Easy flags are
+ * one bit per sample, predicted classes one byte: both exact. Epochs
+ * stored before migration 5 keep their float32 values and read back
+ * exactly. */
 typedef struct {
   int n;
   const float *loss;
@@ -134,6 +180,11 @@ typedef struct {
   const float *margin; /* may be NULL: not recorded (reads back NaN) */
   const uint8_t *pred; /* may be NULL: not recorded (reads back -1) */
 } db_records_t;
+
+/* The value a record field x reads back as (see db_records_t): x
+ * rounded to the nearest half-precision value, clamped to +-65504, NaN
+ * kept. Pure; for callers that need to know exactly what is stored. */
+float db_half_round(float x);
 
 /* Stores one completed epoch of a stage, its metrics and its per-sample
  * records, in one transaction, and records it as the job's progress. */
@@ -159,7 +210,8 @@ int db_epoch_set(db_t *db, int64_t job, const char *stage, int epoch,
 int db_epoch_set_size(db_t *db, int64_t job, const char *stage, int epoch,
                       int want_easy, int *total, char *err, size_t errlen);
 
-/* One sample of a job: its split, labels and records in every epoch. */
+/* One sample of a job: its split, labels and records in every epoch, the
+ * floats as precise as db_records_t says. */
 typedef struct {
   char stage[16];
   int epoch;
@@ -207,5 +259,161 @@ int db_dynamics_insert(db_t *db, int64_t job, const char *stage,
 /* Reads one sample's history. -ENOENT when the job does not use it. */
 int db_sample_get(db_t *db, int64_t job, int32_t index, db_sample_t *out,
                   char *err, size_t errlen);
+
+/* ---- Checkpoints (db_checkpoints.c). ---- */
+
+/* One stored model checkpoint of a job's stage: kind "latest" is the
+ * newest epoch's (replaced as training goes on), "final" the finished
+ * stage's. sha256 is the SHA-256 of the bytes as 64 lowercase hex digits,
+ * or "" when not recorded; storage keeps it, never computes it. */
+typedef struct {
+  char stage[16];
+  char kind[8];
+  int epoch;
+  size_t size; /* bytes of data */
+  char sha256[65];
+} db_checkpoint_info_t;
+
+/* A checkpoint read back: its description and a heap copy of its bytes,
+ * both freed by db_checkpoint_deinit. */
+typedef struct {
+  db_checkpoint_info_t info;
+  uint8_t *data;
+} db_checkpoint_t;
+
+void db_checkpoint_deinit(db_checkpoint_t *c);
+
+/* Stores info->size bytes of data as the checkpoint of kind info->kind
+ * of stage info->stage of job, replacing one stored before. data is
+ * copied. -EINVAL for an unknown stage or kind, a negative epoch, no
+ * bytes, or a sha256 that is not 64 hex digits (upper case is stored in
+ * lower case); -ENOENT for no such job; -EFBIG beyond SQLite's largest
+ * BLOB; -ENOSPC when the disk or database is full. */
+int db_checkpoint_put(db_t *db, int64_t job, const db_checkpoint_info_t *info,
+                      const void *data, char *err, size_t errlen);
+
+/* Reads the checkpoint of kind ("latest" or "final") of a job's stage
+ * into *out, for db_checkpoint_deinit. -ENOENT when the job has no such
+ * checkpoint (err says whether the job itself is missing), -EINVAL for
+ * an unknown stage or kind. */
+int db_checkpoint_get(db_t *db, int64_t job, const char *stage,
+                      const char *kind, db_checkpoint_t *out, char *err,
+                      size_t errlen);
+
+/* Describes every checkpoint of a job without reading its bytes, in
+ * pipeline order of stages, "latest" before "final". *out is a heap
+ * array of *count (NULL and 0 when there are none). -ENOENT when there
+ * is no such job. */
+int db_checkpoint_list(db_t *db, int64_t job, db_checkpoint_info_t **out,
+                       int *count, char *err, size_t errlen);
+
+/* ---- Events (db_events.c). ---- */
+
+/* One stored event. seq numbers events in the order they were stored,
+ * from 1, never reused; job is 0 for an event about no job. Strings are
+ * heap copies freed by db_events_free. */
+typedef struct {
+  int64_t seq;
+  int64_t job;
+  double at; /* seconds since the Unix epoch */
+  char *kind;
+  char *data_json;
+} db_event_t;
+
+/* Frees an array of n events from db_event_list; accepts NULL. */
+void db_events_free(db_event_t *events, int n);
+
+/* Appends an event about job (0: about no job) stamped now; kind is a
+ * non-empty name, data_json JSON text (an object, usually). *seq (may be
+ * NULL) gets its number. -EINVAL for a negative job, an empty kind or
+ * data that is not JSON; -ENOENT for no such job. */
+int db_event_append(db_t *db, int64_t job, const char *kind,
+                    const char *data_json, int64_t *seq, char *err,
+                    size_t errlen);
+
+/* Lists up to limit events numbered above after (after <= 0: from the
+ * first) in order: those of job, or every event when job is 0. *out is a
+ * heap array of *count for db_events_free. To follow the log, pass the
+ * last seq seen as the next after: numbers are handed out in commit
+ * order, so none is skipped. -ENOENT when there is no such job, -EINVAL
+ * for a negative job or limit. */
+int db_event_list(db_t *db, int64_t job, int64_t after, int limit,
+                  db_event_t **out, int *count, char *err, size_t errlen);
+
+/* ---- Queries across samples (db_queries.c). ---- */
+
+/* A training sample whose easy/hard status differs between two epochs. */
+typedef struct {
+  int32_t index;   /* in the training file, as db_epoch_set gives */
+  int became_easy; /* 1: hard in epoch_a, easy in epoch_b; 0: the reverse */
+} db_easy_change_t;
+
+/* Which changes db_epoch_changes lists: between epoch_a and epoch_b of
+ * stage, samples with index > after (after < 0: from the start),
+ * ascending, at most limit. To page, pass the last index of a page as
+ * the next page's after. */
+typedef struct {
+  const char *stage;
+  int epoch_a, epoch_b;
+  int32_t after;
+  int limit;
+} db_change_query_t;
+
+/* Lists the samples whose easy flag differs between two epochs of a
+ * stage. *out is a heap array of *count. Errors as db_epoch_set for
+ * either epoch (-ENOENT for a missing job, stage or epoch), -EINVAL for
+ * a negative limit. */
+int db_epoch_changes(db_t *db, int64_t job, const db_change_query_t *q,
+                     db_easy_change_t **out, int *count, char *err,
+                     size_t errlen);
+
+/* The statistics of a stage's training dynamics, to sort by. */
+typedef enum {
+  DB_DYN_CONFIDENCE,
+  DB_DYN_VARIABILITY,
+  DB_DYN_CORRECTNESS,
+  DB_DYN_FORGETTING,
+  DB_DYN_AUM
+} db_dyn_stat_t;
+
+/* The statistic called name ("confidence", "variability",
+ * "correctness", "forgetting", "aum"), or -EINVAL. */
+int db_dyn_stat_parse(const char *name);
+
+/* Which rows db_dynamics_list gives: the training samples of stage
+ * sorted by stat, ascending or descending, NaN last either way, ties by
+ * ascending index; limit rows from offset. */
+typedef struct {
+  const char *stage;
+  db_dyn_stat_t stat;
+  int descending;
+  int offset, limit;
+} db_dynamics_query_t;
+
+/* One training sample's dynamics with its labels. */
+typedef struct {
+  int32_t index; /* in the training file */
+  int observed, clean;
+  float confidence, variability, correctness, aum;
+  int forgetting;
+} db_dynamics_row_t;
+
+/* A page of rows: count of them in a heap array, out of total training
+ * samples. Freed by db_dynamics_page_deinit. */
+typedef struct {
+  db_dynamics_row_t *rows;
+  int count, total;
+} db_dynamics_page_t;
+
+void db_dynamics_page_deinit(db_dynamics_page_t *page);
+
+/* Reads one page of a stage's dynamics sorted as q says into *page, for
+ * db_dynamics_page_deinit. An offset equal to the total gives an empty
+ * page; beyond it, -ERANGE. -EINVAL for an unknown statistic or a
+ * negative offset or limit; -ENOENT for an unknown stage, or when the
+ * job or its dynamics of that stage are missing; -EIO when the stored
+ * arrays and the job's samples disagree. */
+int db_dynamics_list(db_t *db, int64_t job, const db_dynamics_query_t *q,
+                     db_dynamics_page_t *page, char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The samples a job uses and what its epochs recorded: per-epoch metrics
  * and per-sample records stored as packed arrays in position order, one
- * row per job, stage and epoch. Reading one sample's history touches only
- * its own bytes in each row, through incremental BLOB reads. A NaN metric
+ * row per job, stage and epoch, written in half precision with one bit
+ * per easy flag (format 2) and read in that format or the float32 one of
+ * rows stored before migration 5 (format 1). Reading one sample's history
+ * touches only its own bytes in each row, through incremental BLOB reads.
+ * A NaN metric
  * is stored as SQL NULL and read back as NaN; an optional per-sample array
  * (margin, predicted class) the caller did not give, or that a database of
  * schema version 1 never had, is SQL NULL and reads as not recorded. A
@@ -15,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The per-sample array columns of epoch_records and their element sizes.
- * Those from REC_OPTIONAL on may be NULL in a row. */
+/* The per-sample array columns of epoch_records. Those from REC_OPTIONAL
+ * on may be NULL in a row. */
 enum {
   REC_LOSS,
   REC_PROB,
@@ -29,7 +32,43 @@ enum {
 };
 static const char *const rec_column[REC_COLUMNS] = {"loss", "prob",   "weight",
                                                     "easy", "margin", "pred"};
-static const int rec_width[REC_COLUMNS] = {4, 4, 4, 1, 4, 1};
+
+/* How a row's arrays are packed (its format column). Format 1: loss,
+ * prob, weight and margin little-endian float32, one byte per easy flag.
+ * Format 2: those four binary16, one bit per easy flag (bit i % 8 of byte
+ * i / 8). Both: one byte per predicted class. */
+enum { REC_FORMAT_F32 = 1, REC_FORMAT_HALF = 2 };
+
+/* Bytes a row of format fmt holds for column c of n samples. */
+static int64_t rec_bytes(int fmt, int c, int64_t n) {
+  if (c == REC_PRED)
+    return n;
+  if (c == REC_EASY)
+    return fmt == REC_FORMAT_F32 ? n : (n + 7) / 8;
+  return (fmt == REC_FORMAT_F32 ? 4 : 2) * n;
+}
+
+/* Where the value of position pos lies in column c of a row of format
+ * fmt: *len bytes at *off. */
+static void rec_locate(int fmt, int c, int pos, int *off, int *len) {
+  if (c == REC_EASY && fmt == REC_FORMAT_HALF) {
+    *off = pos / 8;
+    *len = 1;
+    return;
+  }
+  *len = (int)rec_bytes(fmt, c, 1);
+  *off = *len * pos;
+}
+
+/* The float at b, packed as a row of format fmt packs them. */
+static float rec_float(int fmt, const uint8_t *b) {
+  return fmt == REC_FORMAT_F32 ? db_f32_unpack(b) : db_f16_unpack(b);
+}
+
+/* The easy flag of position pos from the byte holding it. */
+static int rec_easy_flag(int fmt, uint8_t byte, int pos) {
+  return fmt == REC_FORMAT_F32 ? byte != 0 : (byte >> (pos % 8)) & 1;
+}
 
 /* The predicted-class byte that means "not recorded". */
 #define PRED_NONE 255
@@ -212,30 +251,46 @@ static int metrics_insert(db_t *db, int64_t job, const db_metrics_t *m,
   return r;
 }
 
-/* Packs the float arrays into buf (16 n bytes: loss, prob, weight, then
- * margin when given) and binds them with the easy flags and predicted
- * classes. */
+/* Bytes records_bind packs n records into. */
+static size_t records_packed_size(int n) {
+  return 8 * (size_t)n + (size_t)rec_bytes(REC_FORMAT_HALF, REC_EASY, n);
+}
+
+/* Packs n easy flags into (n + 7) / 8 bytes, flag i at bit i % 8 of byte
+ * i / 8. */
+static void easy_bits_pack(uint8_t *dst, const uint8_t *easy, int n) {
+  memset(dst, 0, (size_t)rec_bytes(REC_FORMAT_HALF, REC_EASY, n));
+  for (int i = 0; i < n; i++)
+    if (easy[i])
+      dst[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+/* Packs the records in format 2 into buf (records_packed_size bytes:
+ * loss, prob, weight and margin, 2 n each, then the easy bits) and binds
+ * them with the predicted classes. */
 static int records_bind(sqlite3_stmt *st, int64_t job, const db_metrics_t *m,
                         const db_records_t *rec, uint8_t *buf) {
-  int n = rec->n, rc;
-  uint8_t *loss = buf, *prob = buf + 4 * (size_t)n;
-  uint8_t *weight = prob + 4 * (size_t)n, *margin = weight + 4 * (size_t)n;
+  int n = rec->n, w = 2 * n, rc;
+  uint8_t *loss = buf, *prob = loss + w, *weight = prob + w;
+  uint8_t *margin = weight + w, *easy = margin + w;
 
-  db_f32_pack(loss, rec->loss, n);
-  db_f32_pack(prob, rec->prob, n);
-  db_f32_pack(weight, rec->weight, n);
+  db_f16_pack(loss, rec->loss, n);
+  db_f16_pack(prob, rec->prob, n);
+  db_f16_pack(weight, rec->weight, n);
   if (rec->margin)
-    db_f32_pack(margin, rec->margin, n);
+    db_f16_pack(margin, rec->margin, n);
+  easy_bits_pack(easy, rec->easy, n);
   rc = sqlite3_bind_int64(st, 1, job);
   rc = rc ? rc : sqlite3_bind_text(st, 2, m->stage, -1, SQLITE_STATIC);
   rc = rc ? rc : sqlite3_bind_int(st, 3, m->epoch);
   rc = rc ? rc : sqlite3_bind_int(st, 4, n);
-  rc = rc ? rc : bind_bytes(st, 5, loss, 4 * n);
-  rc = rc ? rc : bind_bytes(st, 6, prob, 4 * n);
-  rc = rc ? rc : bind_bytes(st, 7, weight, 4 * n);
-  rc = rc ? rc : bind_bytes(st, 8, rec->easy, n);
-  rc = rc ? rc : bind_optional(st, 9, rec->margin ? margin : NULL, 4 * n);
+  rc = rc ? rc : bind_bytes(st, 5, loss, w);
+  rc = rc ? rc : bind_bytes(st, 6, prob, w);
+  rc = rc ? rc : bind_bytes(st, 7, weight, w);
+  rc = rc ? rc : bind_bytes(st, 8, easy, (n + 7) / 8);
+  rc = rc ? rc : bind_optional(st, 9, rec->margin ? margin : NULL, w);
   rc = rc ? rc : bind_optional(st, 10, rec->pred, n);
+  rc = rc ? rc : sqlite3_bind_int(st, 11, REC_FORMAT_HALF);
   return rc;
 }
 
@@ -245,15 +300,15 @@ static int records_insert(db_t *db, int64_t job, const db_metrics_t *m,
   uint8_t *buf;
   int r, rc;
 
-  buf = malloc(16 * (size_t)rec->n + 1);
+  buf = malloc(records_packed_size(rec->n) + 1);
   if (!buf)
     return db_msg(-ENOMEM, err, errlen, "out of memory packing %d records",
                   rec->n);
   r = db_prepare(db,
                  "INSERT INTO epoch_records "
                  "(job_id, stage, epoch, n, loss, prob, weight, easy, "
-                 "margin, pred) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 "margin, pred, format) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  &st, err, errlen);
   if (r)
     goto out;
@@ -397,14 +452,15 @@ static int epoch_missing(db_t *db, int64_t job, const char *stage, int epoch,
   return r;
 }
 
-/* Steps *st to the records row of (job, stage, epoch); its columns are n
- * and easy. -ENOENT naming what is missing when there is none. */
+/* Steps *st to the records row of (job, stage, epoch); its columns are n,
+ * easy, format, stage and epoch. -ENOENT naming what is missing when there
+ * is none. */
 static int easy_row_find(db_t *db, int64_t job, const char *stage, int epoch,
                          sqlite3_stmt **st, char *err, size_t errlen) {
   int r, rc;
 
   r = db_prepare(db,
-                 "SELECT n, easy FROM epoch_records "
+                 "SELECT n, easy, format, stage, epoch FROM epoch_records "
                  "WHERE job_id = ? AND stage = ? AND epoch = ?",
                  st, err, errlen);
   if (r)
@@ -420,10 +476,45 @@ static int easy_row_find(db_t *db, int64_t job, const char *stage, int epoch,
   return db_fail(db, rc, "read epoch records", err, errlen);
 }
 
+/* The easy flags of the row easy_row_find stepped st to: n flags in
+ * position order, packed as format fmt says. Valid while st rests on the
+ * row. */
+typedef struct {
+  const uint8_t *bytes;
+  int n, fmt;
+} easy_flags_t;
+
+/* Reads the easy flags of st's row into *f; -EIO when the row's format
+ * is unknown or its flags are not as long as it says. */
+static int easy_flags_get(sqlite3_stmt *st, easy_flags_t *f, char *err,
+                          size_t errlen) {
+  const unsigned char *stage;
+
+  f->n = sqlite3_column_int(st, 0);
+  f->bytes = sqlite3_column_blob(st, 1);
+  f->fmt = sqlite3_column_int(st, 2);
+  if ((f->fmt == REC_FORMAT_F32 || f->fmt == REC_FORMAT_HALF) &&
+      (f->n == 0 || (f->bytes && sqlite3_column_bytes(st, 1) ==
+                                     rec_bytes(f->fmt, REC_EASY, f->n))))
+    return 0;
+  stage = sqlite3_column_text(st, 3);
+  return db_msg(-EIO, err, errlen,
+                "easy flags of stage %s epoch %d (format %d) unreadable",
+                stage ? (const char *)stage : "?", sqlite3_column_int(st, 4),
+                f->fmt);
+}
+
+/* The easy flag of position pos, which must be below f->n. */
+static int easy_flag(const easy_flags_t *f, int pos) {
+  int off, len;
+
+  rec_locate(f->fmt, REC_EASY, pos, &off, &len);
+  return rec_easy_flag(f->fmt, f->bytes[off], pos);
+}
+
 /* The selection being gathered by db_epoch_set. */
 typedef struct {
-  const uint8_t *easy; /* n flags in position order */
-  int n;
+  easy_flags_t easy;
   int want_easy, limit;
   int32_t *idx; /* up to limit indices */
   int count;
@@ -449,13 +540,13 @@ static int easy_pick_run(db_t *db, int64_t job, int32_t after,
     int32_t idx = (int32_t)sqlite3_column_int(st, 0);
     int pos = sqlite3_column_int(st, 1);
     rc = SQLITE_OK;
-    if (pos >= pick->n) {
+    if (pos < 0 || pos >= pick->easy.n) {
       r = db_msg(-EIO, err, errlen,
                  "sample %d sits at position %d beyond the %d records",
-                 (int)idx, pos, pick->n);
+                 (int)idx, pos, pick->easy.n);
       break;
     }
-    if ((pick->easy[pos] != 0) == (pick->want_easy != 0))
+    if (easy_flag(&pick->easy, pos) == (pick->want_easy != 0))
       pick->idx[pick->count++] = idx;
   }
   if (!r && rc != SQLITE_OK && rc != SQLITE_DONE)
@@ -483,14 +574,10 @@ int db_epoch_set(db_t *db, int64_t job, const char *stage, int epoch,
     goto out;
 
   /* The flags stay valid while st rests on their row. */
-  pick.n = sqlite3_column_int(st, 0);
-  pick.easy = sqlite3_column_blob(st, 1);
-  if (pick.n > 0 && (!pick.easy || sqlite3_column_bytes(st, 1) != pick.n)) {
-    r = db_msg(-EIO, err, errlen, "easy flags of stage %s epoch %d unreadable",
-               stage, epoch);
+  r = easy_flags_get(st, &pick.easy, err, errlen);
+  if (r)
     goto out;
-  }
-  pick.limit = limit < pick.n ? limit : pick.n;
+  pick.limit = limit < pick.easy.n ? limit : pick.easy.n;
   pick.idx = malloc((size_t)pick.limit * sizeof *pick.idx + 1);
   if (!pick.idx) {
     r = db_msg(-ENOMEM, err, errlen, "out of memory for %d indices", limit);
@@ -512,23 +599,18 @@ out:
 int db_epoch_set_size(db_t *db, int64_t job, const char *stage, int epoch,
                       int want_easy, int *total, char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
-  const uint8_t *easy;
-  int r, n, count = 0;
+  easy_flags_t easy = {NULL, 0, 0};
+  int r, count = 0;
 
   *total = 0;
   if (!db_stage_valid(stage))
     return db_msg(-ENOENT, err, errlen, "unknown stage '%s'",
                   stage ? stage : "(null)");
   r = easy_row_find(db, job, stage, epoch, &st, err, errlen);
-  if (r == 0) {
-    n = sqlite3_column_int(st, 0);
-    easy = sqlite3_column_blob(st, 1);
-    if (n > 0 && (!easy || sqlite3_column_bytes(st, 1) != n))
-      r = db_msg(-EIO, err, errlen, "easy flags of stage %s epoch %d "
-                 "unreadable", stage, epoch);
-    for (int i = 0; r == 0 && i < n; i++)
-      count += (easy[i] != 0) == (want_easy != 0);
-  }
+  if (r == 0)
+    r = easy_flags_get(st, &easy, err, errlen);
+  for (int i = 0; r == 0 && i < easy.n; i++)
+    count += easy_flag(&easy, i) == (want_easy != 0);
   sqlite3_finalize(st);
   if (r == 0)
     *total = count;
@@ -577,12 +659,13 @@ static int sample_row_read(db_t *db, int64_t job, int32_t index, db_sample_t *s,
 }
 
 /* The query sample_epoch_add reads its rows from: after rowid, stage,
- * epoch and n, one column per optional array that is NULL when the array
- * is. length() tells without loading the array. */
+ * epoch, n and format, one column per optional array that is NULL when
+ * the array is. length() tells without loading the array. */
 #define SAMPLE_ROWS_SQL                                                        \
-  "SELECT rowid, stage, epoch, n, length(margin), length(pred) "               \
+  "SELECT rowid, stage, epoch, n, format, length(margin), length(pred) "       \
   "FROM epoch_records WHERE job_id = ? ORDER BY " DB_STAGE_ORDER ", epoch"
-#define SAMPLE_ROWS_FIRST_OPTIONAL 4
+#define SAMPLE_ROWS_FORMAT 4
+#define SAMPLE_ROWS_FIRST_OPTIONAL 5
 
 /* 1 when the current row of SAMPLE_ROWS_SQL holds record column c. */
 static int row_has_column(sqlite3_stmt *st, int c) {
@@ -616,25 +699,27 @@ static int blobs_seek(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
   return 0;
 }
 
-/* Reads the values at position pos of the row the handles point at; a
- * column without a handle was not recorded (margin NaN, pred -1). */
-static int blobs_read(db_t *db, sqlite3_blob **blob, int pos,
+/* Reads the values at position pos of the row the handles point at, its
+ * arrays packed as format fmt says; a column without a handle was not
+ * recorded (margin NaN, pred -1). */
+static int blobs_read(db_t *db, sqlite3_blob **blob, int fmt, int pos,
                       db_sample_epoch_t *e, char *err, size_t errlen) {
   uint8_t b[REC_COLUMNS][4];
 
   for (int c = 0; c < REC_COLUMNS; c++) {
-    int w = rec_width[c], rc;
+    int off, len, rc;
     if (!blob[c])
       continue;
-    rc = sqlite3_blob_read(blob[c], b[c], w, w * pos);
+    rec_locate(fmt, c, pos, &off, &len);
+    rc = sqlite3_blob_read(blob[c], b[c], len, off);
     if (rc != SQLITE_OK)
       return db_fail(db, rc, "read epoch records", err, errlen);
   }
-  e->loss = db_f32_unpack(b[REC_LOSS]);
-  e->prob = db_f32_unpack(b[REC_PROB]);
-  e->weight = db_f32_unpack(b[REC_WEIGHT]);
-  e->easy = b[REC_EASY][0] != 0;
-  e->margin = blob[REC_MARGIN] ? db_f32_unpack(b[REC_MARGIN]) : NAN;
+  e->loss = rec_float(fmt, b[REC_LOSS]);
+  e->prob = rec_float(fmt, b[REC_PROB]);
+  e->weight = rec_float(fmt, b[REC_WEIGHT]);
+  e->easy = rec_easy_flag(fmt, b[REC_EASY][0], pos);
+  e->margin = blob[REC_MARGIN] ? rec_float(fmt, b[REC_MARGIN]) : NAN;
   e->pred = blob[REC_PRED] && b[REC_PRED][0] != PRED_NONE ? b[REC_PRED][0] : -1;
   return 0;
 }
@@ -647,6 +732,7 @@ static int sample_epoch_add(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
   const unsigned char *stage = sqlite3_column_text(st, 1);
   int epoch = sqlite3_column_int(st, 2);
   int n = sqlite3_column_int(st, 3);
+  int fmt = sqlite3_column_int(st, SAMPLE_ROWS_FORMAT);
   db_sample_epoch_t *e;
   int r;
 
@@ -654,6 +740,10 @@ static int sample_epoch_add(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
     return db_msg(-EIO, err, errlen,
                   "stage %s epoch %d holds %d records, not position %d",
                   stage ? (const char *)stage : "?", epoch, n, pos);
+  if (fmt != REC_FORMAT_F32 && fmt != REC_FORMAT_HALF)
+    return db_msg(-EIO, err, errlen,
+                  "stage %s epoch %d: unknown records format %d",
+                  stage ? (const char *)stage : "?", epoch, fmt);
   if (array_grow((void **)&s->epochs, s->n_epochs, cap, sizeof *e) != 0)
     return db_msg(-ENOMEM, err, errlen, "out of memory reading sample");
   e = &s->epochs[s->n_epochs];
@@ -662,7 +752,7 @@ static int sample_epoch_add(db_t *db, sqlite3_stmt *st, sqlite3_blob **blob,
   e->epoch = epoch;
   r = blobs_seek(db, st, blob, err, errlen);
   if (!r)
-    r = blobs_read(db, blob, pos, e, err, errlen);
+    r = blobs_read(db, blob, fmt, pos, e, err, errlen);
   if (!r)
     s->n_epochs++;
   return r;

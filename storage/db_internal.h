@@ -14,6 +14,9 @@ struct db {
   sqlite3 *conn;
 };
 
+/* How long a statement waits for another connection's write lock. */
+#define DB_BUSY_TIMEOUT_MS 10000
+
 /* The stages a job can have: spl, teacher (a job's only teacher) or
  * teacher0 to teacher7 (one per teacher of a job with several), student
  * and baseline. */
@@ -82,6 +85,21 @@ int db_migrate(db_t *db, char *err, size_t errlen);
 /* The highest applied migration, or a negative code. */
 int db_migrated_version(db_t *db, char *err, size_t errlen);
 
+/* Space of deleted rows (db_space.c). A database gives freed pages back
+ * to the file system only in auto_vacuum = INCREMENTAL mode, and only
+ * when db_space_reclaim runs. db_space_mode_set asks for that mode; it
+ * must run before the connection first writes, so a new file starts in
+ * it at no cost. db_space_convert then rewrites (VACUUM) an existing
+ * file still in another mode, once, outside any transaction, and only
+ * when no other connection has the file open; otherwise it leaves the
+ * file as it is for a later open to convert. */
+int db_space_mode_set(db_t *db, char *err, size_t errlen);
+int db_space_convert(db_t *db, char *err, size_t errlen);
+
+/* Truncates the free pages off the end of the file (PRAGMA
+ * incremental_vacuum); inside or outside a transaction. */
+int db_space_reclaim(db_t *db, char *err, size_t errlen);
+
 /* Appends to s->dynamics the training dynamics at position pos of every
  * stage of job that stored them, in pipeline order (db_dynamics.c). The
  * array is heap, for db_sample_deinit to free, also after a failure.
@@ -92,5 +110,10 @@ int db_sample_dynamics_read(db_t *db, int64_t job, int pos, db_sample_t *s,
 /* Little-endian float32 packing of per-sample arrays: n values. */
 void db_f32_pack(uint8_t *dst, const float *src, int n);
 float db_f32_unpack(const uint8_t *src);
+
+/* Little-endian binary16 packing of per-sample arrays: n values, 2 bytes
+ * each, rounded as db_half_round says. */
+void db_f16_pack(uint8_t *dst, const float *src, int n);
+float db_f16_unpack(const uint8_t *src);
 
 #endif

@@ -10,7 +10,7 @@
 
 #define JOB_COLUMNS                                                           \
   "id, name, state, spec_json, created_at, started_at, finished_at, "        \
-  "error, provenance_json, stage, epoch"
+  "error, provenance_json, stage, epoch, priority, owner"
 
 void db_job_deinit(db_job_t *job) {
   if (!job)
@@ -21,6 +21,7 @@ void db_job_deinit(db_job_t *job) {
   free(job->error);
   free(job->provenance_json);
   free(job->stage);
+  free(job->owner);
   memset(job, 0, sizeof *job);
 }
 
@@ -63,6 +64,8 @@ static int job_from_row(sqlite3_stmt *st, db_job_t *job, char *err,
   r = r ? r : column_strdup(st, 8, &job->provenance_json);
   r = r ? r : column_strdup(st, 9, &job->stage);
   job->epoch = sqlite3_column_int(st, 10);
+  job->priority = sqlite3_column_int(st, 11);
+  r = r ? r : column_strdup(st, 12, &job->owner);
   if (r) {
     db_job_deinit(job);
     return db_msg(r, err, errlen, "out of memory reading job");
@@ -153,36 +156,74 @@ static int job_list_append(sqlite3_stmt *st, db_job_t **jobs, int *n,
   return 0;
 }
 
-int db_job_list(db_t *db, int64_t before, int limit, db_job_t **out,
-                int *count, char *err, size_t errlen) {
-  sqlite3_stmt *st = NULL;
-  db_job_t *jobs = NULL;
-  int n = 0, cap = 0, r, rc;
+/* 1 when state is one a job can be in. */
+static int state_is_known(const char *state) {
+  static const char *const names[] = {"queued", "running", "succeeded",
+                                      "failed", "cancelled"};
 
-  *out = NULL;
-  *count = 0;
-  if (limit < 0)
-    return db_msg(-EINVAL, err, errlen, "negative limit %d", limit);
-  r = db_prepare(db,
-                 "SELECT " JOB_COLUMNS " FROM jobs WHERE ?1 <= 0 OR id < ?1 "
-                 "ORDER BY id DESC LIMIT ?2",
-                 &st, err, errlen);
-  if (r)
-    return r;
-  if (sqlite3_bind_int64(st, 1, before) != SQLITE_OK ||
-      sqlite3_bind_int(st, 2, limit) != SQLITE_OK) {
-    r = db_fail(db, SQLITE_ERROR, "bind job list", err, errlen);
-    goto out;
-  }
+  for (size_t i = 0; state && i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(state, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* The listing with a state and without: each walks an index (jobs_state
+ * or the ids) backwards from the cursor. */
+#define JOB_FIND_STATE_SQL                                                     \
+  "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ?1 AND id < ?2 "             \
+  "ORDER BY id DESC LIMIT ?3"
+#define JOB_FIND_ANY_SQL                                                       \
+  "SELECT " JOB_COLUMNS " FROM jobs WHERE id < ?2 ORDER BY id DESC LIMIT ?3"
+
+/* Binds a filter; a cursor <= 0 starts above every id. */
+static int job_find_bind(sqlite3_stmt *st, const db_job_filter_t *filter) {
+  int64_t before = filter->before > 0 ? filter->before : INT64_MAX;
+  int rc = SQLITE_OK;
+
+  if (filter->state)
+    rc = sqlite3_bind_text(st, 1, filter->state, -1, SQLITE_STATIC);
+  rc = rc ? rc : sqlite3_bind_int64(st, 2, before);
+  rc = rc ? rc : sqlite3_bind_int(st, 3, filter->limit);
+  return rc;
+}
+
+/* Steps st to the end, appending each row to *jobs (*n of them). */
+static int job_rows_read(db_t *db, sqlite3_stmt *st, db_job_t **jobs, int *n,
+                         char *err, size_t errlen) {
+  int cap = 0, r = 0, rc;
+
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    r = job_list_append(st, &jobs, &n, &cap, err, errlen);
+    r = job_list_append(st, jobs, n, &cap, err, errlen);
     if (r)
-      goto out;
+      return r;
   }
   if (rc != SQLITE_DONE)
     r = db_fail(db, rc, "list jobs", err, errlen);
+  return r;
+}
 
-out:
+int db_job_find(db_t *db, const db_job_filter_t *filter, db_job_t **out,
+                int *count, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  db_job_t *jobs = NULL;
+  const char *sql;
+  int n = 0, r;
+
+  *out = NULL;
+  *count = 0;
+  if (filter->limit < 0)
+    return db_msg(-EINVAL, err, errlen, "negative limit %d", filter->limit);
+  if (filter->state && !state_is_known(filter->state))
+    return db_msg(-EINVAL, err, errlen, "unknown job state '%s'",
+                  filter->state);
+  sql = filter->state ? JOB_FIND_STATE_SQL : JOB_FIND_ANY_SQL;
+  r = db_prepare(db, sql, &st, err, errlen);
+  if (r)
+    return r;
+  if (job_find_bind(st, filter) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind job list", err, errlen);
+  else
+    r = job_rows_read(db, st, &jobs, &n, err, errlen);
   sqlite3_finalize(st);
   if (r) {
     db_jobs_free(jobs, n);
@@ -191,6 +232,13 @@ out:
   *out = jobs;
   *count = n;
   return 0;
+}
+
+int db_job_list(db_t *db, int64_t before, int limit, db_job_t **out,
+                int *count, char *err, size_t errlen) {
+  db_job_filter_t filter = {NULL, before, limit};
+
+  return db_job_find(db, &filter, out, count, err, errlen);
 }
 
 int db_job_next_queued(db_t *db, int64_t *id, char *err, size_t errlen) {
@@ -383,4 +431,63 @@ int db_jobs_fail_running(db_t *db, const char *error, int *count,
   if (!r && count)
     *count = changed;
   return r;
+}
+
+int db_job_label_set(db_t *db, int64_t id, int priority, const char *owner,
+                     char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, changed = 0;
+
+  r = db_prepare(db, "UPDATE jobs SET priority = ?1, owner = ?2 WHERE id = ?3",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  if (sqlite3_bind_int(st, 1, priority) != SQLITE_OK ||
+      sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC) != SQLITE_OK ||
+      sqlite3_bind_int64(st, 3, id) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind job label", err, errlen);
+  else
+    r = job_update_run(db, st, "label job", &changed, err, errlen);
+  sqlite3_finalize(st);
+  if (!r && changed == 0)
+    r = db_msg(-ENOENT, err, errlen, "no job %lld", (long long)id);
+  return r;
+}
+
+/* Refuses to delete a job that is not finished: -EBUSY naming its
+ * state, -ENOENT when there is no such job. */
+static int job_delete_check(db_t *db, int64_t id, char *err, size_t errlen) {
+  db_job_t job;
+  int r = db_job_get(db, id, &job, err, errlen);
+
+  if (r)
+    return r;
+  if (!state_is_final(job.state))
+    r = db_msg(-EBUSY, err, errlen, "cannot delete job %lld: it is %s",
+               (long long)id, job.state);
+  db_job_deinit(&job);
+  return r;
+}
+
+int db_job_delete(db_t *db, int64_t id, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r;
+
+  r = db_tx_begin(db, err, errlen);
+  if (r)
+    return r;
+  r = job_delete_check(db, id, err, errlen);
+  if (!r)
+    r = db_prepare(db, "DELETE FROM jobs WHERE id = ?", &st, err, errlen);
+  if (!r && sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind job delete", err, errlen);
+  if (!r)
+    r = db_step_done(db, st, "delete job", err, errlen);
+  sqlite3_finalize(st);
+
+  /* The rows about the job went with it (ON DELETE CASCADE); their pages
+   * are free now, and the file gives them back in the same commit. */
+  if (!r)
+    r = db_space_reclaim(db, err, errlen);
+  return db_tx_end(db, r, err, errlen);
 }

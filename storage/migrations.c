@@ -174,6 +174,61 @@ static const char *const migrations[] = {
     "  correctness, forgetting, aum FROM stage_dynamics;"
     "DROP TABLE stage_dynamics;"
     "ALTER TABLE stage_dynamics_new RENAME TO stage_dynamics;",
+
+    /* 5: epoch records in half precision. format says how a row's arrays
+     * are packed: 1 as migrations 1-4 stored them (float32, one byte per
+     * easy flag), 2 in binary16 with one bit per easy flag (bit i % 8 of
+     * byte i / 8); every row stored before is format 1. The CHECKs on the
+     * arrays' lengths now depend on the format, so epoch_records is
+     * rebuilt the way migration 4 rebuilt it, keeping every rowid. */
+    "CREATE TABLE epoch_records_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " STAGE_CHECK_4 ","
+    "  epoch INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  loss BLOB NOT NULL CHECK ((format = 1 AND length(loss) = 4 * n) OR"
+    "    (format = 2 AND length(loss) = 2 * n)),"
+    "  prob BLOB NOT NULL CHECK ((format = 1 AND length(prob) = 4 * n) OR"
+    "    (format = 2 AND length(prob) = 2 * n)),"
+    "  weight BLOB NOT NULL CHECK ((format = 1 AND length(weight) = 4 * n)"
+    "    OR (format = 2 AND length(weight) = 2 * n)),"
+    "  easy BLOB NOT NULL CHECK ((format = 1 AND length(easy) = n) OR"
+    "    (format = 2 AND length(easy) = (n + 7) / 8)),"
+    "  margin BLOB CHECK (margin IS NULL OR"
+    "    (format = 1 AND length(margin) = 4 * n) OR"
+    "    (format = 2 AND length(margin) = 2 * n)),"
+    "  pred BLOB CHECK (pred IS NULL OR length(pred) = n),"
+    "  format INTEGER NOT NULL DEFAULT 1 CHECK (format IN (1, 2)),"
+    "  PRIMARY KEY (job_id, stage, epoch));"
+    "INSERT INTO epoch_records_new (rowid, job_id, stage, epoch, n, loss,"
+    "  prob, weight, easy, margin, pred, format)"
+    "  SELECT rowid, job_id, stage, epoch, n, loss, prob, weight, easy,"
+    "  margin, pred, 1 FROM epoch_records;"
+    "DROP TABLE epoch_records;"
+    "ALTER TABLE epoch_records_new RENAME TO epoch_records;",
+
+    /* 6: a job's priority and owner (a free label); each stage's model
+     * checkpoints, the newest epoch's and the finished stage's, with
+     * the SHA-256 of their bytes; and an append-only log of events,
+     * numbered in the order they were stored. Every row about a job goes
+     * when the job does. */
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN owner TEXT;"
+    "CREATE TABLE checkpoints ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " STAGE_CHECK_4 ","
+    "  kind TEXT NOT NULL CHECK (kind IN ('latest', 'final')),"
+    "  epoch INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  sha256 TEXT,"
+    "  PRIMARY KEY (job_id, stage, kind));"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id INTEGER REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  at REAL NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX events_job ON events (job_id, seq);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

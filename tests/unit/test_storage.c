@@ -21,11 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* The schema version this program's migrations reach. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 6
 
 typedef struct {
   char path[64];
@@ -480,10 +481,11 @@ static void epoch_store(db_t *db, int64_t job, const test_epoch_t *e) {
   assert_int_equal(db_epoch_insert(db, job, &e->m, &rec, err, sizeof err), 0);
 }
 
-/* What reading back position pos of e gives: the margin (NaN when not
- * recorded) and the predicted class (-1 when not recorded). */
+/* What reading back position pos of e gives: the margin in half
+ * precision (NaN when not recorded) and the predicted class (-1 when not
+ * recorded). */
 static float margin_expected(const test_epoch_t *e, int pos) {
-  return e->has_margin ? e->margin[pos] : NAN;
+  return e->has_margin ? db_half_round(e->margin[pos]) : NAN;
 }
 
 static int pred_expected(const test_epoch_t *e, int pos) {
@@ -510,14 +512,14 @@ static int same_double(double a, double b) {
 }
 
 /* Checks what db_sample_get read for one epoch against position pos of
- * the stored epoch e. */
+ * the stored epoch e: its floats exactly as half precision rounds them. */
 static void sample_epoch_assert(const db_sample_epoch_t *got,
                                 const test_epoch_t *e, int pos) {
   assert_string_equal(got->stage, e->m.stage);
   assert_int_equal(got->epoch, e->m.epoch);
-  assert_true(got->loss == e->loss[pos]);
-  assert_true(got->prob == e->prob[pos]);
-  assert_true(got->weight == e->weight[pos]);
+  assert_true(got->loss == db_half_round(e->loss[pos]));
+  assert_true(got->prob == db_half_round(e->prob[pos]));
+  assert_true(got->weight == db_half_round(e->weight[pos]));
   assert_int_equal(got->easy, e->easy[pos]);
   assert_true(same_double(got->margin, margin_expected(e, pos)));
   assert_int_equal(got->pred, pred_expected(e, pos));
@@ -743,7 +745,8 @@ static void test_sample_get_val_and_missing(void **state) {
 }
 
 /* Margins and predictions left out are stored as SQL NULL, not as arrays
- * of fillers; given ones as arrays of their element width. */
+ * of fillers; given ones as arrays of their element width (2 bytes a
+ * half-precision margin, 1 a prediction). */
 static void test_records_optional_arrays(void **state) {
   fixture_t *f = *state;
   int64_t job = small_job_store(f->db);
@@ -761,7 +764,7 @@ static void test_records_optional_arrays(void **state) {
                    2);
   assert_int_equal(raw_query(f->path, "SELECT sum(length(margin)) FROM "
                                       "epoch_records"),
-                   3 * 4 * N_TRAIN);
+                   3 * 2 * N_TRAIN);
   assert_int_equal(raw_query(f->path, "SELECT sum(length(pred)) FROM "
                                       "epoch_records"),
                    2 * N_TRAIN);
@@ -1397,6 +1400,8 @@ static void test_migrate_from_version_1(void **state) {
   assert_true(s.epochs[0].loss == 2.0f);
   assert_int_equal(s.epochs[1].epoch, 2);
   assert_true(s.epochs[1].loss == 1.0f && s.epochs[1].margin == -2.5f);
+  assert_true(s.epochs[1].prob == 0.25f && s.epochs[1].weight == 1.0f);
+  assert_int_equal(s.epochs[1].easy, 1);
   assert_int_equal(s.epochs[1].pred, 9);
   db_sample_deinit(&s);
   assert_int_equal(db_metrics_list(f->db, 1, &list, &n, f->err, sizeof f->err),
@@ -1540,7 +1545,8 @@ static const char table_shape_sql[] =
     "    || i.\"unique\" || ' ' || i.origin, ', ')"
     "    FROM pragma_index_list(t.name) i), '') AS line"
     "  FROM pragma_table_list t WHERE t.schema = 'main'"
-    "  AND t.type = 'table' ORDER BY t.name)";
+    "  AND t.type = 'table' AND t.name NOT IN ('checkpoints', 'events')"
+    "  ORDER BY t.name)";
 
 /* The rowids of the tables whose arrays are read by rowid, with the row
  * each belongs to. */
@@ -1577,6 +1583,23 @@ static const char *const v4_violations[] = {
     "PRAGMA foreign_keys=ON; INSERT INTO epoch_metrics (job_id, stage, "
     "epoch, easy_size) VALUES (99, 'spl', 1, 0)",
 };
+
+/* A heap copy of text with add inserted after the first occurrence of
+ * after, which must be there. The caller frees it. */
+static char *text_insert(const char *text, const char *after, const char *add) {
+  const char *at = strstr(text, after);
+  size_t head;
+  char *out;
+
+  assert_non_null(at);
+  head = (size_t)(at - text) + strlen(after);
+  out = malloc(strlen(text) + strlen(add) + 1);
+  assert_non_null(out);
+  memcpy(out, text, head);
+  strcpy(out + head, add);
+  strcat(out, text + head);
+  return out;
+}
 
 /* Replaces the fixture's file with a version-3 one. */
 static void v3_file_write(fixture_t *f) {
@@ -1631,7 +1654,8 @@ static void v3_job_assert(db_t *db) {
 
 static void test_migrate_from_version_3(void **state) {
   fixture_t *f = *state;
-  char *fresh, *migrated, *shape_v3, *shape, *rowids_v3, *rowids;
+  char *fresh, *migrated, *shape_v3, *shape, *shape_want, *rowids_v3;
+  char *rowids;
   int64_t root, applied;
   db_job_t job;
 
@@ -1641,13 +1665,25 @@ static void test_migrate_from_version_3(void **state) {
   rowids_v3 = raw_text(f->path, rowids_sql);
 
   /* The rebuilt tables have exactly a new file's schema, and every
-   * column, key, index and rowid the version-3 file had. */
+   * column, key, index and rowid the version-3 file had, with the format
+   * column migration 5 added. */
   assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
   assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
   migrated = raw_schema(f->path);
   assert_string_equal(migrated, fresh);
   shape = raw_text(f->path, table_shape_sql);
-  assert_string_equal(shape, shape_v3);
+  /* Migration 6's new tables are left out of the shapes; its new jobs
+   * columns come last. */
+  shape_want =
+      text_insert(shape_v3, "pred BLOB 0 - 0", ", format INTEGER 1 1 0");
+  {
+    char *with_jobs = text_insert(shape_want, "epoch INTEGER 1 0 0",
+                                  ", priority INTEGER 1 0 0, owner TEXT 0 - 0");
+    free(shape_want);
+    shape_want = with_jobs;
+  }
+  assert_string_equal(shape, shape_want);
+  free(shape_want);
   rowids = raw_text(f->path, rowids_sql);
   assert_string_equal(rowids, rowids_v3);
   assert_non_null(strstr(rowids, "d1:1spl"));
@@ -1732,6 +1768,691 @@ static void test_migrate_refuses_orphan_rows(void **state) {
   free(schema);
   free(schema_v3);
   assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records"), 3);
+}
+
+/* ---- A database written by a version-4 program. ---- */
+
+/* The stage CHECK of migration 4 on. */
+#define V4_STAGE_CHECK "(" V1_STAGE_CHECK " OR stage GLOB 'teacher[0-7]')"
+
+/* What a version-4 spkd added to a version-3 file: its record of
+ * migration 4 and that migration, word for word as storage/migrations.c
+ * has it. */
+static const char v4_changes[] =
+    "INSERT INTO schema_migrations VALUES (4, 1700000300.0);"
+    "CREATE TABLE jobs_new ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+    "    ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  spec_json TEXT NOT NULL,"
+    "  created_at REAL NOT NULL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  error TEXT,"
+    "  provenance_json TEXT,"
+    "  stage TEXT CHECK (stage IS NULL OR " V4_STAGE_CHECK "),"
+    "  epoch INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO jobs_new (id, name, state, spec_json, created_at,"
+    "  started_at, finished_at, error, provenance_json, stage, epoch)"
+    "  SELECT id, name, state, spec_json, created_at, started_at,"
+    "  finished_at, error, provenance_json, stage, epoch FROM jobs;"
+    "DELETE FROM sqlite_sequence WHERE name = 'jobs_new';"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    "  SELECT 'jobs_new', seq FROM sqlite_sequence WHERE name = 'jobs';"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_new RENAME TO jobs;"
+    "CREATE INDEX jobs_state ON jobs (state, id);"
+    "CREATE TABLE epoch_metrics_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " V4_STAGE_CHECK ","
+    "  epoch INTEGER NOT NULL,"
+    "  train_loss REAL, train_acc REAL, val_acc REAL, test_acc REAL,"
+    "  easy_size INTEGER NOT NULL, easy_fraction REAL,"
+    "  lr REAL, seconds REAL, samples_per_s REAL,"
+    "  noise_precision REAL, noise_recall REAL, noise_auroc REAL,"
+    "  PRIMARY KEY (job_id, stage, epoch)) WITHOUT ROWID;"
+    "INSERT INTO epoch_metrics_new (job_id, stage, epoch, train_loss,"
+    "  train_acc, val_acc, test_acc, easy_size, easy_fraction, lr, seconds,"
+    "  samples_per_s, noise_precision, noise_recall, noise_auroc)"
+    "  SELECT job_id, stage, epoch, train_loss, train_acc, val_acc,"
+    "  test_acc, easy_size, easy_fraction, lr, seconds, samples_per_s,"
+    "  noise_precision, noise_recall, noise_auroc FROM epoch_metrics;"
+    "DROP TABLE epoch_metrics;"
+    "ALTER TABLE epoch_metrics_new RENAME TO epoch_metrics;"
+    "CREATE TABLE epoch_records_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " V4_STAGE_CHECK ","
+    "  epoch INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  loss BLOB NOT NULL CHECK (length(loss) = 4 * n),"
+    "  prob BLOB NOT NULL CHECK (length(prob) = 4 * n),"
+    "  weight BLOB NOT NULL CHECK (length(weight) = 4 * n),"
+    "  easy BLOB NOT NULL CHECK (length(easy) = n),"
+    "  margin BLOB CHECK (margin IS NULL OR length(margin) = 4 * n),"
+    "  pred BLOB CHECK (pred IS NULL OR length(pred) = n),"
+    "  PRIMARY KEY (job_id, stage, epoch));"
+    "INSERT INTO epoch_records_new (rowid, job_id, stage, epoch, n, loss,"
+    "  prob, weight, easy, margin, pred)"
+    "  SELECT rowid, job_id, stage, epoch, n, loss, prob, weight, easy,"
+    "  margin, pred FROM epoch_records;"
+    "DROP TABLE epoch_records;"
+    "ALTER TABLE epoch_records_new RENAME TO epoch_records;"
+    "CREATE TABLE stage_dynamics_new ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " V4_STAGE_CHECK ","
+    "  n INTEGER NOT NULL CHECK (n >= 0),"
+    "  confidence BLOB NOT NULL CHECK (length(confidence) = 4 * n),"
+    "  variability BLOB NOT NULL CHECK (length(variability) = 4 * n),"
+    "  correctness BLOB NOT NULL CHECK (length(correctness) = 4 * n),"
+    "  forgetting BLOB NOT NULL CHECK (length(forgetting) = 4 * n),"
+    "  aum BLOB NOT NULL CHECK (length(aum) = 4 * n),"
+    "  PRIMARY KEY (job_id, stage));"
+    "INSERT INTO stage_dynamics_new (rowid, job_id, stage, n, confidence,"
+    "  variability, correctness, forgetting, aum)"
+    "  SELECT rowid, job_id, stage, n, confidence, variability,"
+    "  correctness, forgetting, aum FROM stage_dynamics;"
+    "DROP TABLE stage_dynamics;"
+    "ALTER TABLE stage_dynamics_new RENAME TO stage_dynamics;";
+
+/* What version 4 then stored: job 5 running with three samples (20 and
+ * 21 train at positions 0 and 1, 22 validates) and one epoch of its
+ * teacher0 as little-endian float32, values half precision cannot hold
+ * exactly: loss {0.3, 70000}, prob {0.9, 0.1}, weight {1, 0}, easy
+ * {0, 1}, margin {2.5, -70000}, predicted classes {4, 2}. */
+static const char v4_data[] =
+    "UPDATE jobs SET state = 'running', started_at = 4.0,"
+    "  stage = 'teacher0', epoch = 1 WHERE id = 5;"
+    "INSERT INTO job_samples VALUES (5, 20, 0, 0, 1, 1), (5, 21, 0, 1, 2, 0),"
+    "  (5, 22, 1, -1, 3, 3);"
+    "INSERT INTO epoch_metrics VALUES (5, 'teacher0', 1, 0.5, 0.6, 0.55,"
+    "  0.5, 1, 0.5, 0.1, 1.0, 900.0, NULL, NULL, NULL);"
+    "INSERT INTO epoch_records VALUES (5, 'teacher0', 1, 2,"
+    "  X'9A99993E00B88847', X'6666663FCDCCCC3D', X'0000803F00000000',"
+    "  X'0001', X'0000204000B888C7', X'0402');";
+
+/* One row per constraint migration 5 added to epoch_records, on job 1:
+ * each must be refused. */
+static const char *const v5_violations[] = {
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, format) VALUES (1, 'spl', 7, 0, X'', X'', X'', X'', 3)",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, format) VALUES (1, 'spl', 7, 1, X'00000000', X'0000', X'0000', "
+    "X'01', 2)",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, format) VALUES (1, 'spl', 7, 9, zeroblob(18), zeroblob(18), "
+    "zeroblob(18), zeroblob(9), 2)",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, format) VALUES (1, 'spl', 7, 9, zeroblob(36), zeroblob(36), "
+    "zeroblob(36), zeroblob(2), 1)",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, margin, format) VALUES (1, 'spl', 7, 1, X'0000', X'0000', "
+    "X'0000', X'01', X'00000000', 2)",
+    "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, weight, "
+    "easy, format) VALUES (1, 'spl', 7, 0, X'', X'', X'', X'', NULL)",
+};
+
+/* Replaces the fixture's file with a version-4 one. */
+static void v4_file_write(fixture_t *f) {
+  v3_file_write(f);
+  raw_exec(f->path, v4_changes);
+  raw_exec(f->path, v4_data);
+}
+
+/* Checks job 5 of v4_file_write: sample 21 reads its float32 values
+ * exactly, and the new epoch the test stored in half precision as
+ * half precision rounds them. */
+static void v4_job_assert(db_t *db, int n_epochs) {
+  char err[256] = "";
+  db_sample_t s;
+
+  assert_int_equal(db_sample_get(db, 5, 21, &s, err, sizeof err), 0);
+  assert_int_equal(s.observed, 2);
+  assert_int_equal(s.clean, 0);
+  assert_int_equal(s.n_epochs, n_epochs);
+  assert_string_equal(s.epochs[0].stage, "teacher0");
+  assert_true(s.epochs[0].loss == 70000.0f && s.epochs[0].prob == 0.1f);
+  assert_true(s.epochs[0].weight == 0.0f && s.epochs[0].easy == 1);
+  assert_true(s.epochs[0].margin == -70000.0f && s.epochs[0].pred == 2);
+  if (n_epochs > 1) {
+    assert_int_equal(s.epochs[1].epoch, 2);
+    assert_true(s.epochs[1].loss == 65504.0f);
+    assert_true(s.epochs[1].prob == db_half_round(0.1f));
+    assert_true(s.epochs[1].prob != 0.1f);
+    assert_true(s.epochs[1].margin == -65504.0f && s.epochs[1].pred == 2);
+    assert_true(s.epochs[1].weight == 0.0f && s.epochs[1].easy == 1);
+  }
+  db_sample_deinit(&s);
+  assert_int_equal(db_sample_get(db, 5, 20, &s, err, sizeof err), 0);
+  assert_true(s.epochs[0].loss == 0.3f && s.epochs[0].prob == 0.9f);
+  assert_true(s.epochs[0].margin == 2.5f && s.epochs[0].easy == 0);
+  db_sample_deinit(&s);
+}
+
+/* The epoch of job 5 that this version stores after the migration: the
+ * same values as version 4's. */
+static void v4_job_second_epoch(db_t *db) {
+  db_metrics_t m = {"teacher0", 2,   0.5, 0.6,   0.55, 0.5, 1,
+                    0.5,        0.1, 1.0, 900.0, NAN,  NAN, NAN};
+  float loss[2] = {0.3f, 70000.0f}, prob[2] = {0.9f, 0.1f};
+  float weight[2] = {1, 0}, margin[2] = {2.5f, -70000.0f};
+  uint8_t easy[2] = {0, 1}, pred[2] = {4, 2};
+  db_records_t rec = {2, loss, prob, weight, easy, margin, pred};
+  char err[256] = "";
+
+  assert_int_equal(db_epoch_insert(db, 5, &m, &rec, err, sizeof err), 0);
+}
+
+static void test_migrate_from_version_4(void **state) {
+  fixture_t *f = *state;
+  static const int32_t easy[] = {21}, hard[] = {20};
+  char *fresh, *migrated, *rowids_v4, *rowids;
+
+  fresh = raw_schema(f->path);
+  v4_file_write(f);
+  rowids_v4 = raw_text(f->path, rowids_sql);
+
+  /* A new file's schema; every old row kept, rowid included, as format
+   * 1. */
+  assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), 0);
+  assert_int_equal(db_schema_version(f->db), SCHEMA_VERSION);
+  migrated = raw_schema(f->path);
+  assert_string_equal(migrated, fresh);
+  rowids = raw_text(f->path, rowids_sql);
+  assert_string_equal(rowids, rowids_v4);
+  free(rowids);
+  free(rowids_v4);
+  free(migrated);
+  free(fresh);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE format = 1"),
+                   4);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records"), 4);
+  assert_int_equal(
+      raw_query(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+
+  /* Old rows read back exactly, beside a new one in half precision. */
+  v3_job_assert(f->db);
+  v4_job_assert(f->db, 1);
+  v4_job_second_epoch(f->db);
+  assert_int_equal(raw_query(f->path, "SELECT format FROM epoch_records "
+                                      "WHERE job_id = 5 AND epoch = 2"),
+                   2);
+  v4_job_assert(f->db, 2);
+  for (int epoch = 1; epoch <= 2; epoch++) {
+    set_assert(f->db, 5, "teacher0", epoch, 1, -1, 100, easy, 1);
+    set_assert(f->db, 5, "teacher0", epoch, 0, -1, 100, hard, 1);
+  }
+
+  /* The new CHECKs hold, the old ones too. */
+  for (size_t i = 0; i < sizeof v5_violations / sizeof v5_violations[0]; i++)
+    assert_int_equal(raw_exec_rc(f->path, v5_violations[i]), SQLITE_CONSTRAINT);
+  for (size_t i = 0; i < sizeof v4_violations / sizeof v4_violations[0]; i++)
+    assert_int_equal(raw_exec_rc(f->path, v4_violations[i]), SQLITE_CONSTRAINT);
+  assert_int_equal(raw_exec_rc(f->path,
+                               "INSERT INTO epoch_records (job_id, stage, "
+                               "epoch, n, loss, prob, weight, easy, format) "
+                               "VALUES (1, 'spl', 7, 9, zeroblob(18), "
+                               "zeroblob(18), zeroblob(18), zeroblob(2), 2)"),
+                   SQLITE_OK);
+}
+
+/* ---- Records in half precision. ---- */
+
+/* x rounded to binary16 the slow way, in double arithmetic: to a multiple
+ * of 2^(e - 10) for |x| in [2^e, 2^(e + 1)) with e >= -14, of 2^-24
+ * below, ties to even (rint in the default rounding mode); beyond 65504,
+ * 65504; the sign kept, NaN kept. */
+static float half_reference(float x) {
+  double a = fabs((double)x);
+  int e;
+
+  if (isnan(x))
+    return x;
+  if (a > 65504.0)
+    return copysignf(65504.0f, x);
+  (void)frexp(a, &e); /* a = m 2^e with m in [0.5, 1) */
+  e = e - 1 < -14 ? -14 : e - 1;
+  return copysignf((float)ldexp(rint(ldexp(a, 10 - e)), e - 10), x);
+}
+
+/* The value of binary16 bits h (finite ones only). */
+static double half_bits_value(uint16_t h) {
+  int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  double v = exp ? ldexp(1024 + mant, exp - 25) : ldexp(mant, -24);
+
+  return h & 0x8000 ? -v : v;
+}
+
+/* Checks that got is what storing want in half precision may read back
+ * as: NaN for NaN, +-65504 beyond the half range, otherwise within a
+ * relative error of 2^-11 (|want| >= 2^-14) or an absolute one of 2^-25
+ * (below). */
+static void half_close_assert(float got, float want) {
+  double err = fabs((double)got - (double)want), a = fabs((double)want);
+
+  if (isnan(want)) {
+    assert_true(isnan(got));
+  } else if (a > 65504.0) {
+    assert_true(got == copysignf(65504.0f, want));
+  } else if (a >= 0x1p-14) {
+    assert_true(err <= 0x1p-11 * a);
+  } else {
+    assert_true(err <= 0x1p-25);
+  }
+}
+
+/* A uniform draw in [0, 1) from a 64-bit xorshift state. */
+static double test_uniform(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return (double)(*s >> 11) * 0x1p-53;
+}
+
+/* A float of random sign and magnitude 2^u, u uniform in [lo, hi). */
+static float random_magnitude(uint64_t *rng, double lo, double hi) {
+  double u = lo + (hi - lo) * test_uniform(rng);
+  float x = (float)exp2(u);
+
+  return test_uniform(rng) < 0.5 ? -x : x;
+}
+
+static void test_half_round_edges(void **state) {
+  static const struct {
+    float x, want;
+  } cases[] = {
+      {0.0f, 0.0f},
+      {0x1p-24f, 0x1p-24f}, /* smallest subnormal */
+      {0x3p-24f, 0x3p-24f},
+      {0x1p-25f, 0.0f},     /* half-way to 0: even */
+      {0x3p-25f, 0x2p-24f}, /* half-way: even */
+      {0x1.8p-26f, 0.0f},
+      {0x1.ff8p-15f, 0x1.ff8p-15f},      /* largest subnormal */
+      {0x1p-14f, 0x1p-14f},              /* smallest normal */
+      {1.0f + 0x1p-11f, 1.0f},           /* half-way: even */
+      {1.0f + 0x3p-11f, 1.0f + 0x1p-9f}, /* half-way: even */
+      {0.1f, 0x1.998p-4f},
+      {65504.0f, 65504.0f},
+      {65519.0f, 65504.0f},
+      {65520.0f, 65504.0f}, /* would round to inf */
+      {1e9f, 65504.0f},
+      {3e38f, 65504.0f},
+      {INFINITY, 65504.0f},
+      {-65520.0f, -65504.0f},
+      {-INFINITY, -65504.0f},
+  };
+  float r;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    r = db_half_round(cases[i].x);
+    assert_true(r == cases[i].want);
+    assert_true(half_reference(cases[i].x) == cases[i].want);
+    r = db_half_round(-cases[i].x);
+    assert_true(r == -cases[i].want);
+    half_close_assert(db_half_round(cases[i].x), cases[i].x);
+  }
+  assert_false(signbit(db_half_round(0.0f)));
+  assert_true(signbit(db_half_round(-0.0f)));
+  assert_true(signbit(db_half_round(-0x1p-26f)));
+  assert_true(isnan(db_half_round(NAN)));
+  assert_true(isnan(db_half_round(-NAN)));
+
+  /* Every finite half is stored exactly. */
+  for (uint32_t h = 0; h <= 0xffff; h++) {
+    if (((h >> 10) & 0x1f) == 0x1f)
+      continue;
+    r = (float)half_bits_value((uint16_t)h);
+    assert_true(db_half_round(r) == r);
+  }
+}
+
+/* Random values over many magnitudes, subnormal halves to beyond the
+ * half range: each rounds as the slow reference does, within the
+ * documented bound. */
+static void test_half_round_bound(void **state) {
+  uint64_t rng = 0x853c49e6748fea9bu;
+  float x, r;
+
+  (void)state;
+  for (int i = 0; i < 200000; i++) {
+    x = random_magnitude(&rng, -30.0, 18.0);
+    r = db_half_round(x);
+    assert_true(r == half_reference(x));
+    half_close_assert(r, x);
+  }
+}
+
+/* A job of n training samples: index 100 + i at position i. */
+static int64_t job_of_n(db_t *db, int n) {
+  int32_t *index = calloc((size_t)n, sizeof *index);
+  int32_t *pos = calloc((size_t)n, sizeof *pos);
+  uint8_t *split = calloc((size_t)n, 1), *labels = calloc((size_t)n, 1);
+  db_split_t s = {n, index, split, pos, labels, labels};
+  int64_t job = job_new(db, "half");
+  char err[256] = "";
+
+  assert_true(index && pos && split && labels);
+  for (int i = 0; i < n; i++) {
+    index[i] = 100 + i;
+    pos[i] = i;
+    labels[i] = (uint8_t)(i % 10);
+  }
+  assert_int_equal(db_split_insert(db, job, &s, err, sizeof err), 0);
+  free(index);
+  free(pos);
+  free(split);
+  free(labels);
+  return job;
+}
+
+/* One epoch's records for a job of job_of_n, heap arrays. */
+typedef struct {
+  int n;
+  float *loss, *prob, *weight, *margin;
+  uint8_t *easy, *pred;
+} half_epoch_t;
+
+/* Fills h with n values of every kind: large, small, subnormal in half
+ * precision, beyond its range, NaN margins, no-prediction bytes. */
+static void half_epoch_fill(half_epoch_t *h, int n, uint64_t *rng) {
+  h->n = n;
+  h->loss = calloc((size_t)n, sizeof(float));
+  h->prob = calloc((size_t)n, sizeof(float));
+  h->weight = calloc((size_t)n, sizeof(float));
+  h->margin = calloc((size_t)n, sizeof(float));
+  h->easy = calloc((size_t)n, 1);
+  h->pred = calloc((size_t)n, 1);
+  assert_true(h->loss && h->prob && h->weight && h->margin && h->easy &&
+              h->pred);
+  for (int i = 0; i < n; i++) {
+    h->loss[i] = fabsf(random_magnitude(rng, -28.0, 17.5));
+    h->prob[i] = (float)test_uniform(rng);
+    h->weight[i] = i % 4 == 0 ? 0.0f : (float)test_uniform(rng);
+    h->margin[i] = i % 5 == 4 ? NAN : random_magnitude(rng, -20.0, 17.5);
+    h->easy[i] = test_uniform(rng) < 0.5;
+    h->pred[i] = i % 6 == 5 ? 255 : (uint8_t)(i % 10);
+  }
+}
+
+static void half_epoch_free(half_epoch_t *h) {
+  free(h->loss);
+  free(h->prob);
+  free(h->weight);
+  free(h->margin);
+  free(h->easy);
+  free(h->pred);
+}
+
+static void half_epoch_store(db_t *db, int64_t job, const char *stage,
+                             int epoch, const half_epoch_t *h) {
+  db_metrics_t m = {.epoch = epoch, .noise_precision = NAN};
+  db_records_t rec = {h->n,    h->loss,   h->prob, h->weight,
+                      h->easy, h->margin, h->pred};
+  char err[256] = "";
+
+  snprintf(m.stage, sizeof m.stage, "%s", stage);
+  assert_int_equal(db_epoch_insert(db, job, &m, &rec, err, sizeof err), 0);
+}
+
+/* Checks one read epoch against position pos of h: every float exactly
+ * as db_half_round gives it, hence within the bound. */
+static void half_epoch_assert(const db_sample_epoch_t *got,
+                              const half_epoch_t *h, int pos) {
+  assert_true(got->loss == db_half_round(h->loss[pos]));
+  assert_true(got->prob == db_half_round(h->prob[pos]));
+  assert_true(got->weight == db_half_round(h->weight[pos]));
+  assert_true(same_double(got->margin, db_half_round(h->margin[pos])));
+  half_close_assert(got->loss, h->loss[pos]);
+  half_close_assert(got->prob, h->prob[pos]);
+  half_close_assert(got->weight, h->weight[pos]);
+  half_close_assert(got->margin, h->margin[pos]);
+  assert_int_equal(got->easy, h->easy[pos]);
+  assert_int_equal(got->pred, h->pred[pos] == 255 ? -1 : h->pred[pos]);
+}
+
+/* Stores one epoch of n samples and reads every field of every sample
+ * back, and its easy and hard sets. */
+static void half_round_trip(fixture_t *f, int n) {
+  uint64_t rng = 0x9e3779b97f4a7c15u + (uint64_t)n;
+  int64_t job = job_of_n(f->db, n);
+  int32_t *want = calloc((size_t)n + 1, sizeof *want), *got = NULL;
+  int nwant, count, total;
+  half_epoch_t h;
+  db_sample_t s;
+
+  assert_non_null(want);
+  half_epoch_fill(&h, n, &rng);
+  half_epoch_store(f->db, job, "spl", 1, &h);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(
+        db_sample_get(f->db, job, 100 + i, &s, f->err, sizeof f->err), 0);
+    assert_int_equal(s.n_epochs, 1);
+    half_epoch_assert(&s.epochs[0], &h, i);
+    db_sample_deinit(&s);
+  }
+  for (int easy = 0; easy <= 1; easy++) {
+    nwant = 0;
+    for (int i = 0; i < n; i++)
+      if (h.easy[i] == easy)
+        want[nwant++] = 100 + i;
+    assert_int_equal(db_epoch_set(f->db, job, "spl", 1, easy, -1, n, &got,
+                                  &count, f->err, sizeof f->err),
+                     0);
+    assert_int_equal(count, nwant);
+    for (int i = 0; i < count; i++)
+      assert_int_equal(got[i], want[i]);
+    free(got);
+    assert_int_equal(db_epoch_set_size(f->db, job, "spl", 1, easy, &total,
+                                       f->err, sizeof f->err),
+                     0);
+    assert_int_equal(total, nwant);
+  }
+  half_epoch_free(&h);
+  free(want);
+}
+
+/* n = 13 fills one byte of easy flags and five bits of the next; n = 1
+ * one bit. */
+static void test_records_half_round_trip(void **state) {
+  fixture_t *f = *state;
+
+  half_round_trip(f, 13);
+  half_round_trip(f, 1);
+  half_round_trip(f, 64);
+  assert_int_equal(raw_query(f->path, "SELECT count(*) FROM epoch_records "
+                                      "WHERE format = 2 AND "
+                                      "length(loss) = 2 * n AND "
+                                      "length(margin) = 2 * n AND "
+                                      "length(easy) = (n + 7) / 8"),
+                   3);
+}
+
+/* The bytes of one stored row: little-endian halves, flag i at bit i % 8
+ * of byte i / 8. */
+static void test_records_half_layout(void **state) {
+  fixture_t *f = *state;
+  int64_t job = job_of_n(f->db, 13);
+  float loss[13] = {1.0f, -2.0f, 65504.0f, 1e9f, 0x1p-24f};
+  float margin[13] = {NAN, -INFINITY, 0.5f};
+  uint8_t easy[13] = {1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1};
+  db_records_t rec = {13, loss, loss, loss, easy, margin, easy};
+  db_metrics_t m = {"student", 3};
+  char *hex;
+
+  assert_int_equal(db_epoch_insert(f->db, job, &m, &rec, f->err, sizeof f->err),
+                   0);
+  /* 1, -2, 65504 and 1e9 clamped to it, the smallest subnormal; a NaN
+   * margin, -inf clamped to -65504, 0.5; flags 0, 3, 6, 9 and 12. */
+  hex = raw_text(f->path, "SELECT hex(substr(loss, 1, 10)) || ' ' || "
+                          "hex(margin) || ' ' || hex(easy) || ' ' || "
+                          "format FROM epoch_records");
+  assert_string_equal(hex, "003C00C0FF7BFF7B0100 007EFFFB0038"
+                           "0000000000000000000000000000000000000000 4912 2");
+  free(hex);
+}
+
+/* One sample's history over several stages and epochs equals, within
+ * the bound, what each epoch wrote. */
+static void test_sample_history_half(void **state) {
+  static const struct {
+    const char *stage;
+    int epochs;
+  } stages[] = {{"spl", 4}, {"teacher1", 2}, {"student", 3}};
+  enum { N = 37, N_WRITTEN = 9 };
+  fixture_t *f = *state;
+  uint64_t rng = 0x2545f4914f6cdd1du;
+  int64_t job = job_of_n(f->db, N);
+  half_epoch_t h[N_WRITTEN];
+  int k = 0;
+  db_sample_t s;
+
+  for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+    for (int e = 1; e <= stages[i].epochs; e++, k++) {
+      half_epoch_fill(&h[k], N, &rng);
+      half_epoch_store(f->db, job, stages[i].stage, e, &h[k]);
+    }
+  assert_int_equal(k, N_WRITTEN);
+  for (int pos = 0; pos < N; pos++) {
+    assert_int_equal(
+        db_sample_get(f->db, job, 100 + pos, &s, f->err, sizeof f->err), 0);
+    assert_int_equal(s.n_epochs, N_WRITTEN);
+    for (int j = 0; j < N_WRITTEN; j++)
+      half_epoch_assert(&s.epochs[j], &h[j], pos);
+    assert_string_equal(s.epochs[4].stage, "teacher1");
+    assert_int_equal(s.epochs[8].epoch, 3);
+    db_sample_deinit(&s);
+  }
+  for (int j = 0; j < N_WRITTEN; j++)
+    half_epoch_free(&h[j]);
+}
+
+/* Writes n floats as the hex digits of little-endian float32 into out
+ * (8 n characters and a NUL), for an X'' literal. */
+static void hex_f32(const float *v, int n, char *out) {
+  for (int i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &v[i], sizeof u);
+    for (int b = 0; b < 4; b++)
+      snprintf(out + 8 * i + 2 * b, 3, "%02X", (unsigned)(u >> 8 * b) & 0xffu);
+  }
+  out[8 * n] = '\0';
+}
+
+/* Writes n bytes as hex digits into out (2 n characters and a NUL). */
+static void hex_bytes(const uint8_t *v, int n, char *out) {
+  for (int i = 0; i < n; i++)
+    snprintf(out + 2 * i, 3, "%02X", v[i]);
+  out[2 * n] = '\0';
+}
+
+/* Stores epoch e of job as a version-4 program did, format 1, with raw
+ * SQL: float32 arrays and one byte per easy flag. */
+static void epoch_store_f32(const char *path, int64_t job,
+                            const test_epoch_t *e) {
+  char loss[8 * N_TRAIN + 1], prob[8 * N_TRAIN + 1], weight[8 * N_TRAIN + 1];
+  char margin[8 * N_TRAIN + 1], easy[2 * N_TRAIN + 1], pred[2 * N_TRAIN + 1];
+  char sql[1024];
+
+  hex_f32(e->loss, N_TRAIN, loss);
+  hex_f32(e->prob, N_TRAIN, prob);
+  hex_f32(e->weight, N_TRAIN, weight);
+  hex_f32(e->margin, N_TRAIN, margin);
+  hex_bytes(e->easy, N_TRAIN, easy);
+  hex_bytes(e->pred, N_TRAIN, pred);
+  snprintf(sql, sizeof sql,
+           "INSERT INTO epoch_records (job_id, stage, epoch, n, loss, prob, "
+           "weight, easy, margin, pred, format) VALUES (%lld, '%s', %d, %d, "
+           "X'%s', X'%s', X'%s', X'%s', X'%s', X'%s', 1)",
+           (long long)job, e->m.stage, e->m.epoch, N_TRAIN, loss, prob, weight,
+           easy, margin, pred);
+  raw_exec(path, sql);
+}
+
+/* A format-1 row beside format-2 rows: each reads back as stored, the
+ * float32 one exactly. */
+static void test_records_mixed_formats(void **state) {
+  fixture_t *f = *state;
+  db_split_t split = {N_SAMPLES, s_index, s_split, s_pos, s_observed, s_clean};
+  int64_t job = job_new(f->db, "mixed");
+  int32_t want[N_SAMPLES];
+  int nwant;
+  db_sample_t s;
+
+  assert_int_equal(db_split_insert(f->db, job, &split, f->err, sizeof f->err),
+                   0);
+  epoch_store_f32(f->path, job, &s_epochs[0]);
+  for (int i = 1; i < N_EPOCHS; i++)
+    epoch_store(f->db, job, &s_epochs[i]);
+  assert_int_equal(raw_query(f->path, "SELECT group_concat(format, '') FROM "
+                                      "(SELECT format FROM epoch_records "
+                                      "ORDER BY rowid)"),
+                   1222);
+
+  for (int k = 0; k < N_SAMPLES; k++) {
+    int p = s_pos[k];
+    if (s_split[k] != DB_SPLIT_TRAIN)
+      continue;
+    assert_int_equal(
+        db_sample_get(f->db, job, s_index[k], &s, f->err, sizeof f->err), 0);
+    assert_int_equal(s.n_epochs, N_EPOCHS);
+    assert_true(s.epochs[0].loss == s_epochs[0].loss[p]);
+    assert_true(s.epochs[0].prob == s_epochs[0].prob[p]);
+    assert_true(s.epochs[0].weight == s_epochs[0].weight[p]);
+    assert_true(s.epochs[0].margin == s_epochs[0].margin[p]);
+    assert_int_equal(s.epochs[0].easy, s_epochs[0].easy[p]);
+    assert_int_equal(s.epochs[0].pred, pred_expected(&s_epochs[0], p));
+    for (int i = 1; i < s.n_epochs; i++)
+      sample_epoch_assert(&s.epochs[i], &s_epochs[i], p);
+    db_sample_deinit(&s);
+  }
+
+  /* 0.9 has no half: the float32 row kept it whole. */
+  assert_int_equal(db_sample_get(f->db, job, 2, &s, f->err, sizeof f->err), 0);
+  assert_true(s.epochs[0].prob == 0.9f && db_half_round(0.9f) != 0.9f);
+  db_sample_deinit(&s);
+  for (int i = 0; i < N_EPOCHS; i++)
+    for (int easy = 0; easy <= 1; easy++) {
+      set_expected(&s_epochs[i], easy, want, &nwant);
+      set_assert(f->db, job, s_epochs[i].m.stage, s_epochs[i].m.epoch, easy, -1,
+                 100, want, nwant);
+    }
+}
+
+/* The file's size once its WAL is folded back into it. */
+static int64_t file_size_checkpointed(const char *path) {
+  struct stat st;
+
+  assert_int_equal(raw_query(path, "PRAGMA wal_checkpoint(TRUNCATE)"), 0);
+  assert_int_equal(stat(path, &st), 0);
+  return (int64_t)st.st_size;
+}
+
+/* What a sample-epoch costs on disk: the file's growth over 3 stages of 5
+ * epochs of 12 000 samples, page overhead included, against the 9.125
+ * bytes of its values. */
+static void test_records_bytes_per_sample_epoch(void **state) {
+  enum { N = 12000, STAGES = 3, EPOCHS = 5 };
+  static const char *const stages[STAGES] = {"spl", "teacher", "student"};
+  fixture_t *f = *state;
+  uint64_t rng = 0x5851f42d4c957f2du;
+  int64_t job = job_of_n(f->db, N), before, after;
+  double per;
+  half_epoch_t h;
+
+  half_epoch_fill(&h, N, &rng);
+  before = file_size_checkpointed(f->path);
+  for (int s = 0; s < STAGES; s++)
+    for (int e = 1; e <= EPOCHS; e++)
+      half_epoch_store(f->db, job, stages[s], e, &h);
+  after = file_size_checkpointed(f->path);
+  half_epoch_free(&h);
+
+  per = (double)(after - before) / (STAGES * EPOCHS * N);
+  print_message("%.3f bytes per sample-epoch\n", per);
+  assert_true(per >= 9.125);
+  assert_true(per <= 16.0);
 }
 
 /* ---- A full-size job. ---- */
@@ -1828,11 +2549,11 @@ static void test_big_job(void **state) {
   p = b->pos[BIG_N - 1];
   assert_int_equal(p, b->n_train - 1);
   assert_int_equal(s.n_epochs, 1);
-  assert_true(s.epochs[0].loss == b->loss[p]);
-  assert_true(s.epochs[0].prob == b->prob[p]);
-  assert_true(s.epochs[0].weight == b->weight[p]);
+  assert_true(s.epochs[0].loss == db_half_round(b->loss[p]));
+  assert_true(s.epochs[0].prob == db_half_round(b->prob[p]));
+  assert_true(s.epochs[0].weight == db_half_round(b->weight[p]));
   assert_int_equal(s.epochs[0].easy, b->easy[p]);
-  assert_true(s.epochs[0].margin == b->margin[p]);
+  assert_true(s.epochs[0].margin == db_half_round(b->margin[p]));
   assert_int_equal(s.epochs[0].pred, b->pred[p]);
   assert_int_equal(s.clean, b->clean[BIG_N - 1]);
   db_sample_deinit(&s);
@@ -1843,7 +2564,7 @@ static void test_big_job(void **state) {
                    0);
   p = b->pos[31337];
   assert_true(p > 0);
-  assert_true(s.epochs[0].margin == b->margin[p]);
+  assert_true(s.epochs[0].margin == db_half_round(b->margin[p]));
   assert_int_equal(s.epochs[0].pred, b->pred[p]);
   assert_int_equal(s.n_dynamics, 1);
   assert_true(s.dynamics[0].confidence == b->conf[p]);
@@ -1867,6 +2588,14 @@ int main(void) {
       TEST(test_migrate_from_version_2),
       TEST(test_migrate_from_version_3),
       TEST(test_migrate_refuses_orphan_rows),
+      TEST(test_migrate_from_version_4),
+      cmocka_unit_test(test_half_round_edges),
+      cmocka_unit_test(test_half_round_bound),
+      TEST(test_records_half_round_trip),
+      TEST(test_records_half_layout),
+      TEST(test_sample_history_half),
+      TEST(test_records_mixed_formats),
+      TEST(test_records_bytes_per_sample_epoch),
       TEST(test_job_insert_get),
       TEST(test_job_list_pages),
       TEST(test_job_start_progress_finish),
