@@ -369,9 +369,6 @@ int dataset_load(const char *root, const char *name, dataset_norm_t norm,
     dataset_deinit(test);
     return rc;
   }
-  if (norm == DATASET_NORM_AUTO)
-    norm = files.format == DATASET_FORMAT_CSV ? DATASET_NORM_STANDARDIZE
-                                              : DATASET_NORM_SCALE;
   train->norm = test->norm = norm;
   return 0;
 }

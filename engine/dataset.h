@@ -15,13 +15,8 @@
 /* How gathered rows are normalised. SCALE maps pixels to [0, 1] (p / 255)
  * and passes tabular features as they are; STANDARDIZE subtracts the
  * training split's mean and divides by its standard deviation, per image
- * channel or per tabular feature column; AUTO, resolved by dataset_load,
- * is SCALE for images and STANDARDIZE for tabular data. */
-typedef enum {
-  DATASET_NORM_SCALE,
-  DATASET_NORM_STANDARDIZE,
-  DATASET_NORM_AUTO
-} dataset_norm_t;
+ * channel or per tabular feature column. */
+typedef enum { DATASET_NORM_SCALE, DATASET_NORM_STANDARDIZE } dataset_norm_t;
 
 typedef enum {
   DATASET_FORMAT_IDX,

@@ -87,7 +87,7 @@ void pipeline_spec_defaults(pipeline_spec_t *spec) {
   spec->seed = 1;
   spec->threads = 2;
   spec->validation_fraction = 0.1;
-  spec->norm = DATASET_NORM_AUTO;
+  spec->norm = DATASET_NORM_STANDARDIZE;
   spec->spl = (pipeline_stage_spec_t){"mlp", 10, o};
   spec->spl_warmup_epochs = 2;
   spec->pace_start = 0.5;

@@ -92,10 +92,8 @@ static const char *const weights_froms[] = {"spl", "self", NULL};
 static const char *const noise_kinds[] = {"symmetric", "pair", NULL};
 static const int noise_values[] = {PIPELINE_NOISE_SYMMETRIC,
                                    PIPELINE_NOISE_PAIR};
-static const char *const norm_kinds[] = {"standardize", "scale", "auto",
-                                         NULL};
-static const int norm_values[] = {DATASET_NORM_STANDARDIZE, DATASET_NORM_SCALE,
-                                  DATASET_NORM_AUTO};
+static const char *const norm_kinds[] = {"standardize", "scale", NULL};
+static const int norm_values[] = {DATASET_NORM_STANDARDIZE, DATASET_NORM_SCALE};
 
 _Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2,
                "optim_kinds follows the OPTIM_ order");

@@ -218,7 +218,7 @@ static int train_run(const train_opts_t *o) {
   char err[512];
   int rc;
 
-  rc = dataset_load(o->data_root, o->dataset, DATASET_NORM_AUTO,
+  rc = dataset_load(o->data_root, o->dataset, DATASET_NORM_STANDARDIZE,
                     &train, &test, err, sizeof err);
   if (rc) {
     fprintf(stderr, "spkd train: %s\n", err);

@@ -1068,33 +1068,6 @@ static void test_csv_styles(void **state) {
   }
 }
 
-/* The auto norm scales images and standardises tabular columns. */
-static void test_norm_auto(void **state) {
-  const fixture_t *fx = *state;
-  static const char text[] = "1,0\n3,1\n";
-  dataset_t train, test;
-  char err[512] = "";
-
-  if (dataset_load(fx->root, "tiny", DATASET_NORM_AUTO, &train, &test, err,
-                   sizeof err))
-    fail_msg("dataset_load tiny: %s", err);
-  assert_int_equal(train.norm, DATASET_NORM_SCALE);
-  assert_int_equal(test.norm, DATASET_NORM_SCALE);
-  dataset_deinit(&train);
-  dataset_deinit(&test);
-
-  dir_make(fx->root, "csv-auto", NULL);
-  text_write(fx->root, "csv-auto", "train.csv", text, strlen(text));
-  text_write(fx->root, "csv-auto", "test.csv", text, strlen(text));
-  if (dataset_load(fx->root, "csv-auto", DATASET_NORM_AUTO, &train, &test,
-                   err, sizeof err))
-    fail_msg("dataset_load csv-auto: %s", err);
-  assert_int_equal(train.norm, DATASET_NORM_STANDARDIZE);
-  assert_int_equal(test.norm, DATASET_NORM_STANDARDIZE);
-  dataset_deinit(&train);
-  dataset_deinit(&test);
-}
-
 /* A constant column is centred but not divided by zero. */
 static void test_csv_constant_column(void **state) {
   const fixture_t *fx = *state;
@@ -1255,7 +1228,6 @@ int main(void) {
       cmocka_unit_test(test_cifar_broken),
       cmocka_unit_test(test_csv_styles),
       cmocka_unit_test(test_csv_constant_column),
-      cmocka_unit_test(test_norm_auto),
       cmocka_unit_test(test_csv_broken),
       cmocka_unit_test(test_csv_message_bounded),
       cmocka_unit_test(test_fashion_mnist),

@@ -248,7 +248,7 @@ static void sym40_expected(pipeline_spec_t *s) {
   s->threads = 2;
   strcpy(s->dataset, "fashion-mnist");
   s->validation_fraction = 0.1;
-  s->norm = DATASET_NORM_AUTO;
+  s->norm = DATASET_NORM_STANDARDIZE;
   s->noise_kind = PIPELINE_NOISE_SYMMETRIC;
   s->noise_rate = 0.4;
   s->noise_seed = 7;
@@ -386,7 +386,7 @@ static void test_defaults_with_only_dataset_name(void **state) {
   assert_spec_equal(&got, &want);
   assert_string_equal(got.name, "");
   assert_int_equal(got.noise_kind, PIPELINE_NOISE_NONE);
-  assert_int_equal(got.norm, DATASET_NORM_AUTO);
+  assert_int_equal(got.norm, DATASET_NORM_STANDARDIZE);
   assert_int_equal(got.has_baseline, 0);
   assert_int_equal(got.n_teachers, 1);
   assert_int_equal(got.teachers[0].has_seed, 0);
@@ -1150,8 +1150,6 @@ static const good_case_t good_cases[] = {
      DATASET_NORM_SCALE},
     {"{'dataset': {'name': 'd', 'normalize': 'standardize'}}", AT(norm), 'i',
      DATASET_NORM_STANDARDIZE},
-    {"{'dataset': {'name': 'd', 'normalize': 'auto'}}", AT(norm), 'i',
-     DATASET_NORM_AUTO},
     {"{'dataset': {'name': 'd', 'label_noise': {'kind': 'pair'}}}",
      AT(noise_kind), 'i', PIPELINE_NOISE_PAIR},
     {"{'dataset': {'name': 'd', 'label_noise': {'kind': 'symmetric'}}}",
