@@ -63,6 +63,23 @@ static int file_sha256(const char *path, char hex[65], char *err,
   return rc;
 }
 
+/* SHA-256 of a model's parameter values, tensor after tensor as float32
+ * in the machine's byte order (little-endian here), in 64 hex digits:
+ * two runs agree on it exactly when their weights are bit-identical. */
+static int weights_sha256(const model_t *m, char hex[65]) {
+  unsigned char digest[32];
+  gnutls_hash_hd_t h;
+
+  if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+    return -EIO;
+  for (int i = 0; i < m->n_params; i++)
+    gnutls_hash(h, m->params[i]->value, m->params[i]->n * sizeof(float));
+  gnutls_hash_deinit(h, digest);
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  return 0;
+}
+
 static int provenance_hashes(const char *data_root, const char *dataset,
                              json_t *obj, char *err, size_t errlen) {
   dataset_files_t files;
@@ -247,13 +264,27 @@ static void echo_epoch(const pipeline_epoch_t *m, const char *stage) {
   fflush(stdout);
 }
 
+static int epoch_store_state(job_ctx_t *j, const db_metrics_t *dm,
+                             const db_records_t *dr,
+                             const pipeline_state_t *ps, char *err,
+                             size_t errlen);
+
 static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                       const pipeline_records_t *rec, char *err,
                       size_t errlen) {
   job_ctx_t *j = ctx;
 
-  if (isfinite(m->estimated_noise_rate) && j->estimated_noise_rate)
-    *j->estimated_noise_rate = m->estimated_noise_rate;
+  if (isfinite(m->estimated_noise_rate)) {
+    char data[64];
+    if (j->estimated_noise_rate)
+      *j->estimated_noise_rate = m->estimated_noise_rate;
+    /* Kept where a resumed run, which skips the finished spl stage, and
+     * a summary find it. */
+    snprintf(data, sizeof data, "{\"rate\": %.9g}", m->estimated_noise_rate);
+    if (db_event_append(j->db, j->id, "noise_estimate", data, NULL, err,
+                        errlen) != 0)
+      return -EIO;
+  }
   db_metrics_t dm = {.epoch = m->epoch,
                      .train_loss = m->train_loss,
                      .train_acc = m->train_acc,
@@ -279,7 +310,54 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
       m->samples_per_s);
   if (j->echo)
     echo_epoch(m, dm.stage);
-  return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
+  if (!rec->state)
+    return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
+  return epoch_store_state(j, &dm, &dr, rec->state, err, errlen);
+}
+
+/* The stage's state beside its epoch; a finished stage's carries the
+ * hash of its weights. */
+static int epoch_store_state(job_ctx_t *j, const db_metrics_t *dm,
+                             const db_records_t *dr,
+                             const pipeline_state_t *ps, char *err,
+                             size_t errlen) {
+  db_state_t st = {.data = ps->data};
+
+  snprintf(st.info.stage, sizeof st.info.stage, "%s", dm->stage);
+  snprintf(st.info.kind, sizeof st.info.kind, ps->final ? "final" : "latest");
+  st.info.epoch = ps->epoch;
+  st.info.size = ps->size;
+  if (ps->final && ps->model && weights_sha256(ps->model, st.info.sha256)) {
+    snprintf(err, errlen, "cannot hash the weights of stage %s", dm->stage);
+    return -EIO;
+  }
+  return db_epoch_insert_state(j->db, j->id, dm, dr, &st, err, errlen);
+}
+
+/* The stage's stored state, final before latest, for the pipeline. */
+static int hook_load_state(void *ctx, int stage, uint8_t **data,
+                           size_t *size, char *err, size_t errlen) {
+  static const char *const kinds[] = {"final", "latest"};
+  job_ctx_t *j = ctx;
+  db_checkpoint_t c;
+  int rc = -ENOENT;
+
+  *data = NULL;
+  *size = 0;
+  for (int k = 0; k < 2 && rc == -ENOENT; k++)
+    rc = db_checkpoint_get(j->db, j->id, pipeline_stage_name(stage),
+                           kinds[k], &c, err, errlen);
+  if (rc == -ENOENT)
+    return 0;
+  if (rc)
+    return rc;
+  LOG(j->log, LOG_INFO, "job", "stage resumed job=%lld stage=%s epoch=%d "
+      "kind=%s", (long long)j->id, c.info.stage, c.info.epoch, c.info.kind);
+  *data = c.data;
+  *size = c.info.size;
+  c.data = NULL;
+  db_checkpoint_deinit(&c);
+  return 0;
 }
 
 static int hook_dynamics(void *ctx, const pipeline_dynamics_t *d, char *err,
@@ -333,8 +411,9 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
                        size_t errlen) {
   pipeline_spec_t spec;
   dataset_t train = {0}, test = {0};
-  pipeline_hooks_t hooks = {j,         hook_data, hook_stage,
-                            hook_epoch, job->stop, hook_dynamics};
+  pipeline_hooks_t hooks = {j,          hook_data,     hook_stage,
+                            hook_epoch, job->stop,     hook_dynamics,
+                            hook_load_state};
   int rc = job_prepare(j, job, &spec, err, errlen);
 
   if (rc == 0)
@@ -362,8 +441,11 @@ int job_run(const job_run_t *job, char state_out[16], char *err,
   if (rc == -ECANCELED && atomic_load(job->stop) == JOB_STOP_CANCEL) {
     state = "cancelled";
   } else if (rc == -ECANCELED) {
-    state = "failed";
-    error = JOB_SHUTDOWN_ERROR;
+    /* Stopped with its process: it stays running, and the next process
+     * on the database resumes it after its last stored epoch. */
+    snprintf(state_out, 16, "interrupted");
+    db_close(j.db);
+    return 0;
   } else if (rc) {
     state = "failed";
     error = why;

@@ -33,8 +33,11 @@ typedef struct {
 
 /* Runs job->id, which must already be in state running, to its end and
  * records its final state: succeeded, cancelled (stop = JOB_STOP_CANCEL),
- * or failed with an error naming the cause (JOB_STOP_SHUTDOWN gives
- * JOB_SHUTDOWN_ERROR). Writes the state into state_out (16 bytes).
+ * or failed with an error naming the cause. Every epoch is stored with
+ * its stage's resume state, and a job run again continues after its last
+ * stored epoch. Stopped with JOB_STOP_SHUTDOWN the job stays running,
+ * to be resumed, and state_out says "interrupted". Writes the state into
+ * state_out (16 bytes).
  * Returns 0 when the final state was recorded, or a negative errno code
  * when even that failed (err says why). */
 int job_run(const job_run_t *job, char state_out[16], char *err,

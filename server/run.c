@@ -28,6 +28,7 @@ typedef struct {
   const char *summary_path;
   const char *data_root;
   log_t log;
+  int fresh; /* 1: a new job even when the same spec ran before */
 } run_opts_t;
 
 static int parse_args(int argc, char **argv, run_opts_t *o) {
@@ -35,6 +36,10 @@ static int parse_args(int argc, char **argv, run_opts_t *o) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (a[0] != '-' && !o->spec_path) {
       o->spec_path = a;
+      continue;
+    }
+    if (strcmp(a, "--fresh") == 0) {
+      o->fresh = 1;
       continue;
     }
     if (!v || (strcmp(a, "--db") && strcmp(a, "--summary") &&
@@ -57,7 +62,7 @@ static int parse_args(int argc, char **argv, run_opts_t *o) {
   }
   if (!o->spec_path) {
     fprintf(stderr, "usage: spkd run JOB.json [--db FILE] [--summary FILE] "
-            "[--data-root DIR] [--log-level LEVEL]\n");
+            "[--data-root DIR] [--log-level LEVEL] [--fresh]\n");
     return -1;
   }
   return 0;
@@ -163,9 +168,46 @@ static json_t *summary_detection(const db_metrics_t *m, int n) {
                    num_or_null(last ? last->noise_recall : NAN));
 }
 
+/* Adds weights_sha256 to each stage of stages that has a final state. */
+static void summary_hashes(db_t *db, int64_t id, json_t *stages) {
+  db_checkpoint_info_t *c = NULL;
+  char err[256];
+  int n = 0;
+
+  if (db_checkpoint_list(db, id, &c, &n, err, sizeof err) != 0)
+    return;
+  for (int i = 0; i < n; i++) {
+    json_t *st = json_object_get(stages, c[i].stage);
+    if (st && strcmp(c[i].kind, "final") == 0 && c[i].sha256[0])
+      json_object_set_new(st, "weights_sha256", json_string(c[i].sha256));
+  }
+  free(c);
+}
+
+/* The job's noise-rate estimate, kept as an event by the spl stage. */
+static double summary_estimate(db_t *db, int64_t id) {
+  db_event_t *ev = NULL;
+  char err[256];
+  double rate = NAN;
+  int n = 0;
+
+  if (db_event_list(db, id, 0, 100000, &ev, &n, err, sizeof err) != 0)
+    return NAN;
+  for (int i = 0; i < n; i++)
+    if (strcmp(ev[i].kind, "noise_estimate") == 0) {
+      json_t *d = json_loads(ev[i].data_json, 0, NULL);
+      json_t *v = json_object_get(d, "rate");
+      if (json_is_number(v))
+        rate = json_number_value(v);
+      json_decref(d);
+    }
+  db_events_free(ev, n);
+  return rate;
+}
+
+/* Writes the summary of job id; seconds is the wall time to report. */
 static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
-                         const pipeline_spec_t *spec, double seconds,
-                         double estimated_rate) {
+                         const pipeline_spec_t *spec, double seconds) {
   db_metrics_t *m = NULL;
   db_job_t job;
   json_t *sum, *stages;
@@ -181,11 +223,12 @@ static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
     return rc;
   }
   stages = summary_stages(m, n);
+  summary_hashes(db, id, stages);
   sum = json_pack("{s:I, s:s, s:s?, s:o, s:{s:f, s:o}, s:o, s:f, s:o}",
                   "id", (json_int_t)id, "state", job.state, "error",
                   job.error, "stages", stages, "noise", "rate",
                   spec->noise_kind ? spec->noise_rate : 0.0,
-                  "estimated_rate", num_or_null(estimated_rate),
+                  "estimated_rate", num_or_null(summary_estimate(db, id)),
                   "detection", summary_detection(m, n), "wall_seconds",
                   seconds, "provenance",
                   job.provenance_json
@@ -209,51 +252,153 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Holds the database's lock file shared while the job runs, so that a
- * daemon starting meanwhile leaves the job alone. */
-static int run_lock(const run_opts_t *o, int *fd, char *err, size_t errlen) {
-  int alone;
+/* The spec as runs compare it: keys sorted, no spaces; NULL when text is
+ * not JSON (it was checked before, so only out of memory). */
+static char *spec_normal(const char *text) {
+  json_t *doc = json_loads(text, 0, NULL);
+  char *s = doc ? json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
 
-  *fd = dblock_take(o->db_path, &alone, err, errlen);
-  if (*fd < 0)
-    return -EIO;
-  if (alone)
-    dblock_share(*fd);
-  return 0;
+  json_decref(doc);
+  return s;
 }
 
-/* Stores the job, runs it, and reports. */
+/* 1 when job's spec normalises to norm. */
+static int spec_same(const db_job_t *job, const char *norm) {
+  char *mine = spec_normal(job->spec_json);
+  int same = mine && strcmp(mine, norm) == 0;
+
+  free(mine);
+  return same;
+}
+
+/* The newest job with the same spec that is running (left by a process
+ * that stopped) or finished, into *id (0: none) and state. Queued jobs
+ * belong to a daemon's queue and are not looked at. */
+static int job_same_find(db_t *db, const char *norm, int64_t *id,
+                         char state[16], char *err, size_t errlen) {
+  int64_t before = 0;
+
+  *id = 0;
+  for (;;) {
+    db_job_t *jobs = NULL;
+    int n = 0, rc = db_job_list(db, before, 200, &jobs, &n, err, errlen);
+    if (rc)
+      return rc;
+    for (int i = 0; i < n && *id == 0; i++)
+      if (strcmp(jobs[i].state, "queued") != 0 && spec_same(&jobs[i], norm)) {
+        *id = jobs[i].id;
+        snprintf(state, 16, "%s", jobs[i].state);
+      }
+    before = n > 0 ? jobs[n - 1].id : 0;
+    db_jobs_free(jobs, n);
+    if (*id || n < 200)
+      return 0;
+  }
+}
+
+/* A job to run: the unfinished one with the same spec (claimed), a
+ * finished one (*finished set, nothing to run), or a new one. */
+static int job_pick(const run_opts_t *o, db_t *db, int lock_fd,
+                    const char *text, const pipeline_spec_t *spec,
+                    int64_t *id, int *finished, char *err, size_t errlen) {
+  char state[16] = "", *norm = o->fresh ? NULL : spec_normal(text);
+  int rc = 0;
+
+  *id = 0;
+  *finished = 0;
+  if (norm)
+    rc = job_same_find(db, norm, id, state, err, errlen);
+  free(norm);
+  if (rc == 0 && *id && strcmp(state, "running") != 0) {
+    *finished = 1;
+    fprintf(stderr, "spkd run: job %lld with this spec already ended %s; "
+            "--fresh runs it again\n", (long long)*id, state);
+    return 0;
+  }
+  if (rc == 0 && *id) {
+    if (dblock_job_claim(lock_fd, *id) != 0) {
+      snprintf(err, errlen, "job %lld with this spec is being run by "
+               "another process", (long long)*id);
+      return -EBUSY;
+    }
+    fprintf(stderr, "spkd run: resuming job %lld in %s\n", (long long)*id,
+            o->db_path);
+    return 0;
+  }
+  if (rc == 0)
+    rc = db_job_insert_running(db, spec->name[0] ? spec->name : NULL, text,
+                               id, err, errlen);
+  if (rc == 0 && dblock_job_claim(lock_fd, *id) != 0)
+    rc = -EIO;
+  if (rc == 0)
+    fprintf(stderr, "spkd run: job %lld in %s\n", (long long)*id, o->db_path);
+  return rc;
+}
+
+/* The wall time of a job that ended before this run: started to
+ * finished, as stored. */
+static double job_wall(db_t *db, int64_t id) {
+  db_job_t job;
+  char err[256];
+  double s = NAN;
+
+  if (db_job_get(db, id, &job, err, sizeof err) == 0) {
+    s = job.finished_at - job.started_at;
+    db_job_deinit(&job);
+  }
+  return s;
+}
+
+/* The exit code of a job in state: 0 only for succeeded. */
+static int job_state_code(db_t *db, int64_t id, char state[16]) {
+  db_job_t job;
+  char err[256];
+
+  if (db_job_get(db, id, &job, err, sizeof err) != 0)
+    return 1;
+  snprintf(state, 16, "%s", job.state);
+  db_job_deinit(&job);
+  return strcmp(state, "succeeded") == 0 ? 0 : 1;
+}
+
+/* Finds or stores the job, runs it unless it has ended, and reports. */
 static int run_job(const run_opts_t *o, const char *text,
                    const pipeline_spec_t *spec, atomic_int *stop) {
   db_t *db = NULL;
   int64_t id = 0;
   char err[512], state[16] = "";
-  double t0 = now_s(), estimated_rate = NAN;
-  int lock_fd = -1;
+  double t0 = now_s();
+  int lock_fd = -1, alone = 0, finished = 0, code;
   int rc = db_open(o->db_path, &db, err, sizeof err);
 
-  if (rc == 0)
-    rc = run_lock(o, &lock_fd, err, sizeof err);
-  if (rc == 0)
-    rc = db_job_insert_running(db, spec->name[0] ? spec->name : NULL, text,
-                               &id, err, sizeof err);
   if (rc == 0) {
-    job_run_t job = {o->db_path, o->data_root, &o->log, id,
-                     stop,       1,           &estimated_rate};
-    fprintf(stderr, "spkd run: job %lld in %s\n", (long long)id,
-            o->db_path);
+    lock_fd = dblock_take(o->db_path, &alone, err, sizeof err);
+    rc = lock_fd < 0 ? -EIO : 0;
+    if (lock_fd >= 0)
+      dblock_share(lock_fd);
+  }
+  if (rc == 0)
+    rc = job_pick(o, db, lock_fd, text, spec, &id, &finished, err,
+                  sizeof err);
+  if (rc == 0 && !finished) {
+    job_run_t job = {o->db_path, o->data_root, &o->log, id, stop, 1, NULL};
     rc = job_run(&job, state, err, sizeof err);
   }
   if (rc == 0 && o->summary_path)
-    rc = summary_write(o, db, id, spec, now_s() - t0, estimated_rate);
+    rc = summary_write(o, db, id, spec,
+                       finished ? job_wall(db, id) : now_s() - t0);
   if (rc)
     fprintf(stderr, "spkd run: %s\n", err);
-  else if (strcmp(state, "succeeded") != 0)
+  else if (strcmp(state, "interrupted") == 0)
+    fprintf(stderr, "spkd run: job %lld interrupted; the same command "
+            "resumes it\n", (long long)id);
+  code = rc ? 1 : job_state_code(db, id, state);
+  if (rc == 0 && code && strcmp(state, "running") != 0)
     fprintf(stderr, "spkd run: job %lld %s\n", (long long)id, state);
   db_close(db);
   if (lock_fd >= 0)
     close(lock_fd);
-  return rc == 0 && strcmp(state, "succeeded") == 0 ? 0 : 1;
+  return code;
 }
 
 int run_main(int argc, char **argv, atomic_int *stop) {

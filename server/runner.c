@@ -66,6 +66,7 @@ static void slot_done(uv_work_t *w, int status) {
     LOG(r->cfg.log, LOG_INFO, "runner", "job ended job=%lld state=%s",
         (long long)s->id, s->state);
   }
+  dblock_job_release(r->lock_fd, s->id);
   uv_mutex_lock(&r->lock);
   s->id = 0;
   uv_mutex_unlock(&r->lock);
@@ -103,6 +104,12 @@ static int claim_next(runner_t *r, int64_t *id) {
 
 static void launch(runner_t *r, slot_t *s, int64_t id) {
   int rc;
+
+  /* The claim tells other processes on the database that this job is
+   * alive; the kernel drops it if this process dies. */
+  if (dblock_job_claim(r->lock_fd, id) != 0)
+    LOG(r->cfg.log, LOG_WARN, "runner", "cannot claim job=%lld; another "
+        "process may resume it while it runs", (long long)id);
 
   uv_mutex_lock(&r->lock);
   s->id = id;
@@ -151,25 +158,30 @@ static void on_wake(uv_async_t *a) {
   schedule(a->data);
 }
 
-/* Jobs a dead process left running cannot continue: they fail. Only
- * when no other live process runs jobs on this database, since "running"
- * jobs may otherwise be its. */
+/* Jobs left running by a dead process (nobody holds their claim) go
+ * back to the queue, to resume after their last stored epoch; a running
+ * job whose claim a live process holds is that process's. */
 static int recover(runner_t *r, char *err, size_t errlen) {
+  int64_t *ids = NULL;
   int n = 0, alone = 0, rc;
 
   r->lock_fd = dblock_take(r->cfg.db_path, &alone, err, errlen);
   if (r->lock_fd < 0)
     return -EIO;
-  if (!alone) {
-    LOG(r->cfg.log, LOG_INFO, "runner", "another process runs jobs on this "
-        "database; its running jobs are left alone");
-    return 0;
-  }
-  rc = db_jobs_fail_running(r->db, JOB_SHUTDOWN_ERROR, &n, err, errlen);
   dblock_share(r->lock_fd);
-  if (rc == 0 && n > 0)
-    LOG(r->cfg.log, LOG_WARN, "runner", "jobs left running marked failed "
-        "count=%d", n);
+  rc = db_jobs_running(r->db, &ids, &n, err, errlen);
+  for (int i = 0; rc == 0 && i < n; i++) {
+    if (dblock_job_claim(r->lock_fd, ids[i]) != 0)
+      continue;
+    rc = db_job_requeue(r->db, ids[i], err, errlen);
+    dblock_job_release(r->lock_fd, ids[i]);
+    if (rc == -EBUSY)
+      rc = 0; /* it ended meanwhile */
+    else if (rc == 0)
+      LOG(r->cfg.log, LOG_WARN, "runner", "job left running by a stopped "
+          "process requeued to resume job=%lld", (long long)ids[i]);
+  }
+  free(ids);
   return rc;
 }
 

@@ -125,6 +125,15 @@ int db_job_finish(db_t *db, int64_t id, const char *state,
  * -ENOENT when there is no such job. */
 int db_job_cancel_queued(db_t *db, int64_t id, char *err, size_t errlen);
 
+/* Puts a running job back in the queue (a job whose process died, to be
+ * resumed). -EBUSY when it is not running. */
+int db_job_requeue(db_t *db, int64_t id, char *err, size_t errlen);
+
+/* The ids of the running jobs, oldest first, in a heap array *ids of
+ * *count that the caller frees. */
+int db_jobs_running(db_t *db, int64_t **ids, int *count, char *err,
+                    size_t errlen);
+
 /* Marks every running job failed with the given error; *count says how
  * many (may be NULL). */
 int db_jobs_fail_running(db_t *db, const char *error, int *count,
@@ -133,7 +142,9 @@ int db_jobs_fail_running(db_t *db, const char *error, int *count,
 /* Stores which samples a job uses, once, before its first epoch: n rows of
  * the training file with index[i], split[i] (DB_SPLIT_*), the observed
  * label and the clean label. pos[i] is the sample's position in the
- * per-epoch record arrays (training samples) or -1. */
+ * per-epoch record arrays (training samples) or -1. A job that already
+ * has a split of n samples (a resumed job) keeps it: 0, nothing written;
+ * one of another size gives -EEXIST. */
 enum { DB_SPLIT_TRAIN = 0, DB_SPLIT_VAL = 1 };
 typedef struct {
   int n;
@@ -262,10 +273,11 @@ int db_sample_get(db_t *db, int64_t job, int32_t index, db_sample_t *out,
 
 /* ---- Checkpoints (db_checkpoints.c). ---- */
 
-/* One stored model checkpoint of a job's stage: kind "latest" is the
- * newest epoch's (replaced as training goes on), "final" the finished
- * stage's. sha256 is the SHA-256 of the bytes as 64 lowercase hex digits,
- * or "" when not recorded; storage keeps it, never computes it. */
+/* One stored checkpoint of a job's stage: kind "latest" is the newest
+ * epoch's (replaced as training goes on), "final" the finished stage's.
+ * sha256 is a SHA-256 the caller chose to record as 64 lowercase hex
+ * digits, or "" when none; storage keeps it, never computes it (spkd
+ * records the hash of a finished stage's weights). */
 typedef struct {
   char stage[16];
   char kind[8];
@@ -282,6 +294,21 @@ typedef struct {
 } db_checkpoint_t;
 
 void db_checkpoint_deinit(db_checkpoint_t *c);
+
+/* A stage's resume state to store with an epoch: its description (kind
+ * "latest" while the stage runs, "final" once it has finished) and bytes. */
+typedef struct {
+  db_checkpoint_info_t info;
+  const void *data;
+} db_state_t;
+
+/* db_epoch_insert, and in the same transaction the stage's state (NULL:
+ * none): a "final" state replaces the stage's "latest" one. So a job
+ * killed at any moment has, for each stage, a state matching its last
+ * stored epoch exactly. */
+int db_epoch_insert_state(db_t *db, int64_t job, const db_metrics_t *metrics,
+                          const db_records_t *records, const db_state_t *state,
+                          char *err, size_t errlen);
 
 /* Stores info->size bytes of data as the checkpoint of kind info->kind
  * of stage info->stage of job, replacing one stored before. data is

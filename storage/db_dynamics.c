@@ -147,7 +147,8 @@ static int dynamics_row_insert(db_t *db, int64_t job, const char *stage,
                   "out of memory packing dynamics of %d samples", d->n);
   dynamics_pack(buf, d);
   r = db_prepare(db,
-                 "INSERT INTO stage_dynamics (job_id, stage, n, confidence, "
+                 "INSERT OR REPLACE INTO stage_dynamics (job_id, stage, n, "
+                 "confidence, "
                  "variability, correctness, forgetting, aum) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                  &st, err, errlen);

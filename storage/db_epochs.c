@@ -156,6 +156,34 @@ static int split_rows_insert(db_t *db, int64_t job, const db_split_t *s,
   return r;
 }
 
+/* 1 when job already has its split of the same size, 0 when it has
+ * none, -EEXIST when it has another. */
+static int split_stored(db_t *db, int64_t job, const db_split_t *split,
+                        char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+  int64_t n = 0;
+
+  r = db_prepare(db, "SELECT count(*) FROM job_samples WHERE job_id = ?", &st,
+                 err, errlen);
+  if (r)
+    return r;
+  if (sqlite3_bind_int64(st, 1, job) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind split count", err, errlen);
+  else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  else
+    r = db_fail(db, rc, "count split", err, errlen);
+  sqlite3_finalize(st);
+  if (r || n == 0)
+    return r;
+  if (n != (int64_t)split->n)
+    return db_msg(-EEXIST, err, errlen,
+                  "job %lld already has a split of %lld samples, not %d",
+                  (long long)job, (long long)n, split->n);
+  return 1;
+}
+
 int db_split_insert(db_t *db, int64_t job, const db_split_t *split, char *err,
                     size_t errlen) {
   int r;
@@ -170,6 +198,10 @@ int db_split_insert(db_t *db, int64_t job, const db_split_t *split, char *err,
   if (r == 0)
     r = db_msg(-ENOENT, err, errlen, "no job %lld", (long long)job);
   else if (r == 1)
+    r = split_stored(db, job, split, err, errlen);
+  if (r == 1)
+    r = 0; /* a resumed job's split, stored by its first run */
+  else if (r == 0)
     r = split_rows_insert(db, job, split, err, errlen);
   return db_tx_end(db, r, err, errlen);
 }
@@ -323,8 +355,39 @@ out:
   return r;
 }
 
+/* Stores a stage's resume state beside its epoch: a final state
+ * replaces the stage's latest one. */
+static int state_insert(db_t *db, int64_t job, const db_state_t *state,
+                        char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r = db_checkpoint_put(db, job, &state->info, state->data, err, errlen);
+
+  if (r || strcmp(state->info.kind, "final") != 0)
+    return r;
+  r = db_prepare(db,
+                 "DELETE FROM checkpoints WHERE job_id = ? AND stage = ? "
+                 "AND kind = 'latest'",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  if (sqlite3_bind_int64(st, 1, job) != SQLITE_OK ||
+      sqlite3_bind_text(st, 2, state->info.stage, -1, SQLITE_STATIC) !=
+          SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind state delete", err, errlen);
+  else
+    r = db_step_done(db, st, "drop the latest state", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
 int db_epoch_insert(db_t *db, int64_t job, const db_metrics_t *metrics,
                     const db_records_t *records, char *err, size_t errlen) {
+  return db_epoch_insert_state(db, job, metrics, records, NULL, err, errlen);
+}
+
+int db_epoch_insert_state(db_t *db, int64_t job, const db_metrics_t *metrics,
+                          const db_records_t *records, const db_state_t *state,
+                          char *err, size_t errlen) {
   int r;
 
   r = epoch_check(metrics, records, err, errlen);
@@ -340,6 +403,8 @@ int db_epoch_insert(db_t *db, int64_t job, const db_metrics_t *metrics,
     r = metrics_insert(db, job, metrics, err, errlen);
   if (!r)
     r = records_insert(db, job, metrics, records, err, errlen);
+  if (!r && state)
+    r = state_insert(db, job, state, err, errlen);
   return db_tx_end(db, r, err, errlen);
 }
 

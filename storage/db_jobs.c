@@ -491,3 +491,59 @@ int db_job_delete(db_t *db, int64_t id, char *err, size_t errlen) {
     r = db_space_reclaim(db, err, errlen);
   return db_tx_end(db, r, err, errlen);
 }
+
+int db_job_requeue(db_t *db, int64_t id, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, changed = 0;
+
+  r = db_prepare(db,
+                 "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND "
+                 "state = 'running'",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+    r = db_fail(db, SQLITE_ERROR, "bind requeue", err, errlen);
+  else
+    r = job_update_run(db, st, "requeue job", &changed, err, errlen);
+  sqlite3_finalize(st);
+  if (!r && changed == 0)
+    r = db_msg(-EBUSY, err, errlen, "job %lld is not running", (long long)id);
+  return r;
+}
+
+int db_jobs_running(db_t *db, int64_t **ids, int *count, char *err,
+                    size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int64_t *v = NULL, *grown;
+  int r, rc, n = 0, cap = 0;
+
+  *ids = NULL;
+  *count = 0;
+  r = db_prepare(db, "SELECT id FROM jobs WHERE state = 'running' ORDER BY id",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? 2 * cap : 8;
+      grown = realloc(v, (size_t)cap * sizeof *v);
+      if (!grown) {
+        r = db_msg(-ENOMEM, err, errlen, "out of memory listing jobs");
+        break;
+      }
+      v = grown;
+    }
+    v[n++] = sqlite3_column_int64(st, 0);
+  }
+  if (!r && rc != SQLITE_DONE)
+    r = db_fail(db, rc, "list running jobs", err, errlen);
+  sqlite3_finalize(st);
+  if (r) {
+    free(v);
+    return r;
+  }
+  *ids = v;
+  *count = n;
+  return 0;
+}
