@@ -279,6 +279,35 @@ static int spec_check_checkpoints(api_req_t *req, pipeline_spec_t *spec) {
   return -1;
 }
 
+/* The API's writes, made on the process's writer thread. */
+enum { AW_INSERT, AW_CANCEL };
+
+typedef struct {
+  int kind;
+  int64_t id;
+  const char *name, *spec_json; /* AW_INSERT */
+  int64_t new_id;
+} api_write_t;
+
+static int api_write_run(db_t *db, void *ctx, char *err, size_t errlen) {
+  api_write_t *w = ctx;
+
+  if (w->kind == AW_INSERT)
+    return db_job_insert(db, w->name, w->spec_json, &w->new_id, err, errlen);
+  return db_job_cancel_queued(db, w->id, err, errlen);
+}
+
+/* Makes write w; *id (may be NULL) gets an inserted job's id. */
+static int api_write(api_req_t *req, api_write_t *w, int64_t *id, char *err,
+                     size_t errlen) {
+  int rc = db_writer_call(runner_writer(req->cfg->runner), api_write_run, w,
+                          err, errlen);
+
+  if (rc == 0 && id)
+    *id = w->new_id;
+  return rc;
+}
+
 void api_jobs_create(api_req_t *req) {
   static const char *const none[] = {NULL};
   pipeline_spec_t spec;
@@ -298,8 +327,10 @@ void api_jobs_create(api_req_t *req) {
   if (spec_check_dataset(req, &spec) < 0 ||
       spec_check_checkpoints(req, &spec) < 0)
     return;
-  rc = db_job_insert(req->db, spec.name[0] ? spec.name : NULL, req->body,
-                     &id, err, sizeof err);
+  rc = api_write(req, &(api_write_t){AW_INSERT, 0,
+                                      spec.name[0] ? spec.name : NULL,
+                                      req->body},
+                 &id, err, sizeof err);
   if (rc == 0)
     rc = db_job_get(req->db, id, &job, err, sizeof err);
   if (rc) {
@@ -339,7 +370,8 @@ void api_job_cancel(api_req_t *req) {
   id = job.id;
   snprintf(state, sizeof state, "%s", job.state);
   db_job_deinit(&job);
-  rc = db_job_cancel_queued(req->db, id, err, sizeof err);
+  rc = api_write(req, &(api_write_t){AW_CANCEL, id, NULL, NULL}, NULL, err,
+                 sizeof err);
   if (rc == -EBUSY && strcmp(state, "running") == 0)
     rc = runner_cancel(req->cfg->runner, id);
   if (rc == -EBUSY || rc == -ENOENT) {

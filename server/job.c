@@ -23,9 +23,11 @@
 #include "spec.h"
 #include "version.h"
 
-/* What the pipeline hooks need: the job's connection and id. */
+/* What the pipeline hooks need: the job's reading connection, the
+ * process's writer and the job's id. */
 typedef struct {
   db_t *db;
+  db_writer_t *writer;
   int64_t id;
   const log_t *log;
   int echo;
@@ -78,6 +80,49 @@ static int weights_sha256(const model_t *m, char hex[65]) {
   for (int i = 0; i < 32; i++)
     snprintf(hex + 2 * i, 3, "%02x", digest[i]);
   return 0;
+}
+
+/* The job's writes, each a call on the writer thread: the arguments of
+ * one storage call, by kind. */
+enum { W_SPLIT, W_PROGRESS, W_EVENT, W_EPOCH, W_DYNAMICS, W_PROVENANCE,
+       W_FINISH };
+
+typedef struct {
+  int kind;
+  int64_t id;
+  const char *stage; /* W_PROGRESS, W_DYNAMICS */
+  const char *text;  /* W_EVENT data, W_PROVENANCE json, W_FINISH state */
+  const char *text2; /* W_EVENT kind, W_FINISH error */
+  const void *a;     /* W_SPLIT split, W_EPOCH metrics, W_DYNAMICS */
+  const void *b;     /* W_EPOCH records */
+  const void *c;     /* W_EPOCH state, may be NULL */
+} job_write_t;
+
+static int job_write_run(db_t *db, void *ctx, char *err, size_t errlen) {
+  const job_write_t *w = ctx;
+
+  switch (w->kind) {
+  case W_SPLIT:
+    return db_split_insert(db, w->id, w->a, err, errlen);
+  case W_PROGRESS:
+    return db_job_progress(db, w->id, w->stage, 0, err, errlen);
+  case W_EVENT:
+    return db_event_append(db, w->id, w->text2, w->text, NULL, err, errlen);
+  case W_EPOCH:
+    return db_epoch_insert_state(db, w->id, w->a, w->b, w->c, err, errlen);
+  case W_DYNAMICS:
+    return db_dynamics_insert(db, w->id, w->stage, w->a, err, errlen);
+  case W_PROVENANCE:
+    return db_job_provenance_set(db, w->id, w->text, err, errlen);
+  default:
+    return db_job_finish(db, w->id, w->text, w->text2, err, errlen);
+  }
+}
+
+/* Makes write w through the process's writer thread. */
+static int job_write(db_writer_t *writer, job_write_t w, char *err,
+                     size_t errlen) {
+  return db_writer_call(writer, job_write_run, &w, err, errlen);
 }
 
 static int provenance_hashes(const char *data_root, const char *dataset,
@@ -226,10 +271,10 @@ static int hook_data(void *ctx, const pipeline_data_t *d, char *err,
     else
       v++;
   }
-  rc = db_split_insert(j->db,
-                       j->id,
-                       &(db_split_t){n, index, split, pos, obs, clean},
-                       err, errlen);
+  rc = job_write(j->writer,
+                 (job_write_t){W_SPLIT, j->id, .a = &(db_split_t){n, index,
+                               split, pos, obs, clean}},
+                 err, errlen);
 out:
   free(index);
   free(pos);
@@ -244,8 +289,10 @@ static int hook_stage(void *ctx, int stage, char *err, size_t errlen) {
 
   LOG(j->log, LOG_INFO, "job", "stage started job=%lld stage=%s",
       (long long)j->id, pipeline_stage_name(stage));
-  return db_job_progress(j->db, j->id, pipeline_stage_name(stage), 0, err,
-                         errlen);
+  return job_write(j->writer,
+                   (job_write_t){W_PROGRESS, j->id,
+                                 .stage = pipeline_stage_name(stage)},
+                   err, errlen);
 }
 
 /* One key=value line per epoch on stdout, for `spkd run`; the noise
@@ -281,8 +328,10 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
     /* Kept where a resumed run, which skips the finished spl stage, and
      * a summary find it. */
     snprintf(data, sizeof data, "{\"rate\": %.9g}", m->estimated_noise_rate);
-    if (db_event_append(j->db, j->id, "noise_estimate", data, NULL, err,
-                        errlen) != 0)
+    if (job_write(j->writer,
+                  (job_write_t){W_EVENT, j->id, .text = data,
+                                .text2 = "noise_estimate"},
+                  err, errlen) != 0)
       return -EIO;
   }
   db_metrics_t dm = {.epoch = m->epoch,
@@ -311,7 +360,9 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
   if (j->echo)
     echo_epoch(m, dm.stage);
   if (!rec->state)
-    return db_epoch_insert(j->db, j->id, &dm, &dr, err, errlen);
+    return job_write(j->writer,
+                     (job_write_t){W_EPOCH, j->id, .a = &dm, .b = &dr}, err,
+                     errlen);
   return epoch_store_state(j, &dm, &dr, rec->state, err, errlen);
 }
 
@@ -331,7 +382,9 @@ static int epoch_store_state(job_ctx_t *j, const db_metrics_t *dm,
     snprintf(err, errlen, "cannot hash the weights of stage %s", dm->stage);
     return -EIO;
   }
-  return db_epoch_insert_state(j->db, j->id, dm, dr, &st, err, errlen);
+  return job_write(j->writer,
+                   (job_write_t){W_EPOCH, j->id, .a = dm, .b = dr, .c = &st},
+                   err, errlen);
 }
 
 /* The stage's stored state, final before latest, for the pipeline. */
@@ -366,8 +419,11 @@ static int hook_dynamics(void *ctx, const pipeline_dynamics_t *d, char *err,
   db_dynamics_t dd = {d->n,           d->confidence, d->variability,
                       d->correctness, d->forgetting, d->aum};
 
-  return db_dynamics_insert(j->db, j->id, pipeline_stage_name(d->stage), &dd,
-                            err, errlen);
+  return job_write(j->writer,
+                   (job_write_t){W_DYNAMICS, j->id,
+                                 .stage = pipeline_stage_name(d->stage),
+                                 .a = &dd},
+                   err, errlen);
 }
 
 /* Reads and parses the stored spec, then records the provenance. */
@@ -389,7 +445,9 @@ static int job_prepare(job_ctx_t *j, const job_run_t *job,
     rc = job_provenance(job->data_root, spec->dataset, spec->threads, &prov,
                         err, errlen);
   if (rc == 0)
-    rc = db_job_provenance_set(j->db, job->id, prov, err, errlen);
+    rc = job_write(j->writer,
+                   (job_write_t){W_PROVENANCE, job->id, .text = prov}, err,
+                   errlen);
   free(prov);
   return rc;
 }
@@ -430,7 +488,7 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
 
 int job_run(const job_run_t *job, char state_out[16], char *err,
             size_t errlen) {
-  job_ctx_t j = {NULL, job->id, job->log, job->echo,
+  job_ctx_t j = {NULL,     job->writer, job->id, job->log, job->echo,
                  job->estimated_noise_rate};
   char why[512] = "";
   const char *state = "succeeded", *error = NULL;
@@ -455,7 +513,10 @@ int job_run(const job_run_t *job, char state_out[16], char *err,
     snprintf(err, errlen, "%s", why);
     return rc;
   }
-  rc = db_job_finish(j.db, job->id, state, error, err, errlen);
+  rc = job_write(j.writer,
+                 (job_write_t){W_FINISH, job->id, .text = state,
+                               .text2 = error},
+                 err, errlen);
   db_close(j.db);
   return rc;
 }

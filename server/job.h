@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../engine/pipeline.h"
+#include "../storage/db.h"
 #include "log.h"
 #include "spec.h"
 
@@ -21,7 +22,8 @@ enum { JOB_STOP_NONE, JOB_STOP_CANCEL, JOB_STOP_SHUTDOWN };
 #define JOB_SHUTDOWN_ERROR "daemon stopped while the job was running"
 
 typedef struct {
-  const char *db_path;
+  const char *db_path; /* the job reads through its own connection */
+  db_writer_t *writer; /* and writes through the process's writer */
   const char *data_root;
   const log_t *log;
   int64_t id;

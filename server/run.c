@@ -296,11 +296,23 @@ static int job_same_find(db_t *db, const char *norm, int64_t *id,
   }
 }
 
+/* The new job's row, written by the writer thread. */
+typedef struct {
+  const char *name, *text;
+  int64_t id;
+} job_new_t;
+
+static int job_new_write(db_t *db, void *ctx, char *err, size_t errlen) {
+  job_new_t *n = ctx;
+  return db_job_insert_running(db, n->name, n->text, &n->id, err, errlen);
+}
+
 /* A job to run: the unfinished one with the same spec (claimed), a
  * finished one (*finished set, nothing to run), or a new one. */
-static int job_pick(const run_opts_t *o, db_t *db, int lock_fd,
-                    const char *text, const pipeline_spec_t *spec,
+static int job_pick(const run_opts_t *o, db_t *db, db_writer_t *writer,
+                    int lock_fd, const char *text, const pipeline_spec_t *spec,
                     int64_t *id, int *finished, char *err, size_t errlen) {
+  job_new_t fresh = {spec->name[0] ? spec->name : NULL, text, 0};
   char state[16] = "", *norm = o->fresh ? NULL : spec_normal(text);
   int rc = 0;
 
@@ -326,8 +338,8 @@ static int job_pick(const run_opts_t *o, db_t *db, int lock_fd,
     return 0;
   }
   if (rc == 0)
-    rc = db_job_insert_running(db, spec->name[0] ? spec->name : NULL, text,
-                               id, err, errlen);
+    rc = db_writer_call(writer, job_new_write, &fresh, err, errlen);
+  *id = fresh.id;
   if (rc == 0 && dblock_job_claim(lock_fd, *id) != 0)
     rc = -EIO;
   if (rc == 0)
@@ -365,12 +377,15 @@ static int job_state_code(db_t *db, int64_t id, char state[16]) {
 static int run_job(const run_opts_t *o, const char *text,
                    const pipeline_spec_t *spec, atomic_int *stop) {
   db_t *db = NULL;
+  db_writer_t *writer = NULL;
   int64_t id = 0;
   char err[512], state[16] = "";
   double t0 = now_s();
   int lock_fd = -1, alone = 0, finished = 0, code;
   int rc = db_open(o->db_path, &db, err, sizeof err);
 
+  if (rc == 0)
+    rc = db_writer_new(o->db_path, &writer, err, sizeof err);
   if (rc == 0) {
     lock_fd = dblock_take(o->db_path, &alone, err, sizeof err);
     rc = lock_fd < 0 ? -EIO : 0;
@@ -378,10 +393,11 @@ static int run_job(const run_opts_t *o, const char *text,
       dblock_share(lock_fd);
   }
   if (rc == 0)
-    rc = job_pick(o, db, lock_fd, text, spec, &id, &finished, err,
+    rc = job_pick(o, db, writer, lock_fd, text, spec, &id, &finished, err,
                   sizeof err);
   if (rc == 0 && !finished) {
-    job_run_t job = {o->db_path, o->data_root, &o->log, id, stop, 1, NULL};
+    job_run_t job = {o->db_path, writer, o->data_root, &o->log,
+                     id,         stop,   1,            NULL};
     rc = job_run(&job, state, err, sizeof err);
   }
   if (rc == 0 && o->summary_path)
@@ -395,6 +411,7 @@ static int run_job(const run_opts_t *o, const char *text,
   code = rc ? 1 : job_state_code(db, id, state);
   if (rc == 0 && code && strcmp(state, "running") != 0)
     fprintf(stderr, "spkd run: job %lld %s\n", (long long)id, state);
+  db_writer_free(writer);
   db_close(db);
   if (lock_fd >= 0)
     close(lock_fd);

@@ -29,7 +29,8 @@ typedef struct {
 struct runner {
   runner_config_t cfg;
   int lock_fd; /* shared lock on the database's lock file */
-  db_t *db; /* the loop thread's connection */
+  db_t *db; /* the loop thread's connection, for reading */
+  db_writer_t *writer; /* every write of the process */
   uv_async_t wake;
   uv_mutex_t lock;
   slot_t *slots;
@@ -39,11 +40,37 @@ struct runner {
 
 static void schedule(runner_t *r);
 
+/* The runner's writes, made on the writer thread. */
+enum { RW_FINISH, RW_START, RW_REQUEUE };
+
+typedef struct {
+  int kind;
+  int64_t id;
+  const char *error; /* RW_FINISH */
+} runner_write_t;
+
+static int runner_write_run(db_t *db, void *ctx, char *err, size_t errlen) {
+  const runner_write_t *w = ctx;
+
+  if (w->kind == RW_FINISH)
+    return db_job_finish(db, w->id, "failed", w->error, err, errlen);
+  if (w->kind == RW_START)
+    return db_job_start(db, w->id, NULL, err, errlen);
+  return db_job_requeue(db, w->id, err, errlen);
+}
+
+static int runner_write(runner_t *r, int kind, int64_t id, const char *error,
+                        char *err, size_t errlen) {
+  runner_write_t w = {kind, id, error};
+  return db_writer_call(r->writer, runner_write_run, &w, err, errlen);
+}
+
 static void slot_work(uv_work_t *w) {
   slot_t *s = w->data;
   runner_t *r = s->runner;
-  job_run_t job = {r->cfg.db_path, r->cfg.data_root, r->cfg.log, s->id,
-                   &s->stop, 0, NULL};
+  job_run_t job = {r->cfg.db_path, r->writer, r->cfg.data_root,
+                   r->cfg.log,      s->id,     &s->stop,
+                   0,               NULL};
 
   s->rc = job_run(&job, s->state, s->err, sizeof s->err);
 }
@@ -59,7 +86,7 @@ static void slot_done(uv_work_t *w, int status) {
   if (s->rc) {
     LOG(r->cfg.log, LOG_ERROR, "runner", "job could not end job=%lld "
         "error=\"%s\"", (long long)s->id, s->err);
-    if (db_job_finish(r->db, s->id, "failed", s->err, err, sizeof err))
+    if (runner_write(r, RW_FINISH, s->id, s->err, err, sizeof err))
       LOG(r->cfg.log, LOG_ERROR, "runner", "job state lost job=%lld "
           "error=\"%s\"", (long long)s->id, err);
   } else {
@@ -90,7 +117,7 @@ static int claim_next(runner_t *r, int64_t *id) {
   for (;;) {
     rc = db_job_next_queued(r->db, id, err, sizeof err);
     if (rc == 0 && *id != 0)
-      rc = db_job_start(r->db, *id, NULL, err, sizeof err);
+      rc = runner_write(r, RW_START, *id, NULL, err, sizeof err);
     if (rc != -EBUSY)
       break;
   }
@@ -121,8 +148,9 @@ static void launch(runner_t *r, slot_t *s, int64_t id) {
     char err[256];
     LOG(r->cfg.log, LOG_ERROR, "runner", "cannot start a worker "
         "job=%lld error=\"%s\"", (long long)id, uv_strerror(rc));
-    db_job_finish(r->db, id, "failed", "could not start a worker thread",
-                  err, sizeof err);
+    runner_write(r, RW_FINISH, id, "could not start a worker thread", err,
+                 sizeof err);
+    dblock_job_release(r->lock_fd, id);
     uv_mutex_lock(&r->lock);
     s->id = 0;
     uv_mutex_unlock(&r->lock);
@@ -173,7 +201,7 @@ static int recover(runner_t *r, char *err, size_t errlen) {
   for (int i = 0; rc == 0 && i < n; i++) {
     if (dblock_job_claim(r->lock_fd, ids[i]) != 0)
       continue;
-    rc = db_job_requeue(r->db, ids[i], err, errlen);
+    rc = runner_write(r, RW_REQUEUE, ids[i], NULL, err, errlen);
     dblock_job_release(r->lock_fd, ids[i]);
     if (rc == -EBUSY)
       rc = 0; /* it ended meanwhile */
@@ -201,9 +229,12 @@ int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
   r->lock_fd = -1;
   r->slots = calloc((size_t)cfg->max_jobs, sizeof *r->slots);
   rc = r->slots ? db_open(cfg->db_path, &r->db, err, errlen) : -ENOMEM;
+  if (rc == 0)
+    rc = db_writer_new(cfg->db_path, &r->writer, err, errlen);
   if (rc) {
     if (rc == -ENOMEM)
       snprintf(err, errlen, "out of memory");
+    db_writer_free(r->writer);
     db_close(r->db);
     free(r->slots);
     free(r);
@@ -224,6 +255,10 @@ int runner_start(runner_t *r, char *err, size_t errlen) {
   if (rc == 0)
     schedule(r);
   return rc;
+}
+
+db_writer_t *runner_writer(runner_t *r) {
+  return r->writer;
 }
 
 void runner_notify(runner_t *r) {
@@ -276,6 +311,7 @@ void runner_free(runner_t *r) {
   if (!r)
     return;
   uv_mutex_destroy(&r->lock);
+  db_writer_free(r->writer);
   db_close(r->db);
   if (r->lock_fd >= 0)
     close(r->lock_fd);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../storage/db.h"
 #include "log.h"
 
 typedef struct runner runner_t;
@@ -32,10 +33,14 @@ typedef struct {
 int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
                size_t errlen);
 
-/* Marks jobs a dead process left running as failed (only when no other
- * live process runs jobs on the database), then starts queued jobs.
+/* Requeues the jobs a dead process left running (nobody holds their
+ * claim), to be resumed, then starts queued jobs.
  * Returns 0 or a negative errno code with err set. */
 int runner_start(runner_t *r, char *err, size_t errlen);
+
+/* The process's database writer (thread-safe to use from any thread):
+ * every write of the daemon goes through it. */
+db_writer_t *runner_writer(runner_t *r);
 
 /* Thread-safe: tells the runner a job was queued. */
 void runner_notify(runner_t *r);
@@ -47,9 +52,10 @@ int runner_cancel(runner_t *r, int64_t id);
 /* Thread-safe: 1 when job id runs here and was asked to stop, else 0. */
 int runner_cancelling(runner_t *r, int64_t id);
 
-/* Stops starting jobs and asks the running ones to stop; they end as
- * failed, since the daemon stopped under them. cfg->on_idle is called
- * once none runs any more (at once when none does). */
+/* Stops starting jobs and asks the running ones to stop after their
+ * batch; they stay running in storage, to be resumed by the next process
+ * on the database. cfg->on_idle is called once none runs any more (at
+ * once when none does). */
 void runner_shutdown(runner_t *r);
 
 /* Frees a runner whose jobs have all ended; accepts NULL. */

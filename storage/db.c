@@ -118,11 +118,30 @@ int db_exec(db_t *db, const char *sql, char *err, size_t errlen) {
   return 0;
 }
 
+/* Inside a transaction already open (the writer thread's batch), a
+ * transaction is a savepoint of it. */
 int db_tx_begin(db_t *db, char *err, size_t errlen) {
-  return db_exec(db, "BEGIN IMMEDIATE", err, errlen);
+  int r;
+
+  if (sqlite3_get_autocommit(db->conn))
+    return db_exec(db, "BEGIN IMMEDIATE", err, errlen);
+  r = db_exec(db, "SAVEPOINT tx", err, errlen);
+  if (r == 0)
+    db->nested++;
+  return r;
 }
 
 int db_tx_end(db_t *db, int r, char *err, size_t errlen) {
+  if (db->nested > 0) {
+    db->nested--;
+    if (r == 0)
+      r = db_exec(db, "RELEASE tx", err, errlen);
+    if (r != 0 && !sqlite3_get_autocommit(db->conn)) {
+      (void)db_exec(db, "ROLLBACK TO tx", NULL, 0);
+      (void)db_exec(db, "RELEASE tx", NULL, 0);
+    }
+    return r;
+  }
   if (r == 0)
     r = db_exec(db, "COMMIT", err, errlen);
 

@@ -271,6 +271,32 @@ int db_dynamics_insert(db_t *db, int64_t job, const char *stage,
 int db_sample_get(db_t *db, int64_t job, int32_t index, db_sample_t *out,
                   char *err, size_t errlen);
 
+/* ---- The writer thread (db_writer.c). ---- */
+
+/* A process makes every write through one writer: a thread with its own
+ * connection that runs queued calls in batches, one transaction per
+ * batch and a savepoint per call, so a failing call is rolled back alone
+ * and many small writes cost one commit. Readers keep their own
+ * connections; in WAL mode they never block the writer. */
+typedef struct db_writer db_writer_t;
+
+/* A write to run on the writer's connection: the storage calls it makes
+ * (db_epoch_insert, db_job_finish, ...) become part of the batch. */
+typedef int (*db_write_fn)(db_t *db, void *ctx, char *err, size_t errlen);
+
+/* Opens path (as db_open) for a new writer thread. *out is freed with
+ * db_writer_free, which runs what is queued first. */
+int db_writer_new(const char *path, db_writer_t **out, char *err,
+                  size_t errlen);
+
+void db_writer_free(db_writer_t *w);
+
+/* Runs fn(db, ctx) on the writer thread and waits until its batch has
+ * committed. Returns fn's result, or the error that lost the batch (a
+ * full disk: -ENOSPC), with err set; -ESHUTDOWN once the writer stops. */
+int db_writer_call(db_writer_t *w, db_write_fn fn, void *ctx, char *err,
+                   size_t errlen);
+
 /* ---- Checkpoints (db_checkpoints.c). ---- */
 
 /* One stored checkpoint of a job's stage: kind "latest" is the newest

@@ -12,6 +12,7 @@
 
 struct db {
   sqlite3 *conn;
+  int nested; /* db_tx_begin levels opened as savepoints */
 };
 
 /* How long a statement waits for another connection's write lock. */
