@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Log size past which the writer restarts the write-ahead log. */
+#define WAL_RESTART_BYTES (8ll << 20)
+
 /* One queued call; lives on its caller's stack until done is set. */
 typedef struct call {
   db_write_fn fn;
@@ -45,6 +48,28 @@ static int call_run(db_writer_t *w, call_t *c) {
   return 0;
 }
 
+/* Keeps the write-ahead log bounded. The automatic checkpoints copy its
+ * pages back, but while readers keep arriving one is nearly always
+ * inside it and the log never starts over: it would grow as long as the
+ * job writes. Past WAL_RESTART_BYTES the writer waits (the busy timeout
+ * at most) for the readers of the old log to finish and truncates it. */
+static void wal_bound(db_writer_t *w) {
+  int frames = 0, done = 0, page = 0;
+  sqlite3_stmt *st;
+
+  if (sqlite3_wal_checkpoint_v2(w->db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                &frames, &done) != SQLITE_OK)
+    return;
+  if (sqlite3_prepare_v2(w->db->conn, "PRAGMA page_size", -1, &st, NULL) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    page = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if ((long long)frames * page > WAL_RESTART_BYTES)
+    (void)sqlite3_wal_checkpoint_v2(w->db->conn, NULL,
+                                    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
 /* Every call of batch whose work was lost gets rc and err. */
 static void batch_fail(call_t *batch, const call_t *upto, int rc,
                        const char *err) {
@@ -77,6 +102,8 @@ static void batch_run(db_writer_t *w, call_t *batch) {
   }
   if (rc)
     batch_fail(batch, c, rc, err);
+  else
+    wal_bound(w);
   for (; c; c = c->next) { /* calls never started */
     c->rc = rc;
     snprintf(c->err, sizeof c->err, "%s", err);
