@@ -320,6 +320,7 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                       const pipeline_records_t *rec, char *err,
                       size_t errlen) {
   job_ctx_t *j = ctx;
+  int rc;
 
   if (isfinite(m->estimated_noise_rate)) {
     char data[64];
@@ -357,13 +358,15 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
       (long long)j->id, dm.stage, m->epoch, m->epochs, m->train_loss,
       m->train_acc, m->val_acc, m->test_acc, m->easy_size, m->seconds,
       m->samples_per_s);
-  if (j->echo)
+  /* Stored first: a line on stdout means the epoch survives a kill. */
+  rc = rec->state ? epoch_store_state(j, &dm, &dr, rec->state, err, errlen)
+                  : job_write(j->writer,
+                              (job_write_t){W_EPOCH, j->id, .a = &dm,
+                                            .b = &dr},
+                              err, errlen);
+  if (rc == 0 && j->echo)
     echo_epoch(m, dm.stage);
-  if (!rec->state)
-    return job_write(j->writer,
-                     (job_write_t){W_EPOCH, j->id, .a = &dm, .b = &dr}, err,
-                     errlen);
-  return epoch_store_state(j, &dm, &dr, rec->state, err, errlen);
+  return rc;
 }
 
 /* The stage's state beside its epoch; a finished stage's carries the

@@ -292,8 +292,10 @@ int db_job_start(db_t *db, int64_t id, const char *provenance_json,
   int r, changed = 0;
 
   r = db_prepare(db,
-                 "UPDATE jobs SET state = 'running', started_at = ?1, "
-                 "provenance_json = ?2 WHERE id = ?3 AND state = 'queued'",
+                 "UPDATE jobs SET state = 'running', "
+                 "started_at = coalesce(started_at, ?1), "
+                 "provenance_json = coalesce(?2, provenance_json) "
+                 "WHERE id = ?3 AND state = 'queued'",
                  &st, err, errlen);
   if (r)
     return r;

@@ -204,10 +204,16 @@ def test_run_succeeds_and_summarises(tmp_path):
     assert summary['noise']['rate'] == 0.2
     assert summary['wall_seconds'] > 0
     assert summary['provenance']['dataset'] == 'fashion-mnist'
-    # The job is in the database like a daemon's: a second run adds job 2.
+    # The job is in the database like a daemon's: the same spec again finds
+    # job 1 ended and trains nothing; --fresh adds job 2.
     again = spkd_run(tmp_path, TINY_SPEC)
     assert again.returncode == 0, again.stderr
-    assert 'job 2' in again.stderr
+    assert again.stdout == ''
+    assert 'job 1 with this spec already ended succeeded' in again.stderr
+    fresh = spkd_run(tmp_path, TINY_SPEC, '--fresh')
+    assert fresh.returncode == 0, fresh.stderr
+    assert 'job 2' in fresh.stderr
+    assert len(fresh.stdout.strip().splitlines()) == len(lines)
 
 
 @pytest.mark.parametrize('spec,message', [

@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: MIT
 # A daemon killed with SIGKILL while a job runs: the next daemon on the same
-# database marks that job failed, keeps the epochs it completed, and runs
-# the job that was queued behind it.
+# database requeues that job, resumes it after its last stored epoch (the
+# epochs stored before the kill stay as they were, none is run twice) and
+# then runs the job queued behind it. A second daemon started beside a live
+# one leaves the first one's running job alone.
 import os
 import subprocess
 
-from conftest import (DATA_ROOT, SPKD, long_spec, tiny_spec, wait_finished,
-                      wait_for)
+from conftest import (DATA_ROOT, SPKD, tiny_spec, wait_finished, wait_for)
 
 DEADLINE = 90.0
-STOPPED = 'daemon stopped while the job was running'
+REQUEUED = 'requeued to resume job='
 
 
 def metrics_of(client, job_id):
@@ -18,10 +19,30 @@ def metrics_of(client, job_id):
             for m in page['items']]
 
 
+def by_epoch(items):
+    """The metrics keyed by (stage, epoch); fails on a pair seen twice."""
+    keyed = {(m['stage'], m['epoch']): m for m in items}
+    assert len(keyed) == len(items), sorted((m['stage'], m['epoch'])
+                                            for m in items)
+    return keyed
+
+
+def assert_all_epochs_once(job, items):
+    """Every planned epoch of every stage of job is in items, once."""
+    keyed = by_epoch(items)
+    want = {(stage, e) for stage, s in job['stages'].items()
+            for e in range(1, s['epochs'] + 1)}
+    assert set(keyed) == want
+
+
 def test_kill_while_running_then_restart(spkd_factory):
     first = spkd_factory.start()
     c1 = first.client
-    victim = c1.submit(long_spec(name='victim'))
+    spec = tiny_spec(name='victim')
+    spec['spl']['epochs'] = 4  # time to see an epoch and kill mid-job
+    spec['student']['epochs'] = 2
+    spec['baseline']['epochs'] = 2
+    victim = c1.submit(spec)
     waiting = c1.submit(tiny_spec(name='waiting'))
 
     def one_epoch_done():
@@ -38,55 +59,69 @@ def test_kill_while_running_then_restart(spkd_factory):
 
     second = spkd_factory.restart(first)
     c2 = second.client
-    failed = c2.get_json(f"/v1/jobs/{victim['id']}")
-    assert failed['state'] == 'failed', failed
-    assert STOPPED in failed['error'], failed['error']
-    assert failed['finished_at'] is not None
-    assert failed['cancel_requested'] is False
-    kept = metrics_of(c2, victim['id'])
-    assert len(kept) >= len(seen)
-    assert kept[:len(seen)] == seen
-    assert failed['stages']['spl']['completed_epochs'] == len(
-        [m for m in kept if m['stage'] == 'spl'])
-    # The easy set of a completed epoch is still there.
-    epoch = kept[-1]['epoch']
-    page = c2.get_json(f"/v1/jobs/{victim['id']}/stages/spl/epochs/{epoch}"
-                       "/samples", params={'limit': 1000})
-    assert page['total'] == kept[-1]['easy_size']
+    again = c2.get_json(f"/v1/jobs/{victim['id']}")
+    assert again['state'] in ('queued', 'running'), again
+    assert again['finished_at'] is None and again['error'] is None
 
-    done = wait_finished(c2, waiting['id'], DEADLINE)
+    done = wait_finished(c2, victim['id'], DEADLINE)
     assert done['state'] == 'succeeded', done
+    assert done['error'] is None and done['cancel_requested'] is False
     assert all(s['completed_epochs'] == s['epochs']
-               for s in done['stages'].values())
-    # The failed job stays failed: it is not run again.
-    assert c2.get_json(f"/v1/jobs/{victim['id']}") == failed
+               for s in done['stages'].values()), done['stages']
+    kept = metrics_of(c2, victim['id'])
+    assert_all_epochs_once(done, kept)
+    # The epochs stored before the kill were not run again: their rows,
+    # timings included, are those the first daemon wrote.
+    final = by_epoch(kept)
+    for key, m in by_epoch(seen).items():
+        assert final[key] == m, key
+    assert f"{REQUEUED}{victim['id']}" in second.tail(200)
+
+    behind = wait_finished(c2, waiting['id'], DEADLINE)
+    assert behind['state'] == 'succeeded', behind
+    assert all(s['completed_epochs'] == s['epochs']
+               for s in behind['stages'].values())
+    assert_all_epochs_once(behind, metrics_of(c2, waiting['id']))
+    # The resumed job, the older one, had the only slot first.
+    assert behind['started_at'] >= done['finished_at']
     assert [j['id'] for j in c2.jobs()] == [waiting['id'], victim['id']]
 
 
 def test_second_daemon_leaves_running_jobs_alone(spkd_factory):
     """A second daemon on the same database, whether it fails to start
-    (its port is taken) or starts on another port, never marks the first
-    daemon's running job failed: it is still the first's, and ends
-    succeeded."""
+    (its port is taken) or starts on another port, never takes the first
+    daemon's running job over (the first holds its claim): the job is not
+    requeued, keeps the start time the first gave it, runs each epoch
+    once and ends succeeded under the first."""
     first = spkd_factory.start()
     c1 = first.client
     spec = tiny_spec(name='owned')
     spec['dataset']['limit'] = 3000
     spec['spl']['epochs'] = 40  # several seconds: long enough to look at
     job = c1.submit(spec)
-    wait_for('the job to run',
-             lambda: c1.get_json(f"/v1/jobs/{job['id']}")['state']
-             == 'running', DEADLINE)
+    running = wait_for(
+        'the job to run',
+        lambda: (lambda j: j if j['state'] == 'running' else None)(
+            c1.get_json(f"/v1/jobs/{job['id']}")), DEADLINE)
 
     clash = subprocess.run(
         [SPKD, '--listen', f'127.0.0.1:{first.port}', '--db', first.db,
          '--data-root', DATA_ROOT], capture_output=True, text=True,
         timeout=60)
     assert clash.returncode != 0
+    assert REQUEUED not in clash.stdout + clash.stderr
     assert c1.get_json(f"/v1/jobs/{job['id']}")['state'] == 'running'
 
     second = spkd_factory.start(os.path.basename(first.db))
-    assert second.client.get_json(f"/v1/jobs/{job['id']}")['state'] == \
-        'running'
+    seen = second.client.get_json(f"/v1/jobs/{job['id']}")
+    assert seen['state'] == 'running'
+    assert seen['started_at'] == running['started_at']
     done = wait_finished(c1, job['id'], DEADLINE)
     assert done['state'] == 'succeeded', done
+    assert done['started_at'] == running['started_at']
+    assert_all_epochs_once(done, metrics_of(c1, job['id']))
+    assert REQUEUED not in second.tail(200)
+    assert REQUEUED not in first.tail(200)
+    # The second daemon saw the job end and never ran it.
+    assert second.client.get_json(f"/v1/jobs/{job['id']}") == done
+    assert f"job started job={job['id']}" not in second.tail(200)
