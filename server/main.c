@@ -12,6 +12,7 @@
 
 #include "../engine/blas.h"
 #include "boot.h"
+#include "export.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -63,7 +64,13 @@ static void usage(FILE *f) {
           "  --data-root  directory holding the datasets, looked up by name\n"
           "               (default /usr/share/datasets)\n"
           "  --jobs       jobs that may run at once (default 1)\n"
-          "  --log-level  least severe level logged (default info)\n");
+          "  --log-level  least severe level logged (default info)\n"
+          "Subcommands, in the foreground without HTTP:\n"
+          "  spkd train --dataset NAME ...      train one model\n"
+          "  spkd run JOB.json [--db FILE] ...  run one job\n"
+          "  spkd export --db FILE --job ID [--format jsonl|csv]\n"
+          "                                     write a job's training\n"
+          "                                     dynamics to stdout\n");
 }
 
 static int parse_listen(const char *s, options_t *o) {
@@ -217,6 +224,8 @@ int main(int argc, char **argv) {
     boot_blas(argv, &d.opt.log);
     return train_main(argc - 1, argv + 1);
   }
+  if (argc > 1 && strcmp(argv[1], "export") == 0)
+    return export_main(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "run") == 0) {
     boot_blas(argv, &d.opt.log);
     signal(SIGINT, on_run_signal);

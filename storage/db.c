@@ -374,3 +374,12 @@ int db_schema_version(db_t *db) {
     return -EINVAL;
   return db_migrated_version(db, NULL, 0);
 }
+
+int32_t db_i32_unpack(const uint8_t *src) {
+  uint32_t u = (uint32_t)src[0] | (uint32_t)src[1] << 8 |
+               (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
+  int32_t v;
+
+  memcpy(&v, &u, sizeof v);
+  return v;
+}

@@ -469,4 +469,100 @@ void db_dynamics_page_deinit(db_dynamics_page_t *page);
 int db_dynamics_list(db_t *db, int64_t job, const db_dynamics_query_t *q,
                      db_dynamics_page_t *page, char *err, size_t errlen);
 
+/* ---- Exporting a job (db_export.c). ---- */
+
+/* As db_open, for a database that must already exist: never creates
+ * one. -ENOENT when path does not exist, -EINVAL when it is not a
+ * regular file or not an SQLite database (an empty file included), -EIO
+ * as db_open (unreadable, corrupt, a newer schema). */
+int db_open_existing(const char *path, db_t **out, char *err, size_t errlen);
+
+/* Starts a read transaction: every read until db_snapshot_end sees the
+ * database as it was at the first of them, whatever other connections
+ * write meanwhile (they are not blocked). db_snapshot_end ends it;
+ * calling it without a snapshot open does nothing. */
+int db_snapshot_begin(db_t *db, char *err, size_t errlen);
+void db_snapshot_end(db_t *db);
+
+/* One training sample of a job: its index in the training file, its
+ * position in the per-epoch record and dynamics arrays, its observed
+ * (possibly noisy) and clean labels. */
+typedef struct {
+  int32_t index;
+  int pos;
+  int observed, clean;
+} db_train_sample_t;
+
+/* The job's training samples in ascending index order: *out is a heap
+ * array of *count for free() (NULL and 0 before the job stored its
+ * split). -ENOENT when there is no such job. */
+int db_train_samples_list(db_t *db, int64_t job, db_train_sample_t **out,
+                          int *count, char *err, size_t errlen);
+
+/* A (stage, epoch) of a job that has per-sample records. */
+typedef struct {
+  char stage[16];
+  int epoch;
+} db_epoch_key_t;
+
+/* Every (stage, epoch) with records of the job, in pipeline order of
+ * stages (as db_metrics_list) then by epoch: *out is a heap array of
+ * *count for free() (NULL and 0 when there are none). -ENOENT when there
+ * is no such job. */
+int db_epoch_keys_list(db_t *db, int64_t job, db_epoch_key_t **out,
+                       int *count, char *err, size_t errlen);
+
+/* The predicted-class byte of a sample whose prediction was not
+ * recorded. */
+enum { DB_PRED_NONE = 255 };
+
+/* All per-sample records of one epoch, n values each in position order,
+ * in heap arrays the struct owns (freed by db_epoch_records_deinit). The
+ * floats are as precise as db_records_t says (exact for rows stored
+ * before migration 5); margin is NaN and pred DB_PRED_NONE where not
+ * recorded; easy is 0 or 1. */
+typedef struct {
+  int n;
+  float *loss, *prob, *weight, *margin;
+  uint8_t *easy, *pred;
+} db_epoch_records_t;
+
+void db_epoch_records_deinit(db_epoch_records_t *rec);
+
+/* Reads the records of epoch of a job's stage into *out, one row and no
+ * more in memory. -ENOENT when the job has no such records (err names
+ * what is missing), -EINVAL for an unknown stage, -EIO for a row whose
+ * arrays do not have the length its format says. */
+int db_epoch_records_read(db_t *db, int64_t job, const char *stage, int epoch,
+                          db_epoch_records_t *out, char *err, size_t errlen);
+
+/* A stage's name, as db_metrics_t holds it. */
+typedef struct {
+  char name[16];
+} db_stage_name_t;
+
+/* The stages of a job that stored their training dynamics (the finished
+ * ones), in pipeline order: *out is a heap array of *count for free()
+ * (NULL and 0 when none). -ENOENT when there is no such job. */
+int db_dynamics_stages_list(db_t *db, int64_t job, db_stage_name_t **out,
+                            int *count, char *err, size_t errlen);
+
+/* A stage's training dynamics, n values each in position order, in heap
+ * arrays the struct owns (freed by db_stage_dynamics_deinit), stored as
+ * db_dynamics_insert was given them (float32, exact). */
+typedef struct {
+  int n;
+  float *confidence, *variability, *correctness, *aum;
+  int32_t *forgetting;
+} db_stage_dynamics_t;
+
+void db_stage_dynamics_deinit(db_stage_dynamics_t *d);
+
+/* Reads the dynamics of a job's stage into *out. -ENOENT when the job or
+ * its dynamics of that stage are missing, -EINVAL for an unknown stage,
+ * -EIO for arrays shorter or longer than n values. */
+int db_stage_dynamics_read(db_t *db, int64_t job, const char *stage,
+                           db_stage_dynamics_t *out, char *err,
+                           size_t errlen);
+
 #endif

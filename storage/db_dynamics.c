@@ -42,15 +42,6 @@ static void i32_pack(uint8_t *dst, const int32_t *src, int n) {
   }
 }
 
-static int32_t i32_unpack(const uint8_t *src) {
-  uint32_t u = (uint32_t)src[0] | (uint32_t)src[1] << 8 |
-               (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
-  int32_t v;
-
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
 /* ---- Storing a stage's dynamics. ---- */
 
 static int dynamics_check(const char *stage, const db_dynamics_t *d, char *err,
@@ -218,7 +209,7 @@ static int dyn_blobs_read(db_t *db, sqlite3_blob **blob, int pos,
   out->confidence = db_f32_unpack(b[DYN_CONFIDENCE]);
   out->variability = db_f32_unpack(b[DYN_VARIABILITY]);
   out->correctness = db_f32_unpack(b[DYN_CORRECTNESS]);
-  out->forgetting = i32_unpack(b[DYN_FORGETTING]);
+  out->forgetting = db_i32_unpack(b[DYN_FORGETTING]);
   out->aum = db_f32_unpack(b[DYN_AUM]);
   return 0;
 }

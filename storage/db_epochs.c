@@ -18,26 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The per-sample array columns of epoch_records. Those from REC_OPTIONAL
- * on may be NULL in a row. */
-enum {
-  REC_LOSS,
-  REC_PROB,
-  REC_WEIGHT,
-  REC_EASY,
-  REC_MARGIN,
-  REC_PRED,
-  REC_COLUMNS,
-  REC_OPTIONAL = REC_MARGIN
-};
 static const char *const rec_column[REC_COLUMNS] = {"loss", "prob",   "weight",
                                                     "easy", "margin", "pred"};
-
-/* How a row's arrays are packed (its format column). Format 1: loss,
- * prob, weight and margin little-endian float32, one byte per easy flag.
- * Format 2: those four binary16, one bit per easy flag (bit i % 8 of byte
- * i / 8). Both: one byte per predicted class. */
-enum { REC_FORMAT_F32 = 1, REC_FORMAT_HALF = 2 };
 
 /* Bytes a row of format fmt holds for column c of n samples. */
 static int64_t rec_bytes(int fmt, int c, int64_t n) {
@@ -71,7 +53,28 @@ static int rec_easy_flag(int fmt, uint8_t byte, int pos) {
 }
 
 /* The predicted-class byte that means "not recorded". */
-#define PRED_NONE 255
+#define PRED_NONE DB_PRED_NONE
+
+/* ---- Whole columns of a row, for db_export.c. ---- */
+
+int64_t db_rec_bytes(int fmt, int c, int64_t n) {
+  return rec_bytes(fmt, c, n);
+}
+
+void db_rec_floats_unpack(int fmt, const uint8_t *src, int n, float *dst) {
+  int64_t width = rec_bytes(fmt, REC_LOSS, 1);
+
+  for (int i = 0; i < n; i++)
+    dst[i] = rec_float(fmt, src + width * i);
+}
+
+void db_rec_easy_unpack(int fmt, const uint8_t *src, int n, uint8_t *dst) {
+  for (int i = 0; i < n; i++) {
+    int off, len;
+    rec_locate(fmt, REC_EASY, i, &off, &len);
+    dst[i] = (uint8_t)rec_easy_flag(fmt, src[off], i);
+  }
+}
 
 #define METRICS_COLUMNS                                                        \
   "stage, epoch, train_loss, train_acc, val_acc, test_acc, easy_size, "        \

@@ -112,9 +112,41 @@ int db_sample_dynamics_read(db_t *db, int64_t job, int pos, db_sample_t *s,
 void db_f32_pack(uint8_t *dst, const float *src, int n);
 float db_f32_unpack(const uint8_t *src);
 
+/* The little-endian int32 at src. */
+int32_t db_i32_unpack(const uint8_t *src);
+
 /* Little-endian binary16 packing of per-sample arrays: n values, 2 bytes
  * each, rounded as db_half_round says. */
 void db_f16_pack(uint8_t *dst, const float *src, int n);
 float db_f16_unpack(const uint8_t *src);
+
+/* The per-sample array columns of epoch_records. Those from REC_OPTIONAL
+ * on may be NULL in a row. */
+enum {
+  REC_LOSS,
+  REC_PROB,
+  REC_WEIGHT,
+  REC_EASY,
+  REC_MARGIN,
+  REC_PRED,
+  REC_COLUMNS,
+  REC_OPTIONAL = REC_MARGIN
+};
+
+/* How a row's arrays are packed (its format column). Format 1: loss,
+ * prob, weight and margin little-endian float32, one byte per easy flag.
+ * Format 2: those four binary16, one bit per easy flag (bit i % 8 of byte
+ * i / 8). Both: one byte per predicted class, DB_PRED_NONE when not
+ * recorded. */
+enum { REC_FORMAT_F32 = 1, REC_FORMAT_HALF = 2 };
+
+/* Decoding whole columns of an epoch_records row (db_epochs.c); fmt must
+ * be REC_FORMAT_F32 or REC_FORMAT_HALF. db_rec_bytes: the bytes column c
+ * (REC_*) of n samples takes. db_rec_floats_unpack: n values of loss,
+ * prob, weight or margin from src (db_rec_bytes of them) into dst (n).
+ * db_rec_easy_unpack: n easy flags from src into dst (n), 0 or 1 each. */
+int64_t db_rec_bytes(int fmt, int c, int64_t n);
+void db_rec_floats_unpack(int fmt, const uint8_t *src, int n, float *dst);
+void db_rec_easy_unpack(int fmt, const uint8_t *src, int n, uint8_t *dst);
 
 #endif

@@ -103,21 +103,12 @@ static void dyn_table_deinit(dyn_table_t *t) {
   memset(t, 0, sizeof *t);
 }
 
-static int32_t i32_unpack(const uint8_t *src) {
-  uint32_t u = (uint32_t)src[0] | (uint32_t)src[1] << 8 |
-               (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
-  int32_t v;
-
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
 /* Value at position pos of column c, as a double (forgetting exactly). */
 static double dyn_value(const dyn_table_t *t, int c, int pos) {
   const uint8_t *p = t->col[c] + 4 * (size_t)pos;
 
   if (c == DB_DYN_FORGETTING)
-    return (double)i32_unpack(p);
+    return (double)db_i32_unpack(p);
   return (double)db_f32_unpack(p);
 }
 
