@@ -188,6 +188,7 @@ typedef struct {
   const optim_config_t *cfg;
   double lr;
   long step;
+  team_t *team; /* for the barrier inside model_step's pass */
 } pass_t;
 
 static const float *layer_input(const model_t *m, int i) {
@@ -265,6 +266,16 @@ static void grads_shares(void *ctx, int member, int size) {
   }
 }
 
+static void grads_update_shares(void *ctx, int member, int size);
+
+/* The whole backward pass of model_step in one hand-off: input gradients
+ * by rows, a barrier, then parameter gradients and updates by shares. */
+static void step_all(void *ctx, int member, int size) {
+  backward_rows(ctx, member, size);
+  team_sync(((pass_t *)ctx)->team);
+  grads_update_shares(ctx, member, size);
+}
+
 /* The member's share of every layer's parameter gradients, each share
  * updated by the optimizer as soon as it is formed. */
 static void grads_update_shares(void *ctx, int member, int size) {
@@ -287,12 +298,11 @@ static void grads_update_shares(void *ctx, int member, int size) {
 
 void model_step(model_t *m, team_t *team, const float *dlogits,
                 const optim_config_t *cfg, double lr, long step) {
-  pass_t p = {m, 1, cfg, lr, step};
+  pass_t p = {m, 1, cfg, lr, step, team};
 
   memcpy(m->grad[m->n_layers], dlogits,
          sizeof(float) * (size_t)m->n_rows * m->out_dim);
-  team_run(team, backward_rows, &p);
-  team_run(team, grads_update_shares, &p);
+  team_run(team, step_all, &p);
 }
 
 void model_backward(model_t *m, team_t *team, const float *dlogits) {

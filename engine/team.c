@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -28,6 +29,8 @@ struct team {
   atomic_int stopping;
   team_fn fn;
   void *ctx;
+  atomic_int arrived;   /* members at the current barrier */
+  atomic_long barriers; /* barriers passed */
   worker_t *workers; /* size - 1 */
 };
 
@@ -112,6 +115,24 @@ void team_free(team_t *t) {
   pthread_cond_destroy(&t->done);
   free(t->workers);
   free(t);
+}
+
+void team_sync(team_t *t) {
+  long seen;
+
+  if (!t || t->size == 1)
+    return;
+  seen = atomic_load_explicit(&t->barriers, memory_order_acquire);
+  if (atomic_fetch_add_explicit(&t->arrived, 1, memory_order_acq_rel) ==
+      t->size - 1) {
+    atomic_store_explicit(&t->arrived, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->barriers, 1, memory_order_release);
+    return;
+  }
+  for (long i = 0;
+       atomic_load_explicit(&t->barriers, memory_order_acquire) == seen; i++)
+    if (i > SPIN_ROUNDS)
+      sched_yield();
 }
 
 int team_size(const team_t *t) {

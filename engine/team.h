@@ -25,4 +25,11 @@ int team_size(const team_t *t);
  * returns when every call has returned. A NULL team runs fn(ctx, 0, 1). */
 void team_run(team_t *t, team_fn fn, void *ctx);
 
+/* Called by every member of a running team_run: returns once all have
+ * called it, so that what each wrote before is seen by all after. Waits
+ * by spinning (the members are mid-step, a few microseconds apart) and
+ * yields the processor after a while. A NULL or one-member team returns
+ * at once. */
+void team_sync(team_t *t);
+
 #endif

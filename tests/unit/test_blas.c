@@ -153,6 +153,46 @@ static void test_team_waits_for_all(void **state) {
   team_free(team);
 }
 
+/* team_sync: after it every member sees what every other wrote before
+ * it, round after round, a slow member included. */
+typedef struct {
+  team_t *team;
+  int rounds;
+  int slots[4];
+  int bad;
+} sync_ctx_t;
+
+static void sync_rounds(void *ctx, int member, int size) {
+  sync_ctx_t *c = ctx;
+  volatile double x = 0.0;
+
+  for (int r = 1; r <= c->rounds; r++) {
+    if (member == r % size)
+      for (int i = 0; i < 2000; i++)
+        x += i;
+    c->slots[member] = r;
+    team_sync(c->team);
+    for (int k = 0; k < size; k++)
+      if (c->slots[k] < r)
+        c->bad = 1;
+    team_sync(c->team);
+  }
+}
+
+static void test_team_sync(void **state) {
+  (void)state;
+  for (int threads = 1; threads <= 4; threads++) {
+    sync_ctx_t c = {NULL, 300, {0}, 0};
+    assert_int_equal(team_new(threads, &c.team), 0);
+    team_run(c.team, sync_rounds, &c);
+    assert_int_equal(c.bad, 0);
+    for (int k = 0; k < threads; k++)
+      assert_int_equal(c.slots[k], 300);
+    team_free(c.team);
+  }
+  team_sync(NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_for_cpu),
@@ -162,6 +202,7 @@ int main(void) {
       cmocka_unit_test(test_team_runs_every_member),
       cmocka_unit_test(test_team_refuses_bad_sizes),
       cmocka_unit_test(test_team_waits_for_all),
+      cmocka_unit_test(test_team_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
