@@ -326,6 +326,48 @@ static int db_configure(db_t *db, char *err, size_t errlen) {
   return r;
 }
 
+/* Why sqlite3_open_v2 could not open a file, in words: its own message
+ * says only "unable to open database file". sys is the system error it
+ * met (sqlite3_system_errno, 0 when none); buf holds the words when
+ * they are the system's. */
+static const char *open_failure_why(int sys, char *buf, size_t len) {
+  switch (sys) {
+  case 0:
+    return "no reason given";
+  case ENOENT:
+    return "a directory on its path does not exist";
+  case EISDIR:
+    return "it is a directory";
+  default:
+    return strerror_r(sys, buf, len);
+  }
+}
+
+/* The error of a failed sqlite3_open_v2 of path on db, with why. */
+static int open_failure(db_t *db, const char *path, char *err, size_t errlen) {
+  char buf[128];
+  const char *why;
+
+  if (!db->conn)
+    return db_msg(-ENOMEM, err, errlen, "%s: out of memory", path);
+  why = open_failure_why(sqlite3_system_errno(db->conn), buf, sizeof buf);
+  return db_msg(-EIO, err, errlen, "%s: %s: %s", path, sqlite3_errmsg(db->conn),
+                why);
+}
+
+/* Puts path in front of the message db_configure left in err. A file
+ * that is not a database, or a damaged one, gets SQLite's words for that
+ * alone: which setting first met it would only mislead the reader. */
+static void configure_failure_explain(db_t *db, const char *path, char *err,
+                                      size_t errlen) {
+  int rc = sqlite3_errcode(db->conn) & 0xff;
+
+  if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+    (void)db_msg(0, err, errlen, "%s: %s", path, sqlite3_errstr(rc));
+  else
+    db_err_prefix(err, errlen, path);
+}
+
 int db_open(const char *path, db_t **out, char *err, size_t errlen) {
   db_t *db;
   int rc, r;
@@ -340,16 +382,12 @@ int db_open(const char *path, db_t **out, char *err, size_t errlen) {
   rc = sqlite3_open_v2(path, &db->conn,
                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
-    if (db->conn)
-      r = db_msg(-EIO, err, errlen, "%s: %s", path,
-                 sqlite3_errmsg(db->conn));
-    else
-      r = db_msg(-ENOMEM, err, errlen, "%s: out of memory", path);
+    r = open_failure(db, path, err, errlen);
     goto out;
   }
   r = db_configure(db, err, errlen);
   if (r)
-    db_err_prefix(err, errlen, path);
+    configure_failure_explain(db, path, err, errlen);
 
 out:
   if (r) {
