@@ -791,14 +791,18 @@ static void stage_meta(const run_t *r, const stage_t *st, int epoch,
 
 /* The arrays a stage keeps across epochs beside its model. The spl
  * weights and history belong to the main lane (spl and the student). */
+/* 1 for the stages whose state holds the spl weights (the main lane's
+ * spl and student; the baseline's lane must not touch them). */
+static int stage_keeps_weights(const stage_t *st) {
+  return st->stage == PIPELINE_STAGE_SPL || st->stage == PIPELINE_STAGE_STUDENT;
+}
+
 static void state_put_arrays(run_t *r, const stage_t *st, int epoch,
                              int final, state_writer_t *w) {
   size_t n = (size_t)r->n_train;
-  int main_lane = st->stage == PIPELINE_STAGE_SPL ||
-                  st->stage == PIPELINE_STAGE_STUDENT;
 
   state_put(w, TAG_EASY, r->easy, n);
-  if (main_lane)
+  if (stage_keeps_weights(st))
     state_put(w, TAG_SPLW, r->spl_w, n * sizeof(float));
   if (st->stage == PIPELINE_STAGE_SPL) {
     state_put(w, TAG_HIST, r->hist_loss, (size_t)epoch * n * sizeof(float));
@@ -888,8 +892,7 @@ static int state_read_body(run_t *r, stage_t *st, const state_reader_t *rd,
                       r->err, r->errlen) ||
       state_get_exact(rd, TAG_EASY, r->easy, n, r->err, r->errlen))
     return -EINVAL;
-  if ((st->stage == PIPELINE_STAGE_SPL ||
-       st->stage == PIPELINE_STAGE_STUDENT) &&
+  if (stage_keeps_weights(st) &&
       state_get_exact(rd, TAG_SPLW, r->spl_w, n * sizeof(float), r->err,
                       r->errlen))
     return -EINVAL;

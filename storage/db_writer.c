@@ -26,6 +26,7 @@ typedef struct call {
 
 struct db_writer {
   db_t *db;
+  long long wal_restart_frames; /* WAL_RESTART_BYTES in pages */
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t work, done;
@@ -54,20 +55,27 @@ static int call_run(db_writer_t *w, call_t *c) {
  * job writes. Past WAL_RESTART_BYTES the writer waits (the busy timeout
  * at most) for the readers of the old log to finish and truncates it. */
 static void wal_bound(db_writer_t *w) {
-  int frames = 0, done = 0, page = 0;
-  sqlite3_stmt *st;
+  int frames = 0, done = 0;
 
   if (sqlite3_wal_checkpoint_v2(w->db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                 &frames, &done) != SQLITE_OK)
     return;
-  if (sqlite3_prepare_v2(w->db->conn, "PRAGMA page_size", -1, &st, NULL) ==
+  if (frames > w->wal_restart_frames)
+    (void)sqlite3_wal_checkpoint_v2(w->db->conn, NULL,
+                                    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
+/* The database's page size (4096 when it cannot be read). */
+static int page_size(db_t *db) {
+  sqlite3_stmt *st;
+  int page = 0;
+
+  if (sqlite3_prepare_v2(db->conn, "PRAGMA page_size", -1, &st, NULL) ==
           SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW)
     page = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
-  if ((long long)frames * page > WAL_RESTART_BYTES)
-    (void)sqlite3_wal_checkpoint_v2(w->db->conn, NULL,
-                                    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  return page > 0 ? page : 4096;
 }
 
 /* Every call of batch whose work was lost gets rc and err. */
@@ -150,6 +158,7 @@ int db_writer_new(const char *path, db_writer_t **out, char *err,
     free(w);
     return rc;
   }
+  w->wal_restart_frames = WAL_RESTART_BYTES / page_size(w->db);
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->work, NULL);
   pthread_cond_init(&w->done, NULL);

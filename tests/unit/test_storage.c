@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../../storage/db.h"
+#include "dbfix.h"
 
 #include <errno.h>
 #include <math.h>
@@ -28,52 +29,14 @@
 /* The schema version this program's migrations reach. */
 #define SCHEMA_VERSION 6
 
-typedef struct {
-  char path[64];
-  db_t *db;
-  char err[256];
-} fixture_t;
-
-/* Removes a database file and the files SQLite keeps beside it. */
-static void db_files_remove(const char *path) {
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  char name[96];
-
-  for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-    snprintf(name, sizeof name, "%s%s", path, suffix[i]);
-    unlink(name);
-  }
-}
+typedef db_fixture_t fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  int fd;
-
-  if (!f)
-    return -1;
-  snprintf(f->path, sizeof f->path, "/tmp/spk-test-storage-XXXXXX");
-  fd = mkstemp(f->path);
-  if (fd < 0) {
-    free(f);
-    return -1;
-  }
-  close(fd);
-  if (db_open(f->path, &f->db, f->err, sizeof f->err) != 0) {
-    db_files_remove(f->path);
-    free(f);
-    return -1;
-  }
-  *state = f;
-  return 0;
+  return db_fixture_setup(state, "storage");
 }
 
 static int teardown(void **state) {
-  fixture_t *f = *state;
-
-  db_close(f->db);
-  db_files_remove(f->path);
-  free(f);
-  return 0;
+  return db_fixture_teardown(state);
 }
 
 /* Runs one SQL statement on the file with a connection of its own and

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../../storage/db.h"
+#include "dbfix.h"
 #include "../../storage/db_internal.h"
 
 #include <errno.h>
@@ -35,29 +36,15 @@ typedef struct {
   char err[256];
 } fixture_t;
 
-static void db_files_remove(const char *path) {
-  static const char *const suffix[] = {"", "-wal", "-shm"};
-  char name[96];
-
-  for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-    snprintf(name, sizeof name, "%s%s", path, suffix[i]);
-    unlink(name);
-  }
-}
-
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  int fd;
 
   if (!f)
     return -1;
-  snprintf(f->path, sizeof f->path, "/tmp/spk-test-writer-XXXXXX");
-  fd = mkstemp(f->path);
-  if (fd < 0) {
+  if (db_file_make(f->path, "writer") != 0) {
     free(f);
     return -1;
   }
-  close(fd);
   if (db_writer_new(f->path, &f->w, f->err, sizeof f->err) != 0 ||
       db_open(f->path, &f->reader, f->err, sizeof f->err) != 0) {
     db_writer_free(f->w);
