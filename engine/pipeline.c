@@ -814,6 +814,8 @@ static void state_put_arrays(run_t *r, const stage_t *st, int epoch,
     const optim_param_t *P = &st->hint->P;
     state_put(w, TAG_HINT, P->value, P->n * sizeof(float));
     state_put(w, TAG_HINT, P->velocity, P->n * sizeof(float));
+    if (P->m2) /* Adam's second moments */
+      state_put(w, TAG_HINT, P->m2, P->n * sizeof(float));
   }
 }
 
@@ -875,6 +877,10 @@ static int state_read_pairs(run_t *r, stage_t *st, const state_reader_t *rd,
       return fail(r, -EINVAL, "resume state: the hint does not fit");
     memcpy(P->value, p, n);
     memcpy(P->velocity, q, m);
+    if (P->m2 && (state_get_nth(rd, TAG_HINT, 2, &p, &n) || n != m))
+      return fail(r, -EINVAL, "resume state: the hint's moments are missing");
+    if (P->m2)
+      memcpy(P->m2, p, n);
   }
   return 0;
 }

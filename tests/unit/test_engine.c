@@ -1538,6 +1538,14 @@ static void test_pipeline_resume(void **state) {
   whole->keep_states = 1;
   whole->spec.parallel_stages = 1;
   whole->spec.weights_from = PIPELINE_FROM_SELF;
+  /* A hinted student on Adam: its projection's moments must resume too. */
+  snprintf(whole->spec.student.model, PIPELINE_MODEL_MAX, "mlp-small");
+  whole->spec.student.optim.kind = OPTIM_ADAM;
+  whole->spec.student.optim.lr = 0.002;
+  whole->spec.baseline.optim = whole->spec.student.optim;
+  whole->spec.has_hint = 1;
+  whole->spec.hint_teacher_layer = 3;
+  whole->spec.hint_student_layer = 1;
   if (run_recorded(whole, &train, &test, err, sizeof err) != 0)
     fail_msg("pipeline_run: %s", err);
   for (size_t k = 0; k < sizeof stops / sizeof stops[0]; k++) {
