@@ -588,3 +588,7 @@ void api_sample_get(api_req_t *req) {
                 "history", history_json(&s), "dynamics", dynamics_json(&s)));
   db_sample_deinit(&s);
 }
+
+void api_job_delete(api_req_t *req) {
+  api_reply_error(req, 501, "not_implemented", NULL, "not yet");
+}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -25,6 +26,9 @@
  * smaller ones over HTTP_BODY_MAX are read and dropped, so that the
  * client, still sending, sees the 413 instead of a reset. */
 #define BODY_DISCARD_MAX (16 * 1024 * 1024)
+#define CONNECTIONS_DEFAULT 512
+#define TIMEOUT_DEFAULT_S 30
+#define STREAM_BLOCK (32 * 1024)
 
 struct http_server {
   http_config_t cfg;
@@ -39,26 +43,51 @@ typedef struct {
   char *body;
   size_t len, cap;
   int too_large;
+  double started; /* monotonic seconds at the first byte */
 } upload_t;
 
-/* One route: a path pattern of segments ('*' matches any one) and the
- * handler of each method. */
+/* One route: a path pattern of segments ('*' matches any one), the
+ * handler of each method, and the route's name in the API description
+ * (the label of its request counts). */
 typedef struct {
   const char *pattern;
   const char *method;
   api_handler_fn handler;
+  const char *name;
 } route_t;
 
 static const route_t routes[] = {
-    {"healthz", "GET", api_health},
-    {"v1/jobs", "GET", api_jobs_list},
-    {"v1/jobs", "POST", api_jobs_create},
-    {"v1/jobs/*", "GET", api_job_get},
-    {"v1/jobs/*/cancel", "POST", api_job_cancel},
-    {"v1/jobs/*/metrics", "GET", api_job_metrics},
-    {"v1/jobs/*/stages/*/epochs/*/samples", "GET", api_epoch_samples},
-    {"v1/jobs/*/samples/*", "GET", api_sample_get},
+    {"healthz", "GET", api_health, "/healthz"},
+    {"metrics", "GET", api_prometheus, "/metrics"},
+    {"v1/jobs", "GET", api_jobs_list, "/v1/jobs"},
+    {"v1/jobs", "POST", api_jobs_create, "/v1/jobs"},
+    {"v1/jobs/*", "GET", api_job_get, "/v1/jobs/{id}"},
+    {"v1/jobs/*", "DELETE", api_job_delete, "/v1/jobs/{id}"},
+    {"v1/jobs/*/cancel", "POST", api_job_cancel, "/v1/jobs/{id}/cancel"},
+    {"v1/jobs/*/metrics", "GET", api_job_metrics, "/v1/jobs/{id}/metrics"},
+    {"v1/jobs/*/events", "GET", api_job_events, "/v1/jobs/{id}/events"},
+    {"v1/jobs/*/stages/*/epochs/*/samples", "GET", api_epoch_samples,
+     "/v1/jobs/{id}/stages/{stage}/epochs/{epoch}/samples"},
+    {"v1/jobs/*/stages/*/samples", "GET", api_stage_samples,
+     "/v1/jobs/{id}/stages/{stage}/samples"},
+    {"v1/jobs/*/stages/*/datamap", "GET", api_stage_datamap,
+     "/v1/jobs/{id}/stages/{stage}/datamap"},
+    {"v1/jobs/*/samples/*", "GET", api_sample_get,
+     "/v1/jobs/{id}/samples/{index}"},
+    {"v1/jobs/*/models/*", "GET", api_job_model,
+     "/v1/jobs/{id}/models/{stage}"},
+    {"v1/jobs/*/export", "GET", api_job_export, "/v1/jobs/{id}/export"},
+    {"v1/datasets", "GET", api_datasets_list, "/v1/datasets"},
+    {"v1/datasets/*/samples/*", "GET", api_dataset_sample,
+     "/v1/datasets/{name}/samples/{index}"},
 };
+
+static double now_monotonic(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* Connection pool: a request borrows one and gives it back. */
 static db_t *pool_get(http_server_t *s, char *err, size_t errlen) {
@@ -154,6 +183,26 @@ void api_reply_error(api_req_t *req, int status, const char *code,
                  json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code,
                            "message", msg, "field", field));
 }
+
+void api_reply_stream(api_req_t *req, int status, const char *type,
+                      MHD_ContentReaderCallback fn, void *ctx,
+                      MHD_ContentReaderFreeCallback free_fn) {
+  struct MHD_Response *r = MHD_create_response_from_callback(
+      MHD_SIZE_UNKNOWN, STREAM_BLOCK, fn, ctx, free_fn);
+
+  if (!r) {
+    free_fn(ctx);
+    api_reply_error(req, 500, "internal", NULL, "out of memory");
+    return;
+  }
+  reply_send(req, status, r, type);
+}
+
+db_t *http_db_get(http_server_t *srv, char *err, size_t errlen) {
+  return pool_get(srv, err, errlen);
+}
+
+void http_db_put(http_server_t *srv, db_t *db) { pool_put(srv, db); }
 
 void api_reply_header(api_req_t *req, const char *name, const char *value) {
   if (req->nhdr >= 4)
@@ -279,16 +328,53 @@ static void serve_static(api_req_t *req) {
   api_reply_error(req, 404, "not_found", NULL, "no such page");
 }
 
+/* Compares a presented token with the configured one in a time that
+ * depends only on the configured one's length. */
+static int token_equal(const char *given, const char *token) {
+  size_t ng = strlen(given), nt = strlen(token);
+  unsigned char diff = ng != nt;
+
+  for (size_t i = 0; i < nt; i++)
+    diff |= (unsigned char)((i < ng ? given[i] : 0) ^ token[i]);
+  return diff == 0;
+}
+
+/* With a token configured, a request that changes anything must carry
+ * it as "Authorization: Bearer TOKEN"; answers 401 and returns -1 when
+ * it does not. */
+static int auth_check(api_req_t *req) {
+  const char *h, *prefix = "Bearer ";
+
+  if (!req->cfg->token || strcmp(req->method, "GET") == 0 ||
+      strcmp(req->method, "HEAD") == 0)
+    return 0;
+  h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                  MHD_HTTP_HEADER_AUTHORIZATION);
+  if (h && strncmp(h, prefix, strlen(prefix)) == 0 &&
+      token_equal(h + strlen(prefix), req->cfg->token))
+    return 0;
+  api_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                   "Bearer realm=\"spkd\"");
+  api_reply_error(req, 401, "unauthorized", NULL,
+                  h ? "the bearer token is not the one this server expects"
+                    : "this server needs \"Authorization: Bearer TOKEN\" "
+                      "on requests that change anything");
+  return -1;
+}
+
 /* Finds the route for the request: runs its handler, or answers 405 with
  * the methods the path allows, or 404. */
 static void route(api_req_t *req) {
   char allow[64] = "";
 
+  req->route = "unrouted";
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (!pattern_match(routes[i].pattern, req))
       continue;
+    req->route = routes[i].name;
     if (strcmp(routes[i].method, req->method) == 0) {
-      routes[i].handler(req);
+      if (auth_check(req) == 0)
+        routes[i].handler(req);
       return;
     }
     snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
@@ -302,6 +388,7 @@ static void route(api_req_t *req) {
   } else if (req->nseg <= 1 &&
              (req->nseg == 0 || (strcmp(req->seg[0], "v1") != 0 &&
                                  strcmp(req->seg[0], "healthz") != 0))) {
+    req->route = "static";
     serve_static(req);
   } else {
     api_reply_error(req, 404, "not_found", NULL, "no such route");
@@ -311,7 +398,8 @@ static void route(api_req_t *req) {
 /* Handles a complete request: borrows a connection, routes, logs. */
 static void dispatch(http_server_t *s, struct MHD_Connection *conn,
                      const char *url, const char *method, upload_t *up) {
-  api_req_t req = {.cfg = &s->cfg, .conn = conn, .method = method};
+  api_req_t req = {.cfg = &s->cfg, .srv = s, .conn = conn,
+                   .method = method, .route = "unrouted"};
   char path[2048], err[256];
 
   req.body = up->body ? up->body : "";
@@ -325,6 +413,8 @@ static void dispatch(http_server_t *s, struct MHD_Connection *conn,
     route(&req);
     pool_put(s, req.db);
   }
+  metrics_http_observe(s->cfg.metrics, req.route, req.status,
+                       now_monotonic() - up->started);
   LOG(s->cfg.log, LOG_DEBUG, "http", "request method=%s path=%s status=%d",
       method, url, req.status);
 }
@@ -353,11 +443,14 @@ static int upload_append(upload_t *up, const char *data, size_t n) {
 }
 
 static void reply_too_large(http_server_t *s, struct MHD_Connection *conn,
-                            const char *method) {
-  api_req_t req = {.cfg = &s->cfg, .conn = conn, .method = method};
+                            const char *method, const upload_t *up) {
+  api_req_t req = {.cfg = &s->cfg, .srv = s, .conn = conn,
+                   .method = method};
 
   api_reply_error(&req, 413, "payload_too_large", NULL,
                   "request body is larger than %d bytes", HTTP_BODY_MAX);
+  metrics_http_observe(s->cfg.metrics, "unrouted", 413,
+                       now_monotonic() - up->started);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -375,11 +468,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (!up)
       return MHD_NO;
     *con_cls = up;
+    up->started = now_monotonic();
     clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (clen && strtoull(clen, NULL, 10) > BODY_DISCARD_MAX) {
       up->too_large = 1;
-      reply_too_large(s, conn, method);
+      reply_too_large(s, conn, method, up);
     }
     return MHD_YES;
   }
@@ -390,7 +484,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   if (up->too_large)
-    reply_too_large(s, conn, method);
+    reply_too_large(s, conn, method, up);
   else
     dispatch(s, conn, url, method, up);
   return MHD_YES;
@@ -426,7 +520,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   LOG(s->cfg.log, LOG_DEBUG, "http", "libmicrohttpd: %s", msg);
 }
 
-/* Resolves the listen host to a loopback IPv4 address. */
+/* Resolves the listen host to an IPv4 address: a loopback one unless
+ * there is a token. */
 static int listen_addr(const http_config_t *cfg, struct sockaddr_in *sa,
                        char *err, size_t errlen) {
   const char *host = strcmp(cfg->host, "localhost") == 0 ? "127.0.0.1"
@@ -440,10 +535,11 @@ static int listen_addr(const http_config_t *cfg, struct sockaddr_in *sa,
              "address", cfg->host);
     return -EINVAL;
   }
-  if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127) {
-    snprintf(err, errlen, "refusing to listen on %s: it is not a loopback "
-             "address, and spkd has no authentication yet, so anyone who "
-             "can reach it could submit and cancel jobs", cfg->host);
+  if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127 && !cfg->token) {
+    snprintf(err, errlen, "refusing to listen on %s without a token: it "
+             "is not a loopback address, so anyone who can reach it could "
+             "submit, cancel and delete jobs (give --token-file)",
+             cfg->host);
     return -EINVAL;
   }
   return 0;
@@ -466,11 +562,17 @@ int http_start(const http_config_t *cfg, http_server_t **out, char *err,
   s->cfg = *cfg;
   uv_mutex_init(&s->lock);
   s->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+          MHD_ALLOW_SUSPEND_RESUME,
       0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
       s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
       (unsigned)THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_TIMEOUT, 15u, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : TIMEOUT_DEFAULT_S),
+      MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)(cfg->max_connections > 0 ? cfg->max_connections
+                                          : CONNECTIONS_DEFAULT),
+      MHD_OPTION_END);
   if (!s->daemon) {
     snprintf(err, errlen, "cannot listen on %s:%d (is the port in use?)",
              cfg->host, cfg->port);
@@ -482,9 +584,15 @@ int http_start(const http_config_t *cfg, http_server_t **out, char *err,
   return 0;
 }
 
+void http_quiesce(http_server_t *s) {
+  if (s)
+    (void)MHD_quiesce_daemon(s->daemon);
+}
+
 void http_stop(http_server_t *s) {
   if (!s)
     return;
+  hub_close(s->cfg.hub);
   MHD_stop_daemon(s->daemon);
   for (int i = 0; i < s->npool; i++)
     db_close(s->pool[i]);

@@ -429,6 +429,20 @@ static int hook_dynamics(void *ctx, const pipeline_dynamics_t *d, char *err,
                    err, errlen);
 }
 
+/* Applies the daemon's --threads-per-job: the threads of a spec that
+ * names none, and the most any job gets. */
+static void job_threads_bound(const job_run_t *job, const char *spec_json,
+                              pipeline_spec_t *spec) {
+  json_t *root;
+
+  if (job->threads_max <= 0)
+    return;
+  root = json_loads(spec_json, 0, NULL);
+  if (!json_object_get(root, "threads") || spec->threads > job->threads_max)
+    spec->threads = job->threads_max;
+  json_decref(root);
+}
+
 /* Reads and parses the stored spec, then records the provenance. */
 static int job_prepare(job_ctx_t *j, const job_run_t *job,
                        pipeline_spec_t *spec, char *err, size_t errlen) {
@@ -443,6 +457,8 @@ static int job_prepare(job_ctx_t *j, const job_run_t *job,
   if (rc)
     snprintf(err, errlen, "stored spec is invalid: %s%s%s", se.field,
              se.field[0] ? ": " : "", se.message);
+  else
+    job_threads_bound(job, row.spec_json, spec);
   db_job_deinit(&row);
   if (rc == 0)
     rc = job_provenance(job->data_root, spec->dataset, spec->threads, &prov,

@@ -13,6 +13,7 @@
 #include "../engine/pipeline.h"
 #include "../storage/db.h"
 #include "log.h"
+#include "metrics.h"
 #include "spec.h"
 
 /* Why a job is asked to stop: a user cancelled it, or the process that
@@ -31,6 +32,10 @@ typedef struct {
   int echo; /* 1: also print each epoch as a key=value line on stdout */
   double *estimated_noise_rate; /* receives the spl stage's estimate of
                                  * the noise rate; may be NULL */
+  /* Threads for a spec that names none, and the most any job gets; 0:
+   * the spec's own (default 2). */
+  int threads_max;
+  metrics_t *metrics; /* counts trained epochs; may be NULL */
 } job_run_t;
 
 /* Runs job->id, which must already be in state running, to its end and

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "../engine/blas.h"
@@ -32,6 +33,10 @@ typedef struct {
   const char *data_root;
   const char *web_root;
   int jobs;
+  int threads_per_job; /* 0: each spec's own */
+  int max_connections;
+  const char *token_file;
+  char token[256]; /* read from token_file; "" without one */
   log_t log;
 } options_t;
 
@@ -51,20 +56,33 @@ typedef struct {
   uv_signal_t sigint, sigterm;
   runner_t *runner;
   http_server_t *http;
+  hub_t *hub;
+  metrics_t *metrics;
 } daemon_t;
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: spkd [--listen ADDR:PORT] [--db FILE] [--data-root DIR]\n"
-          "            [--jobs N] [--log-level debug|info|warn|error]\n"
-          "            [--web-root DIR]\n"
-          "  --listen     address to serve HTTP on (default 127.0.0.1:8080;\n"
-          "               loopback only until authentication exists)\n"
-          "  --db         SQLite database file (default spkd.db)\n"
-          "  --data-root  directory holding the datasets, looked up by name\n"
-          "               (default /usr/share/datasets)\n"
-          "  --jobs       jobs that may run at once (default 1)\n"
-          "  --log-level  least severe level logged (default info)\n"
+          "            [--jobs N] [--threads-per-job N] [--token-file FILE]\n"
+          "            [--max-connections N] [--web-root DIR]\n"
+          "            [--log-level debug|info|warn|error]\n"
+          "  --listen           address to serve HTTP on (default\n"
+          "                     127.0.0.1:8080); another than loopback\n"
+          "                     only with --token-file\n"
+          "  --db               SQLite database file (default spkd.db)\n"
+          "  --data-root        directory holding the datasets, looked up\n"
+          "                     by name (default /usr/share/datasets)\n"
+          "  --jobs             jobs that may run at once (default 1)\n"
+          "  --threads-per-job  threads of a job whose spec names none,\n"
+          "                     and the most any job gets (default: the\n"
+          "                     spec's own, 2 when it names none)\n"
+          "  --token-file       file holding the bearer token that POST\n"
+          "                     and DELETE requests must carry\n"
+          "  --max-connections  HTTP connections at once, event streams\n"
+          "                     included (default 512)\n"
+          "  --web-root         directory of the dashboard's files\n"
+          "  --log-level        least severe level logged (default info)\n"
+          "Routes: see api-spec/openapi.yaml and the README.\n"
           "Subcommands, in the foreground without HTTP:\n"
           "  spkd train --dataset NAME ...      train one model\n"
           "  spkd run JOB.json [--db FILE] ...  run one job\n"
@@ -108,10 +126,19 @@ static int parse_flag(const char *flag, const char *val, options_t *o) {
     o->web_root = val;
     return 0;
   }
-  if (strcmp(flag, "--jobs") == 0) {
+  if (strcmp(flag, "--token-file") == 0 && *val) {
+    o->token_file = val;
+    return 0;
+  }
+  if (strcmp(flag, "--jobs") == 0 || strcmp(flag, "--threads-per-job") == 0 ||
+      strcmp(flag, "--max-connections") == 0) {
     long n = strtol(val, &end, 10);
-    if (*val && !*end && n >= 1 && n <= 64) {
-      o->jobs = (int)n;
+    long hi = strcmp(flag, "--max-connections") == 0 ? 100000 : 64;
+    if (*val && !*end && n >= 1 && n <= hi) {
+      *(strcmp(flag, "--jobs") == 0              ? &o->jobs
+        : strcmp(flag, "--threads-per-job") == 0 ? &o->threads_per_job
+                                                 : &o->max_connections) =
+          (int)n;
       return 0;
     }
   }
@@ -123,8 +150,10 @@ static int parse_flag(const char *flag, const char *val, options_t *o) {
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
-  static const char *const flags[] = {"--listen", "--db", "--data-root",
-                                      "--web-root", "--jobs", "--log-level"};
+  static const char *const flags[] = {
+      "--listen",       "--db",          "--data-root",
+      "--web-root",     "--jobs",        "--log-level",
+      "--token-file",   "--threads-per-job", "--max-connections"};
 
   for (int i = 1; i < argc; i++) {
     int known = 0;
@@ -172,14 +201,59 @@ static void on_signal(uv_signal_t *h, int signum) {
 
   LOG(&d->opt.log, LOG_INFO, "main", "stopping signal=%s",
       signum == SIGINT ? "SIGINT" : "SIGTERM");
+  http_quiesce(d->http);
   runner_shutdown(d->runner);
 }
 
+/* Reads the bearer token: the file's first line, which must not be
+ * empty. Warns when others may read the file. */
+static int token_read(options_t *o) {
+  FILE *f = fopen(o->token_file, "r");
+  struct stat st;
+  size_t n;
+
+  if (!f) {
+    fprintf(stderr, "spkd: cannot read token file %s: %s\n", o->token_file,
+            strerror(errno));
+    return -1;
+  }
+  if (!fgets(o->token, sizeof o->token, f))
+    o->token[0] = '\0';
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+    LOG(&o->log, LOG_WARN, "main",
+        "token file may be read by others file=%s mode=%03o", o->token_file,
+        (unsigned)(st.st_mode & 0777));
+  fclose(f);
+  n = strcspn(o->token, "\r\n");
+  o->token[n] = '\0';
+  if (n < 16 || n == sizeof o->token - 1) {
+    fprintf(stderr, "spkd: the token in %s must be one line of 16 to %zu "
+            "characters\n", o->token_file, sizeof o->token - 2);
+    return -1;
+  }
+  return 0;
+}
+
 static int start(daemon_t *d) {
-  runner_config_t run = {&d->loop, d->opt.db_path, d->opt.data_root,
-                        d->opt.jobs, &d->opt.log, on_idle, d};
-  http_config_t hc = {d->opt.host, d->opt.port, d->opt.db_path,
-                      d->opt.data_root, d->opt.web_root, NULL, &d->opt.log};
+  runner_config_t run = {.loop = &d->loop,
+                         .db_path = d->opt.db_path,
+                         .data_root = d->opt.data_root,
+                         .max_jobs = d->opt.jobs,
+                         .threads_max = d->opt.threads_per_job,
+                         .metrics = d->metrics,
+                         .log = &d->opt.log,
+                         .on_idle = on_idle,
+                         .ctx = d};
+  http_config_t hc = {.host = d->opt.host,
+                      .port = d->opt.port,
+                      .db_path = d->opt.db_path,
+                      .data_root = d->opt.data_root,
+                      .web_root = d->opt.web_root,
+                      .log = &d->opt.log,
+                      .token = d->opt.token[0] ? d->opt.token : NULL,
+                      .max_connections = d->opt.max_connections,
+                      .hub = d->hub,
+                      .metrics = d->metrics};
   char err[512], core[64];
   int rc;
 
@@ -208,15 +282,22 @@ static int start(daemon_t *d) {
   }
   blas_corename(core, sizeof core);
   LOG(&d->opt.log, LOG_INFO, "main",
-      "listening version=%s addr=%s:%d db=%s data_root=%s jobs=%d blas=%s",
+      "listening version=%s addr=%s:%d db=%s data_root=%s jobs=%d "
+      "threads_per_job=%d auth=%s blas=%s",
       SPK_VERSION, d->opt.host, d->opt.port, d->opt.db_path,
-      d->opt.data_root, d->opt.jobs, core);
+      d->opt.data_root, d->opt.jobs, d->opt.threads_per_job,
+      d->opt.token[0] ? "token" : "none", core);
   return 0;
 }
 
 int main(int argc, char **argv) {
-  daemon_t d = {.opt = {"127.0.0.1", 8080, "spkd.db", "/usr/share/datasets",
-                        SPK_WEB_DIR, 1, {LOG_INFO}}};
+  daemon_t d = {.opt = {.host = "127.0.0.1",
+                        .port = 8080,
+                        .db_path = "spkd.db",
+                        .data_root = "/usr/share/datasets",
+                        .web_root = SPK_WEB_DIR,
+                        .jobs = 1,
+                        .log = {LOG_INFO}}};
   char pool[16];
   int rc;
 
@@ -232,8 +313,13 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_run_signal);
     return run_main(argc - 1, argv + 1, &run_stop);
   }
-  if (parse_args(argc, argv, &d.opt) < 0)
+  if (parse_args(argc, argv, &d.opt) < 0 ||
+      (d.opt.token_file && token_read(&d.opt) < 0))
     return 2;
+  if (hub_new(&d.hub) != 0 || metrics_new(&d.metrics) != 0) {
+    fprintf(stderr, "spkd: out of memory\n");
+    return 1;
+  }
   boot_blas(argv, &d.opt.log);
   /* libuv sizes its worker pool once, at first use: one thread per job
    * that may run at once. */
@@ -246,6 +332,8 @@ int main(int argc, char **argv) {
   uv_run(&d.loop, UV_RUN_DEFAULT);
   runner_free(d.runner);
   uv_loop_close(&d.loop);
+  hub_free(d.hub);
+  metrics_free(d.metrics);
   /* A refused listen address is a usage error, like a bad flag. */
   return rc == -EINVAL ? 2 : rc < 0 ? 1 : 0;
 }

@@ -396,8 +396,13 @@ static int run_job(const run_opts_t *o, const char *text,
     rc = job_pick(o, db, writer, lock_fd, text, spec, &id, &finished, err,
                   sizeof err);
   if (rc == 0 && !finished) {
-    job_run_t job = {o->db_path, writer, o->data_root, &o->log,
-                     id,         stop,   1,            NULL};
+    job_run_t job = {.db_path = o->db_path,
+                     .writer = writer,
+                     .data_root = o->data_root,
+                     .log = &o->log,
+                     .id = id,
+                     .stop = stop,
+                     .echo = 1};
     rc = job_run(&job, state, err, sizeof err);
   }
   if (rc == 0 && o->summary_path)

@@ -68,9 +68,14 @@ static int runner_write(runner_t *r, int kind, int64_t id, const char *error,
 static void slot_work(uv_work_t *w) {
   slot_t *s = w->data;
   runner_t *r = s->runner;
-  job_run_t job = {r->cfg.db_path, r->writer, r->cfg.data_root,
-                   r->cfg.log,      s->id,     &s->stop,
-                   0,               NULL};
+  job_run_t job = {.db_path = r->cfg.db_path,
+                   .writer = r->writer,
+                   .data_root = r->cfg.data_root,
+                   .log = r->cfg.log,
+                   .id = s->id,
+                   .stop = &s->stop,
+                   .threads_max = r->cfg.threads_max,
+                   .metrics = r->cfg.metrics};
 
   s->rc = job_run(&job, s->state, s->err, sizeof s->err);
 }

@@ -12,6 +12,7 @@
 
 #include "../storage/db.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct runner runner_t;
 
@@ -20,6 +21,8 @@ typedef struct {
   const char *db_path;
   const char *data_root;
   int max_jobs;
+  int threads_max; /* per job: the default and the bound; 0: none */
+  metrics_t *metrics; /* may be NULL */
   const log_t *log;
   /* Called on the loop thread once every job has ended after
    * runner_shutdown; may be NULL. */
