@@ -6,7 +6,8 @@ set -eu
 
 DEB_PACKAGES="build-essential pkg-config libopenblas-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libuv1-dev zlib1g-dev libgnutls28-dev libcmocka-dev dataset-fashion-mnist
-curl python3-pytest python3-requests python3-jsonschema python3-yaml"
+curl python3-pytest python3-requests python3-jsonschema python3-yaml
+python3-prometheus-client hey wrk"
 
 missing=""
 for p in $DEB_PACKAGES; do
