@@ -29,6 +29,10 @@ echo "quick: $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s (target <= 15 s)"
 /usr/bin/python3 tests/bench/sym40_ratio.py "$tmp/bench.db" 2 "$tmp/sym40.json"
 rm -rf "$tmp"
 
+echo
+echo "== the daemon: latency under load, event streams, throughput"
+/usr/bin/python3 tests/bench/daemon_bench.py
+
 if [ "${BENCH_TORCH:-0}" = 1 ] && ! /usr/bin/python3 -c 'import torch' 2>/dev/null
 then
   apt-get install -y --no-install-recommends python3-torch
