@@ -15,8 +15,11 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(PKGCFG) $(BLAS_CFLAGS) -pthread -MMD -MP \
              -DSPK_WEB_DIR='"$(CURDIR)/web"'
 LIBS = $(PKGLIBS) $(BLAS_LIBS) -lm -pthread
 
+# spkctl's modules sit in the library too, so unit tests can link them;
+# only client/spkctl.c is its main.
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard storage/*.c) \
-            $(filter-out server/main.c,$(wildcard server/*.c))
+            $(filter-out server/main.c,$(wildcard server/*.c)) \
+            $(filter-out client/spkctl.c,$(wildcard client/*.c))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 B   := build
@@ -30,7 +33,7 @@ TESTS     := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 SAN_TESTS := $(TEST_SRC:tests/unit/%.c=$(SAN)/tests/%)
 
 .PHONY: all setup run test unit unit-san api lint bench clean format
-all: $(B)/spkd
+all: $(B)/spkd $(B)/spkctl
 
 setup:
 	@./scripts/setup.sh
@@ -53,6 +56,10 @@ $(SAN)/libspk.a: $(SAN_OBJ)
 
 $(B)/spkd: $(B)/obj/server/main.o $(B)/libspk.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# The client needs only jansson of the dependencies.
+$(B)/spkctl: $(B)/obj/client/spkctl.o $(B)/libspk.a
+	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs jansson)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libspk.a
 	@mkdir -p $(dir $@)
@@ -105,4 +112,5 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(B)/obj/server/main.d
+-include $(LIB_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(B)/obj/server/main.d \
+         $(B)/obj/client/spkctl.d

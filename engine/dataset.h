@@ -96,6 +96,43 @@ int dataset_load(const char *root, const char *name, dataset_norm_t norm,
 int dataset_idx_load(const char *images_path, const char *labels_path,
                      dataset_t *ds, char *err, size_t errlen);
 
+/* One sample read straight from its files: its label and its pixels,
+ * channels * height * width bytes in a heap buffer, channel-major (CHW)
+ * as the files hold them. Freed by dataset_sample_deinit. */
+typedef struct {
+  int label;
+  int channels, height, width;
+  uint8_t *pixels;
+} dataset_sample_t;
+
+/* Releases a sample's pixels; accepts a zeroed struct. */
+void dataset_sample_deinit(dataset_sample_t *s);
+
+/* Reads sample index (from 0) of the training (test = 0) or test split of
+ * an IDX dataset, files as dataset_files_find gives them, without
+ * holding the rest: a raw file is read at the sample's offset; a gzipped
+ * one is inflated up to it and no further, through a small buffer. The
+ * headers are checked as dataset_load checks them. Returns 0, -ERANGE
+ * for an index outside the split (err gives its size), -EINVAL for a
+ * file that is not IDX, has a bad header or is too short, -ENOENT for a
+ * file that cannot be opened, -ENOMEM. */
+int dataset_idx_sample_read(const dataset_files_t *files, int test, int index,
+                            dataset_sample_t *out, char *err, size_t errlen);
+
+/* What an IDX dataset holds, read from its headers and its training
+ * labels only. */
+typedef struct {
+  int n_train, n_test;
+  int channels, height, width;
+  int classes; /* the largest training label plus one */
+} dataset_shape_t;
+
+/* Describes an IDX dataset (files as dataset_files_find gives them):
+ * both splits' sizes, the image shape, which both splits must share,
+ * and the classes. Errors as dataset_idx_sample_read. */
+int dataset_idx_describe(const dataset_files_t *files, dataset_shape_t *out,
+                         char *err, size_t errlen);
+
 /* Writes the samples rows[0..n) of ds, normalised by ds->norm, to out
  * (n, dim). Images come out channels last, (h, w, c) per row, as the
  * layers expect. Every row must lie in [0, ds->n). */

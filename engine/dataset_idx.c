@@ -217,3 +217,159 @@ int dataset_idx_count(const dataset_files_t *files, int test, int *n, char *err,
   gzclose(f);
   return rc;
 }
+
+/* ---- One sample at a time. ---- */
+
+/* Bytes of zlib's input buffer when seeking: larger than its default,
+ * so inflating up to a far sample makes fewer read calls. */
+#define SEEK_BUFFER (128 * 1024)
+
+void dataset_sample_deinit(dataset_sample_t *s) {
+  free(s->pixels);
+  memset(s, 0, sizeof *s);
+}
+
+/* Moves f, just past a header of header bytes, to record index of len
+ * bytes each and reads it into buf. */
+static int idx_record_read(gzFile f, const char *path, size_t header, int index,
+                           size_t len, uint8_t *buf, char *err, size_t errlen) {
+  z_off_t at = (z_off_t)(header + (size_t)index * len);
+
+  if (gzseek(f, at, SEEK_SET) != at) {
+    snprintf(err, errlen, "%s: truncated before sample %d", path, index);
+    return -EINVAL;
+  }
+  return gz_read_exact(f, buf, len, path, "sample", err, errlen);
+}
+
+/* Fails with -ERANGE unless index is one of the n samples of the split. */
+static int idx_index_check(int index, uint32_t n, int test, char *err,
+                           size_t errlen) {
+  if (index >= 0 && (uint32_t)index < n)
+    return 0;
+  snprintf(err, errlen, "no sample %d: the %s split holds %u (0 to %u)", index,
+           test ? "test" : "training", n, n - 1);
+  return -ERANGE;
+}
+
+/* Reads the pixels of sample index from an image file into s. */
+static int idx_sample_pixels(const char *path, int test, int index,
+                             dataset_sample_t *s, uint32_t *n, char *err,
+                             size_t errlen) {
+  gzFile f;
+  uint32_t d[3];
+  size_t dim;
+  int rc = idx_open(path, &f, err, errlen);
+
+  if (rc < 0)
+    return rc;
+  gzbuffer(f, SEEK_BUFFER);
+  rc = idx_images_header(f, path, d, err, errlen);
+  if (rc == 0)
+    rc = idx_index_check(index, d[0], test, err, errlen);
+  dim = rc == 0 ? (size_t)d[1] * d[2] : 0;
+  if (rc == 0 && !(s->pixels = malloc(dim)))
+    rc = dataset_nomem(path, dim, err, errlen);
+  if (rc == 0)
+    rc = idx_record_read(f, path, 16, index, dim, s->pixels, err, errlen);
+  if (rc == 0) {
+    s->channels = 1;
+    s->height = (int)d[1];
+    s->width = (int)d[2];
+    *n = d[0];
+  }
+  gzclose(f);
+  return rc;
+}
+
+/* Reads the label of sample index from a label file of n labels. */
+static int idx_sample_label(const char *path, int index, uint32_t n, int *label,
+                            char *err, size_t errlen) {
+  gzFile f;
+  uint32_t d[1];
+  uint8_t y;
+  int rc = idx_open(path, &f, err, errlen);
+
+  if (rc < 0)
+    return rc;
+  rc = idx_header(f, path, 1, d, err, errlen);
+  if (rc == 0 && d[0] != n) {
+    snprintf(err, errlen, "%s: %u labels for %u images", path, d[0], n);
+    rc = -EINVAL;
+  }
+  if (rc == 0)
+    rc = idx_record_read(f, path, 8, index, 1, &y, err, errlen);
+  if (rc == 0)
+    *label = y;
+  gzclose(f);
+  return rc;
+}
+
+int dataset_idx_sample_read(const dataset_files_t *files, int test, int index,
+                            dataset_sample_t *out, char *err, size_t errlen) {
+  int first = test ? 2 : 0;
+  uint32_t n = 0;
+  int rc;
+
+  memset(out, 0, sizeof *out);
+  if (files->format != DATASET_FORMAT_IDX) {
+    snprintf(err, errlen, "not an IDX dataset");
+    return -EINVAL;
+  }
+  rc = idx_sample_pixels(files->path[first], test, index, out, &n, err, errlen);
+  if (rc == 0)
+    rc = idx_sample_label(files->path[first + 1], index, n, &out->label, err,
+                          errlen);
+  if (rc < 0)
+    dataset_sample_deinit(out);
+  return rc;
+}
+
+/* Reads an image file's header: d = (count, height, width). */
+static int idx_images_dims(const char *path, uint32_t *d, char *err,
+                           size_t errlen) {
+  gzFile f;
+  int rc = idx_open(path, &f, err, errlen);
+
+  if (rc < 0)
+    return rc;
+  rc = idx_images_header(f, path, d, err, errlen);
+  gzclose(f);
+  return rc;
+}
+
+int dataset_idx_describe(const dataset_files_t *files, dataset_shape_t *out,
+                         char *err, size_t errlen) {
+  dataset_t train = {0};
+  uint32_t a[3], b[3];
+  int rc;
+
+  memset(out, 0, sizeof *out);
+  if (files->format != DATASET_FORMAT_IDX) {
+    snprintf(err, errlen, "not an IDX dataset");
+    return -EINVAL;
+  }
+  rc = idx_images_dims(files->path[0], a, err, errlen);
+  if (rc == 0)
+    rc = idx_images_dims(files->path[2], b, err, errlen);
+  if (rc == 0 && (a[1] != b[1] || a[2] != b[2])) {
+    snprintf(err, errlen, "%s: test images are %ux%u, training images %ux%u",
+             files->path[2], b[1], b[2], a[1], a[2]);
+    rc = -EINVAL;
+  }
+  if (rc == 0) {
+    train.n = (int)a[0];
+    rc = idx_labels_read(files->path[1], train.n, &train.y, err, errlen);
+  }
+  if (rc == 0) {
+    dataset_classes_set(&train);
+    out->n_train = (int)a[0];
+    out->n_test = (int)b[0];
+    out->channels = 1;
+    out->height = (int)a[1];
+    out->width = (int)a[2];
+    out->classes = train.classes;
+  }
+  dataset_deinit(&train);
+  return rc;
+}

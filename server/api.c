@@ -3,6 +3,7 @@
  * names from storage, builds the JSON object the OpenAPI description
  * (api-spec/openapi.yaml) promises, and answers. Plumbing is http.c's. */
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -185,13 +186,13 @@ static json_t *job_json(api_req_t *req, const db_job_t *job) {
   spec_error_t se;
   json_t *o;
 
-  o = json_pack("{s:I, s:s?, s:s, s:o, s:o, s:o, s:s?, s:i, s:s?, s:b}",
-                "id", (json_int_t)job->id, "name", job->name, "state",
-                job->state, "created_at", json_time(job->created_at),
-                "started_at", json_time(job->started_at), "finished_at",
-                json_time(job->finished_at), "stage", job->stage, "epoch",
-                job->epoch, "error", job->error, "cancel_requested",
-                runner_cancelling(req->cfg->runner, job->id));
+  o = json_pack(
+      "{s:I, s:s?, s:s, s:i, s:o, s:o, s:o, s:s?, s:i, s:s?, s:b}", "id",
+      (json_int_t)job->id, "name", job->name, "state", job->state, "priority",
+      job->priority, "created_at", json_time(job->created_at), "started_at",
+      json_time(job->started_at), "finished_at", json_time(job->finished_at),
+      "stage", job->stage, "epoch", job->epoch, "error", job->error,
+      "cancel_requested", runner_cancelling(req->cfg->runner, job->id));
   if (!o)
     return NULL;
   json_object_set_new(o, "spec", spec_obj ? spec_obj : json_object());
@@ -223,18 +224,43 @@ static int job_from_path(api_req_t *req, int i, db_job_t *job) {
   return 0;
 }
 
+/* Checks ?state= (NULL: absent); answers 400 and returns -1 when it
+ * names no state a job can be in. */
+static int job_state_param_check(api_req_t *req, const char *state) {
+  static const char *const states[] = {"queued", "running", "succeeded",
+                                       "failed", "cancelled"};
+
+  for (size_t i = 0; state && i < sizeof states / sizeof states[0]; i++)
+    if (strcmp(state, states[i]) == 0)
+      return 0;
+  if (!state)
+    return 0;
+  api_reply_error(req, 400, "invalid_parameter", "state",
+                  "state must be one of queued, running, succeeded, failed, "
+                  "cancelled");
+  return -1;
+}
+
+/* Jobs newest first, those in ?state= only when given; the cursor is the
+ * id of the last job of the previous page, so jobs submitted while a
+ * client pages never shift what it has still to read. */
 void api_jobs_list(api_req_t *req) {
+  static const char *const params[] = {"state", "limit", "cursor", NULL};
+  db_job_filter_t filter = {api_query(req, "state"), 0, 0};
   db_job_t *jobs = NULL;
   json_t *items;
   long long cursor;
   char err[256];
   int limit, n = 0, rc;
 
-  if (api_query_check(req, page_params) < 0 ||
-      page_params_read(req, &limit, &cursor) < 0)
+  if (api_query_check(req, params) < 0 ||
+      page_params_read(req, &limit, &cursor) < 0 ||
+      job_state_param_check(req, filter.state) < 0)
     return;
   /* One row more than asked tells whether another page follows. */
-  rc = db_job_list(req->db, cursor, limit + 1, &jobs, &n, err, sizeof err);
+  filter.before = cursor;
+  filter.limit = limit + 1;
+  rc = db_job_find(req->db, &filter, &jobs, &n, err, sizeof err);
   if (rc) {
     reply_storage(req, rc, err);
     return;
@@ -280,45 +306,193 @@ static int spec_check_checkpoints(api_req_t *req, pipeline_spec_t *spec) {
 }
 
 /* The API's writes, made on the process's writer thread. */
-enum { AW_INSERT, AW_CANCEL };
+enum { AW_INSERT, AW_CANCEL, AW_DELETE };
 
 typedef struct {
   int kind;
-  int64_t id;
-  const char *name, *spec_json; /* AW_INSERT */
-  int64_t new_id;
+  int64_t id;                   /* AW_CANCEL, AW_DELETE */
+  const char *name, *spec_json; /* AW_INSERT, the spec as submitted */
+  int priority;                 /* AW_INSERT */
+  const char *key, *sha256;     /* AW_INSERT: Idempotency-Key, or NULL */
+  int64_t new_id;               /* AW_INSERT: the job made or replayed */
+  int replayed;                 /* AW_INSERT: the key named a job */
 } api_write_t;
+
+/* Stores a new queued job with its priority and its key. A key stored
+ * before names the job to answer with instead, when it came with the
+ * same body: else -EEXIST with replayed set. All of it happens in one
+ * savepoint on the one writer, so two requests with one key never both
+ * insert; a key taken anyway (the table's primary key) is -EEXIST with
+ * replayed 0 and nothing stored. */
+static int api_write_insert(db_t *db, api_write_t *w, char *err,
+                            size_t errlen) {
+  char sha[65];
+  int r = 0;
+
+  if (w->key)
+    r = db_idem_find(db, w->key, &w->new_id, sha, err, errlen);
+  if (r || w->new_id) {
+    w->replayed = w->new_id != 0;
+    if (r || strcmp(sha, w->sha256) == 0)
+      return r;
+    snprintf(err, errlen,
+             "this Idempotency-Key was first sent with "
+             "another body, which made job %lld; resend that body or "
+             "choose a new key",
+             (long long)w->new_id);
+    return -EEXIST;
+  }
+  r = db_job_insert(db, w->name, w->spec_json, &w->new_id, err, errlen);
+  if (!r && w->priority != 0)
+    r = db_job_label_set(db, w->new_id, w->priority, NULL, err, errlen);
+  if (!r && w->key)
+    r = db_idem_insert(db, w->key, w->new_id, w->sha256, err, errlen);
+  return r;
+}
 
 static int api_write_run(db_t *db, void *ctx, char *err, size_t errlen) {
   api_write_t *w = ctx;
 
   if (w->kind == AW_INSERT)
-    return db_job_insert(db, w->name, w->spec_json, &w->new_id, err, errlen);
+    return api_write_insert(db, w, err, errlen);
+  if (w->kind == AW_DELETE)
+    return db_job_delete(db, w->id, err, errlen);
   return db_job_cancel_queued(db, w->id, err, errlen);
 }
 
-/* Makes write w; *id (may be NULL) gets an inserted job's id. */
-static int api_write(api_req_t *req, api_write_t *w, int64_t *id, char *err,
-                     size_t errlen) {
-  int rc = db_writer_call(runner_writer(req->cfg->runner), api_write_run, w,
-                          err, errlen);
+/* Makes write w on the writer thread and returns its result. */
+static int api_write(api_req_t *req, api_write_t *w, char *err, size_t errlen) {
+  return db_writer_call(runner_writer(req->cfg->runner), api_write_run, w, err,
+                        errlen);
+}
 
-  if (rc == 0 && id)
-    *id = w->new_id;
+/* Reads the Idempotency-Key header into *key (NULL without one): 1 to
+ * DB_IDEM_KEY_MAX printable ASCII characters. Answers 400 naming the
+ * header and returns -1 when it is not one. */
+static int idem_key_read(api_req_t *req, const char **key) {
+  const char *k = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                              "Idempotency-Key");
+  size_t n = k ? strlen(k) : 0;
+  int ok = n >= 1 && n <= DB_IDEM_KEY_MAX;
+
+  for (size_t i = 0; ok && i < n; i++)
+    ok = k[i] >= 0x20 && k[i] <= 0x7e;
+  *key = k;
+  if (!k || ok)
+    return 0;
+  api_reply_error(req, 400, "invalid_parameter", "Idempotency-Key",
+                  "Idempotency-Key must be 1 to %d printable ASCII "
+                  "characters",
+                  DB_IDEM_KEY_MAX);
+  return -1;
+}
+
+/* The SHA-256 of a JSON body in 64 lowercase hex digits, taken over the
+ * document with sorted keys and no spaces: two bodies that differ only
+ * in key order or layout hash alike. -EINVAL when the body is not JSON
+ * (a repeated key included), -ENOMEM. */
+static int spec_digest(const char *body, size_t len, char hex[65]) {
+  json_t *doc = json_loadb(
+      body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES,
+      NULL);
+  char *text =
+      doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
+          : NULL;
+  unsigned char digest[32];
+  int rc = doc ? -ENOMEM : -EINVAL;
+
+  if (text &&
+      gnutls_hash_fast(GNUTLS_DIG_SHA256, text, strlen(text), digest) == 0) {
+    for (int i = 0; i < 32; i++)
+      snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    rc = 0;
+  }
+  free(text);
+  json_decref(doc);
   return rc;
 }
 
+/* Stores the job w describes. A key taken between this request's look-up
+ * and its insert (another process on the database) is looked up again,
+ * once. Answers the failures and returns -1; 0 with w->new_id set. */
+static int job_submit_write(api_req_t *req, api_write_t *w) {
+  char err[256];
+  int rc = api_write(req, w, err, sizeof err);
+
+  if (rc == -EEXIST && !w->replayed) {
+    w->new_id = 0;
+    rc = api_write(req, w, err, sizeof err);
+  }
+  if (rc == -EEXIST) {
+    api_reply_error(req, 409, "conflict", NULL, "%s", err);
+    return -1;
+  }
+  if (rc) {
+    reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Answers with the job w stored: 201 for a new one, 200 with
+ * Idempotent-Replayed for the job a key named. */
+static void job_submit_reply(api_req_t *req, const api_write_t *w) {
+  db_job_t job;
+  char err[256], where[64];
+  int rc = db_job_get(req->db, w->new_id, &job, err, sizeof err);
+
+  if (rc) {
+    reply_storage(req, rc, err);
+    return;
+  }
+  LOG(req->cfg->log, LOG_INFO, "api", "job %s job=%lld name=\"%s\" priority=%d",
+      w->replayed ? "replayed" : "queued", (long long)job.id,
+      job.name ? job.name : "", job.priority);
+  snprintf(where, sizeof where, "/v1/jobs/%lld", (long long)w->new_id);
+  api_reply_header(req, MHD_HTTP_HEADER_LOCATION, where);
+  if (w->replayed)
+    api_reply_header(req, "Idempotent-Replayed", "true");
+  api_reply_json(req, w->replayed ? 200 : 201, job_json(req, &job));
+  db_job_deinit(&job);
+}
+
+/* With a key, sets w->sha256 to the body's hash in sha (NULL when the
+ * body is not JSON) and, when the key names a job made from this body,
+ * w->new_id to that job and w->replayed. A failed read is left to the
+ * writer, which looks the key up again before it inserts. */
+static void job_replay_find(api_req_t *req, api_write_t *w, char sha[65]) {
+  char known[65], err[256];
+  int64_t id = 0;
+
+  w->sha256 = NULL;
+  if (!w->key || spec_digest(req->body, req->body_len, sha) != 0)
+    return;
+  w->sha256 = sha;
+  if (db_idem_find(req->db, w->key, &id, known, err, sizeof err) == 0 &&
+      id != 0 && strcmp(known, sha) == 0) {
+    w->new_id = id;
+    w->replayed = 1;
+  }
+}
+
+/* Validates a spec, stores it as a queued job with its priority and
+ * wakes the runner. With an Idempotency-Key a retry answers with the
+ * job the key made, before any check (the data root may have changed
+ * since); see api-spec/openapi.yaml. */
 void api_jobs_create(api_req_t *req) {
   static const char *const none[] = {NULL};
+  api_write_t w = {.kind = AW_INSERT, .spec_json = req->body};
   pipeline_spec_t spec;
   spec_error_t se;
-  db_job_t job;
-  int64_t id;
-  char err[256], where[64];
-  int rc;
+  char sha[65];
 
-  if (api_query_check(req, none) < 0)
+  if (api_query_check(req, none) < 0 || idem_key_read(req, &w.key) < 0)
     return;
+  job_replay_find(req, &w, sha);
+  if (w.replayed) {
+    job_submit_reply(req, &w);
+    return;
+  }
   if (spec_parse(req->body, req->body_len, &spec, &se) != 0) {
     api_reply_error(req, 400, se.malformed ? "malformed_json" : "invalid_spec",
                     se.field[0] ? se.field : NULL, "%s", se.message);
@@ -327,23 +501,17 @@ void api_jobs_create(api_req_t *req) {
   if (spec_check_dataset(req, &spec) < 0 ||
       spec_check_checkpoints(req, &spec) < 0)
     return;
-  rc = api_write(req, &(api_write_t){AW_INSERT, 0,
-                                      spec.name[0] ? spec.name : NULL,
-                                      req->body},
-                 &id, err, sizeof err);
-  if (rc == 0)
-    rc = db_job_get(req->db, id, &job, err, sizeof err);
-  if (rc) {
-    reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
+  if (spec_priority(req->body, req->body_len, &w.priority) != 0 ||
+      (w.key && !w.sha256)) {
+    api_reply_error(req, 500, "internal", NULL, "out of memory");
     return;
   }
-  runner_notify(req->cfg->runner);
-  LOG(req->cfg->log, LOG_INFO, "api", "job queued job=%lld name=\"%s\"",
-      (long long)id, spec.name);
-  snprintf(where, sizeof where, "/v1/jobs/%lld", (long long)id);
-  api_reply_header(req, MHD_HTTP_HEADER_LOCATION, where);
-  api_reply_json(req, 201, job_json(req, &job));
-  db_job_deinit(&job);
+  w.name = spec.name[0] ? spec.name : NULL;
+  if (job_submit_write(req, &w) < 0)
+    return;
+  if (!w.replayed)
+    runner_notify(req->cfg->runner);
+  job_submit_reply(req, &w);
 }
 
 void api_job_get(api_req_t *req) {
@@ -356,40 +524,51 @@ void api_job_get(api_req_t *req) {
   db_job_deinit(&job);
 }
 
+/* Answers 409 for a cancel of job, which is not queued and not running
+ * in this daemon: it ended, or another process runs it. */
+static void cancel_refuse(api_req_t *req, const db_job_t *job) {
+  int here = strcmp(job->state, "running") != 0;
+
+  api_reply_error(req, 409, "conflict", NULL,
+                  "job %lld is %s%s; only queued or running jobs can be "
+                  "cancelled",
+                  (long long)job->id, job->state,
+                  here ? "" : " in another process");
+}
+
 /* A queued job is cancelled in storage at once; a running one is asked
- * to stop and ends as cancelled at its next batch. */
+ * to stop and ends as cancelled at its next batch. The state read first
+ * may be stale by the time the writer runs (the runner may just have
+ * started the job), so a job no longer queued is asked to stop whatever
+ * the first read said, and a refusal names the state read after it. */
 void api_job_cancel(api_req_t *req) {
   static const char *const none[] = {NULL};
   db_job_t job;
   int64_t id;
-  char err[256], state[16];
+  char err[256];
   int rc;
 
   if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
     return;
   id = job.id;
-  snprintf(state, sizeof state, "%s", job.state);
   db_job_deinit(&job);
-  rc = api_write(req, &(api_write_t){AW_CANCEL, id, NULL, NULL}, NULL, err,
+  rc = api_write(req, &(api_write_t){.kind = AW_CANCEL, .id = id}, err,
                  sizeof err);
-  if (rc == -EBUSY && strcmp(state, "running") == 0)
-    rc = runner_cancel(req->cfg->runner, id);
-  if (rc == -EBUSY || rc == -ENOENT) {
-    api_reply_error(req, 409, "conflict", NULL,
-                    "job %lld is %s; only queued or running jobs can be "
-                    "cancelled", (long long)id,
-                    rc == -EBUSY ? state : "not running in this daemon");
-    return;
-  }
-  if (rc) {
+  if (rc == -EBUSY && runner_cancel(req->cfg->runner, id) == 0)
+    rc = 0;
+  if (rc && rc != -EBUSY) {
     reply_storage(req, rc, err);
     return;
   }
   if (job_from_path(req, 2, &job) < 0)
     return;
-  LOG(req->cfg->log, LOG_INFO, "api", "job cancel requested job=%lld",
-      (long long)id);
-  api_reply_json(req, 200, job_json(req, &job));
+  if (rc == -EBUSY) {
+    cancel_refuse(req, &job);
+  } else {
+    LOG(req->cfg->log, LOG_INFO, "api", "job cancel requested job=%lld",
+        (long long)id);
+    api_reply_json(req, 200, job_json(req, &job));
+  }
   db_job_deinit(&job);
 }
 
@@ -589,6 +768,34 @@ void api_sample_get(api_req_t *req) {
   db_sample_deinit(&s);
 }
 
+/* Deletes a finished job with everything stored about it (its
+ * Idempotency-Keys included) and answers {"id", "deleted": true}; a job
+ * still queued or running answers 409 and stays. */
 void api_job_delete(api_req_t *req) {
-  api_reply_error(req, 501, "not_implemented", NULL, "not yet");
+  static const char *const none[] = {NULL};
+  db_job_t job;
+  int64_t id;
+  char err[256];
+  int rc;
+
+  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+    return;
+  id = job.id;
+  db_job_deinit(&job);
+  rc = api_write(req, &(api_write_t){.kind = AW_DELETE, .id = id}, err,
+                 sizeof err);
+  if (rc == -EBUSY) {
+    api_reply_error(req, 409, "conflict", NULL,
+                    "%s; only succeeded, failed or cancelled jobs can be "
+                    "deleted (cancel it first)",
+                    err);
+    return;
+  }
+  if (rc) {
+    reply_storage(req, rc, err);
+    return;
+  }
+  LOG(req->cfg->log, LOG_INFO, "api", "job deleted job=%lld", (long long)id);
+  api_reply_json(req, 200,
+                 json_pack("{s:I, s:b}", "id", (json_int_t)id, "deleted", 1));
 }

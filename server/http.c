@@ -184,6 +184,19 @@ void api_reply_error(api_req_t *req, int status, const char *code,
                            "message", msg, "field", field));
 }
 
+void api_reply_text(api_req_t *req, int status, const char *type,
+                    char *text) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      strlen(text), text, MHD_RESPMEM_MUST_FREE);
+
+  if (!r) {
+    free(text);
+    api_reply_error(req, 500, "internal", NULL, "out of memory");
+    return;
+  }
+  reply_send(req, status, r, type);
+}
+
 void api_reply_stream(api_req_t *req, int status, const char *type,
                       MHD_ContentReaderCallback fn, void *ctx,
                       MHD_ContentReaderFreeCallback free_fn) {

@@ -42,6 +42,11 @@ void api_reply_error(api_req_t *req, int status, const char *code,
                      const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Answers with status and text (heap, NUL-terminated, taken over) as a
+ * body of the given content type. */
+void api_reply_text(api_req_t *req, int status, const char *type,
+                    char *text);
+
 /* Answers with status and a body that fn produces as the client reads
  * it (chunked): fn(ctx, pos, buf, max) returns the bytes it wrote into
  * buf, MHD_CONTENT_READER_END_OF_STREAM at the end or

@@ -32,6 +32,7 @@ typedef struct {
   const log_t *log;
   int echo;
   double *estimated_noise_rate;
+  metrics_t *metrics; /* may be NULL */
 } job_ctx_t;
 
 /* Hashes one file with SHA-256 into 64 lowercase hex digits. */
@@ -123,6 +124,36 @@ static int job_write_run(db_t *db, void *ctx, char *err, size_t errlen) {
 static int job_write(db_writer_t *writer, job_write_t w, char *err,
                      size_t errlen) {
   return db_writer_call(writer, job_write_run, &w, err, errlen);
+}
+
+static int job_log(job_ctx_t *j, const char *level, char *err, size_t errlen,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Appends a "log" event, a line for people following the job: data
+ * {"level", "message"}. */
+static int job_log(job_ctx_t *j, const char *level, char *err, size_t errlen,
+                   const char *fmt, ...) {
+  char msg[256], *text = NULL;
+  json_t *data;
+  va_list ap;
+  int rc;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  data = json_pack("{s:s, s:s}", "level", level, "message", msg);
+  if (data)
+    text = json_dumps(data, JSON_COMPACT);
+  json_decref(data);
+  if (!text) {
+    snprintf(err, errlen, "cannot encode the log line '%s'", msg);
+    return -ENOMEM;
+  }
+  rc = job_write(j->writer,
+                 (job_write_t){W_EVENT, j->id, .text = text, .text2 = "log"},
+                 err, errlen);
+  free(text);
+  return rc;
 }
 
 static int provenance_hashes(const char *data_root, const char *dataset,
@@ -275,6 +306,10 @@ static int hook_data(void *ctx, const pipeline_data_t *d, char *err,
                  (job_write_t){W_SPLIT, j->id, .a = &(db_split_t){n, index,
                                split, pos, obs, clean}},
                  err, errlen);
+  if (rc == 0)
+    rc = job_log(j, "info", err, errlen,
+                 "%d training and %d validation samples, %d labels "
+                 "corrupted", d->n_train, d->n_val, d->n_corrupted);
 out:
   free(index);
   free(pos);
@@ -287,12 +322,18 @@ out:
 static int hook_stage(void *ctx, int stage, char *err, size_t errlen) {
   job_ctx_t *j = ctx;
 
+  int rc;
+
   LOG(j->log, LOG_INFO, "job", "stage started job=%lld stage=%s",
       (long long)j->id, pipeline_stage_name(stage));
-  return job_write(j->writer,
-                   (job_write_t){W_PROGRESS, j->id,
-                                 .stage = pipeline_stage_name(stage)},
-                   err, errlen);
+  rc = job_write(j->writer,
+                 (job_write_t){W_PROGRESS, j->id,
+                               .stage = pipeline_stage_name(stage)},
+                 err, errlen);
+  if (rc == 0)
+    rc = job_log(j, "info", err, errlen, "stage %s started",
+                 pipeline_stage_name(stage));
+  return rc;
 }
 
 /* One key=value line per epoch on stdout, for `spkd run`; the noise
@@ -315,6 +356,24 @@ static int epoch_store_state(job_ctx_t *j, const db_metrics_t *dm,
                              const db_records_t *dr,
                              const pipeline_state_t *ps, char *err,
                              size_t errlen);
+
+/* The samples an epoch trained on, for the daemon's counters: every one
+ * in the student and baseline stages (the student weighs each in its
+ * loss, zero included), elsewhere those that weighed anything; none in
+ * an epoch that only evaluated (a teacher loaded from a checkpoint). */
+static long long epoch_samples(const pipeline_epoch_t *m,
+                               const pipeline_records_t *rec) {
+  long long n = 0;
+
+  if (!(m->samples_per_s > 0))
+    return 0;
+  if (m->stage == PIPELINE_STAGE_STUDENT ||
+      m->stage == PIPELINE_STAGE_BASELINE)
+    return rec->n;
+  for (int i = 0; i < rec->n; i++)
+    n += rec->weight[i] > 0;
+  return n;
+}
 
 static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                       const pipeline_records_t *rec, char *err,
@@ -364,6 +423,8 @@ static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                               (job_write_t){W_EPOCH, j->id, .a = &dm,
                                             .b = &dr},
                               err, errlen);
+  if (rc == 0)
+    metrics_epoch_add(j->metrics, epoch_samples(m, rec));
   if (rc == 0 && j->echo)
     echo_epoch(m, dm.stage);
   return rc;
@@ -409,6 +470,15 @@ static int hook_load_state(void *ctx, int stage, uint8_t **data,
     return rc;
   LOG(j->log, LOG_INFO, "job", "stage resumed job=%lld stage=%s epoch=%d "
       "kind=%s", (long long)j->id, c.info.stage, c.info.epoch, c.info.kind);
+  rc = strcmp(c.info.kind, "final") == 0
+           ? job_log(j, "info", err, errlen, "stage %s restored: it had "
+                     "finished after epoch %d", c.info.stage, c.info.epoch)
+           : job_log(j, "info", err, errlen, "stage %s resumed after epoch "
+                     "%d", c.info.stage, c.info.epoch);
+  if (rc) {
+    db_checkpoint_deinit(&c);
+    return rc;
+  }
   *data = c.data;
   *size = c.info.size;
   c.data = NULL;
@@ -421,12 +491,17 @@ static int hook_dynamics(void *ctx, const pipeline_dynamics_t *d, char *err,
   job_ctx_t *j = ctx;
   db_dynamics_t dd = {d->n,           d->confidence, d->variability,
                       d->correctness, d->forgetting, d->aum};
+  int rc = job_write(j->writer,
+                     (job_write_t){W_DYNAMICS, j->id,
+                                   .stage = pipeline_stage_name(d->stage),
+                                   .a = &dd},
+                     err, errlen);
 
-  return job_write(j->writer,
-                   (job_write_t){W_DYNAMICS, j->id,
-                                 .stage = pipeline_stage_name(d->stage),
-                                 .a = &dd},
-                   err, errlen);
+  if (rc == 0)
+    rc = job_log(j, "info", err, errlen,
+                 "stage %s: training dynamics recorded",
+                 pipeline_stage_name(d->stage));
+  return rc;
 }
 
 /* Applies the daemon's --threads-per-job: the threads of a spec that
@@ -499,6 +574,10 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
     rc = dataset_load(job->data_root, spec.dataset, spec.norm, &train,
                       &test, err, errlen);
   if (rc == 0)
+    rc = job_log(j, "info", err, errlen, "dataset %s loaded: %d training "
+                 "and %d test samples (threads: %d)", spec.dataset, train.n,
+                 test.n, spec.threads);
+  if (rc == 0)
     rc = pipeline_run(&spec, &train, &test, &hooks, err, errlen);
   dataset_deinit(&train);
   dataset_deinit(&test);
@@ -508,7 +587,7 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
 int job_run(const job_run_t *job, char state_out[16], char *err,
             size_t errlen) {
   job_ctx_t j = {NULL,     job->writer, job->id, job->log, job->echo,
-                 job->estimated_noise_rate};
+                 job->estimated_noise_rate, job->metrics};
   char why[512] = "";
   const char *state = "succeeded", *error = NULL;
   int rc = db_open(job->db_path, &j.db, why, sizeof why);

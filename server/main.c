@@ -83,6 +83,8 @@ static void usage(FILE *f) {
           "  --web-root         directory of the dashboard's files\n"
           "  --log-level        least severe level logged (default info)\n"
           "Routes: see api-spec/openapi.yaml and the README.\n"
+          "Environment: SPKD_SSE_HEARTBEAT_MS, the event streams'\n"
+          "heartbeat interval (10 to 3600000 ms, default 15000).\n"
           "Subcommands, in the foreground without HTTP:\n"
           "  spkd train --dataset NAME ...      train one model\n"
           "  spkd run JOB.json [--db FILE] ...  run one job\n"
@@ -205,6 +207,24 @@ static void on_signal(uv_signal_t *h, int signum) {
   runner_shutdown(d->runner);
 }
 
+/* The event streams' heartbeat interval: SPKD_SSE_HEARTBEAT_MS (10 to
+ * 3600000 milliseconds) or the hub's default; -1 with a message for
+ * another value. */
+static int heartbeat_ms(void) {
+  const char *v = getenv("SPKD_SSE_HEARTBEAT_MS");
+  char *end;
+  long ms;
+
+  if (!v)
+    return HUB_HEARTBEAT_DEFAULT_MS;
+  ms = strtol(v, &end, 10);
+  if (*v && !*end && ms >= 10 && ms <= 3600000)
+    return (int)ms;
+  fprintf(stderr, "spkd: SPKD_SSE_HEARTBEAT_MS must be 10 to 3600000 "
+          "(milliseconds), not '%s'\n", v);
+  return -1;
+}
+
 /* Reads the bearer token: the file's first line, which must not be
  * empty. Warns when others may read the file. */
 static int token_read(options_t *o) {
@@ -241,6 +261,7 @@ static int start(daemon_t *d) {
                          .max_jobs = d->opt.jobs,
                          .threads_max = d->opt.threads_per_job,
                          .metrics = d->metrics,
+                         .hub = d->hub,
                          .log = &d->opt.log,
                          .on_idle = on_idle,
                          .ctx = d};
@@ -299,7 +320,7 @@ int main(int argc, char **argv) {
                         .jobs = 1,
                         .log = {LOG_INFO}}};
   char pool[16];
-  int rc;
+  int rc, beat_ms;
 
   if (argc > 1 && strcmp(argv[1], "train") == 0) {
     boot_blas(argv, &d.opt.log);
@@ -316,7 +337,9 @@ int main(int argc, char **argv) {
   if (parse_args(argc, argv, &d.opt) < 0 ||
       (d.opt.token_file && token_read(&d.opt) < 0))
     return 2;
-  if (hub_new(&d.hub) != 0 || metrics_new(&d.metrics) != 0) {
+  if ((beat_ms = heartbeat_ms()) < 0)
+    return 2;
+  if (hub_new(beat_ms, &d.hub) != 0 || metrics_new(&d.metrics) != 0) {
     fprintf(stderr, "spkd: out of memory\n");
     return 1;
   }

@@ -65,6 +65,11 @@ static int runner_write(runner_t *r, int kind, int64_t id, const char *error,
   return db_writer_call(r->writer, runner_write_run, &w, err, errlen);
 }
 
+/* The writer's commit hook: readers of live events look again. */
+static void on_commit(void *ctx) {
+  hub_publish(ctx);
+}
+
 static void slot_work(uv_work_t *w) {
   slot_t *s = w->data;
   runner_t *r = s->runner;
@@ -245,6 +250,8 @@ int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
     free(r);
     return rc;
   }
+  if (cfg->hub)
+    db_writer_on_commit(r->writer, on_commit, cfg->hub);
   for (int i = 0; i < cfg->max_jobs; i++)
     r->slots[i].runner = r;
   uv_mutex_init(&r->lock);

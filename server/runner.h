@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "../storage/db.h"
+#include "hub.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -23,6 +24,7 @@ typedef struct {
   int max_jobs;
   int threads_max; /* per job: the default and the bound; 0: none */
   metrics_t *metrics; /* may be NULL */
+  hub_t *hub; /* published after every commit; may be NULL */
   const log_t *log;
   /* Called on the loop thread once every job has ended after
    * runner_shutdown; may be NULL. */

@@ -42,8 +42,9 @@ typedef struct {
 
 /* The keys each object of the spec accepts. */
 static const char *const root_keys[] = {
-    "name", "seed",     "threads", "parallel_stages", "dataset",  "optimizer",
-    "spl",  "teachers", "combine", "student",         "baseline", NULL};
+    "name",    "seed",      "threads", "parallel_stages", "priority",
+    "dataset", "optimizer", "spl",     "teachers",        "combine",
+    "student", "baseline",  NULL};
 static const char *const dataset_keys[] = {
     "name", "limit", "validation_fraction", "label_noise", "normalize", NULL};
 static const char *const noise_keys[] = {"kind", "rate", "seed", NULL};
@@ -1072,6 +1073,7 @@ static int spec_baseline(const spec_obj_t *root, pipeline_spec_t *s) {
 static int spec_root(json_t *doc, spec_error_t *err, pipeline_spec_t *s) {
   spec_obj_t root = {.err = err};
   optim_config_t job = s->spl.optim;
+  int priority = 0; /* the queue's business: checked here, read apart */
 
   if (job.step_epochs == 0)
     job.step_epochs = SPEC_STEP_EPOCHS;
@@ -1086,6 +1088,8 @@ static int spec_root(json_t *doc, spec_error_t *err, pipeline_spec_t *s) {
       spec_seed(&root, "seed", &s->seed) ||
       spec_int(&root, "threads", 1, 64, &s->threads) ||
       spec_bool(&root, "parallel_stages", &s->parallel_stages) ||
+      spec_int(&root, "priority", SPEC_PRIORITY_MIN, SPEC_PRIORITY_MAX,
+               &priority) ||
       spec_dataset(&root, s) || spec_optimizer(&root, &job))
     return -EINVAL;
 
@@ -1222,5 +1226,21 @@ int spec_parse(const char *text, size_t len, pipeline_spec_t *out,
   json_decref(doc);
   if (rc == 0)
     *out = spec;
+  return rc;
+}
+
+int spec_priority(const char *text, size_t len, int *out) {
+  json_t *doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+  json_t *v = json_object_get(doc, "priority");
+  json_int_t x = v ? json_integer_value(v) : 0;
+  int rc = 0;
+
+  *out = 0;
+  if (!json_is_object(doc) || (v && !json_is_integer(v)) ||
+      x < SPEC_PRIORITY_MIN || x > SPEC_PRIORITY_MAX)
+    rc = -EINVAL;
+  else
+    *out = (int)x;
+  json_decref(doc);
   return rc;
 }

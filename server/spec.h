@@ -20,4 +20,15 @@ typedef struct {
 int spec_parse(const char *text, size_t len, pipeline_spec_t *out,
                spec_error_t *err);
 
+/* The bounds of a spec's optional top-level "priority". */
+#define SPEC_PRIORITY_MIN (-100)
+#define SPEC_PRIORITY_MAX 100
+
+/* The queue priority a spec asks for in *out: its "priority", from
+ * SPEC_PRIORITY_MIN to SPEC_PRIORITY_MAX (higher starts sooner), 0
+ * without one. spec_parse checks the value; this reads it back from text
+ * spec_parse accepted. Returns 0, or -EINVAL when the text holds no such
+ * value. */
+int spec_priority(const char *text, size_t len, int *out);
+
 #endif

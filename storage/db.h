@@ -99,7 +99,8 @@ int db_job_label_set(db_t *db, int64_t id, int priority, const char *owner,
  * Job ids are never handed out again. */
 int db_job_delete(db_t *db, int64_t id, char *err, size_t errlen);
 
-/* The oldest queued job's id in *id, or 0 when none is queued. */
+/* The queued job to start next in *id, or 0 when none is queued: the
+ * highest priority first, the oldest (lowest id) of a priority first. */
 int db_job_next_queued(db_t *db, int64_t *id, char *err, size_t errlen);
 
 /* Moves a queued job to running, recording started_at and provenance
@@ -138,6 +139,15 @@ int db_jobs_running(db_t *db, int64_t **ids, int *count, char *err,
  * many (may be NULL). */
 int db_jobs_fail_running(db_t *db, const char *error, int *count,
                          char *err, size_t errlen);
+
+/* How many jobs are in each state (db_stats.c). */
+typedef struct {
+  int64_t queued, running, succeeded, failed, cancelled;
+} db_job_counts_t;
+
+/* Counts the jobs by state into *out in one query. */
+int db_job_count_by_state(db_t *db, db_job_counts_t *out, char *err,
+                          size_t errlen);
 
 /* Stores which samples a job uses, once, before its first epoch: n rows of
  * the training file with index[i], split[i] (DB_SPLIT_*), the observed
@@ -297,6 +307,15 @@ void db_writer_free(db_writer_t *w);
 int db_writer_call(db_writer_t *w, db_write_fn fn, void *ctx, char *err,
                    size_t errlen);
 
+/* Called on the writer thread after each batch that committed, before
+ * its callers are woken; it must be quick and must not call the writer. */
+typedef void (*db_commit_fn)(void *ctx);
+
+/* Thread-safe: sets the hook every later commit calls (fn NULL: none),
+ * replacing the one set before. A batch that failed as a whole (nothing
+ * committed) calls nothing. */
+void db_writer_on_commit(db_writer_t *w, db_commit_fn fn, void *ctx);
+
 /* ---- Checkpoints (db_checkpoints.c). ---- */
 
 /* One stored checkpoint of a job's stage: kind "latest" is the newest
@@ -373,6 +392,17 @@ typedef struct {
   char *data_json;
 } db_event_t;
 
+/* Storage appends two kinds itself, in the transaction of the change
+ * they describe, so a reader following the log never misses one:
+ * "state", {"state", "error"} and for a requeued job "reason":
+ * "resumed", from db_job_insert, db_job_insert_running, db_job_start,
+ * db_job_finish, db_job_cancel_queued, db_job_requeue and
+ * db_jobs_fail_running; "epoch", the stored metrics ({"stage", "epoch",
+ * "train_loss", "train_acc", "val_acc", "test_acc", "easy_fraction",
+ * "easy_size", "seconds", "samples_per_s", "noise_precision",
+ * "noise_recall", "noise_auroc"}, null where not finite), from
+ * db_epoch_insert and db_epoch_insert_state. */
+
 /* Frees an array of n events from db_event_list; accepts NULL. */
 void db_events_free(db_event_t *events, int n);
 
@@ -392,6 +422,26 @@ int db_event_append(db_t *db, int64_t job, const char *kind,
  * for a negative job or limit. */
 int db_event_list(db_t *db, int64_t job, int64_t after, int limit,
                   db_event_t **out, int *count, char *err, size_t errlen);
+
+/* ---- Idempotency keys (db_idem.c). ---- */
+
+/* The longest idempotency key storage keeps, in bytes. */
+#define DB_IDEM_KEY_MAX 255
+
+/* Looks up key, a name a client gave a submission so that it can retry
+ * it safely: *job gets the job the key created and sha256 (65 bytes) the
+ * hash recorded with it; *job is 0 and sha256 "" when the key is unknown
+ * (never used, or its job was deleted, which forgets its keys). -EINVAL
+ * for a key that is empty or longer than DB_IDEM_KEY_MAX bytes. */
+int db_idem_find(db_t *db, const char *key, int64_t *job, char sha256[65],
+                 char *err, size_t errlen);
+
+/* Records that key created job from a body whose SHA-256, as 64
+ * lowercase hex digits, is sha256 (the caller computes it; storage only
+ * compares text). -EEXIST when the key is recorded already, -ENOENT for
+ * no such job, -EINVAL for a bad key (as db_idem_find) or hash. */
+int db_idem_insert(db_t *db, const char *key, int64_t job,
+                   const char *sha256, char *err, size_t errlen);
 
 /* ---- Queries across samples (db_queries.c). ---- */
 

@@ -383,6 +383,49 @@ static int state_insert(db_t *db, int64_t job, const db_state_t *state,
   return r;
 }
 
+/* A metric as JSON allows it: NULL for infinities (NaN is stored as
+ * NULL already). */
+#define EVENT_FINITE(c) "CASE WHEN abs(" c ") <= 1.7976931348623157e308 " \
+                        "THEN " c " END"
+
+/* Appends the "epoch" event of the metrics row just stored, built from
+ * that row so that the event says exactly what was stored. */
+static int epoch_event(db_t *db, int64_t job, const db_metrics_t *m,
+                       char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(
+      db,
+      "INSERT INTO events (job_id, at, kind, data) SELECT job_id, ?4, "
+      "'epoch', json_object('stage', stage, 'epoch', epoch, "
+      "'train_loss', " EVENT_FINITE("train_loss") ", "
+      "'train_acc', " EVENT_FINITE("train_acc") ", "
+      "'val_acc', " EVENT_FINITE("val_acc") ", "
+      "'test_acc', " EVENT_FINITE("test_acc") ", "
+      "'easy_fraction', " EVENT_FINITE("easy_fraction") ", "
+      "'easy_size', easy_size, "
+      "'seconds', " EVENT_FINITE("seconds") ", "
+      "'samples_per_s', " EVENT_FINITE("samples_per_s") ", "
+      "'noise_precision', " EVENT_FINITE("noise_precision") ", "
+      "'noise_recall', " EVENT_FINITE("noise_recall") ", "
+      "'noise_auroc', " EVENT_FINITE("noise_auroc") ") "
+      "FROM epoch_metrics WHERE job_id = ?1 AND stage = ?2 AND epoch = ?3",
+      &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_bind_int64(st, 1, job);
+  rc = rc ? rc : sqlite3_bind_text(st, 2, m->stage, -1, SQLITE_STATIC);
+  rc = rc ? rc : sqlite3_bind_int(st, 3, m->epoch);
+  rc = rc ? rc : sqlite3_bind_double(st, 4, db_now());
+  if (rc != SQLITE_OK)
+    r = db_fail(db, rc, "bind epoch event", err, errlen);
+  else
+    r = db_step_done(db, st, "append epoch event", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
 int db_epoch_insert(db_t *db, int64_t job, const db_metrics_t *metrics,
                     const db_records_t *records, char *err, size_t errlen) {
   return db_epoch_insert_state(db, job, metrics, records, NULL, err, errlen);
@@ -408,6 +451,8 @@ int db_epoch_insert_state(db_t *db, int64_t job, const db_metrics_t *metrics,
     r = records_insert(db, job, metrics, records, err, errlen);
   if (!r && state)
     r = state_insert(db, job, state, err, errlen);
+  if (!r)
+    r = epoch_event(db, job, metrics, err, errlen);
   return db_tx_end(db, r, err, errlen);
 }
 

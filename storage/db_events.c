@@ -174,3 +174,55 @@ int db_event_list(db_t *db, int64_t job, int64_t after, int limit,
   *count = n;
   return 0;
 }
+
+int db_event_state(db_t *db, int64_t job, const char *state, const char *error,
+                   const char *reason, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  /* json_object writes SQL NULL (error, reason) as JSON null. */
+  r = db_prepare(db,
+                 "INSERT INTO events (job_id, at, kind, data) "
+                 "VALUES (?1, ?2, 'state', CASE WHEN ?5 IS NULL "
+                 "THEN json_object('state', ?3, 'error', ?4) "
+                 "ELSE json_object('state', ?3, 'error', ?4, 'reason', ?5) "
+                 "END)",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_bind_int64(st, 1, job);
+  rc = rc ? rc : sqlite3_bind_double(st, 2, db_now());
+  rc = rc ? rc : sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+  rc = rc ? rc : sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+  rc = rc ? rc : sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE)
+    r = event_append_fail(db, rc, job, err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
+int db_event_state_running(db_t *db, const char *state, const char *error,
+                           char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  r = db_prepare(db,
+                 "INSERT INTO events (job_id, at, kind, data) "
+                 "SELECT id, ?1, 'state', json_object('state', ?2, "
+                 "'error', ?3) FROM jobs WHERE state = 'running' "
+                 "ORDER BY id",
+                 &st, err, errlen);
+  if (r)
+    return r;
+  rc = sqlite3_bind_double(st, 1, db_now());
+  rc = rc ? rc : sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+  rc = rc ? rc : sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+  if (rc != SQLITE_OK)
+    r = db_fail(db, rc, "bind state events", err, errlen);
+  else
+    r = db_step_done(db, st, "append state events", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}

@@ -149,4 +149,16 @@ int64_t db_rec_bytes(int fmt, int c, int64_t n);
 void db_rec_floats_unpack(int fmt, const uint8_t *src, int n, float *dst);
 void db_rec_easy_unpack(int fmt, const uint8_t *src, int n, uint8_t *dst);
 
+/* The "state" events storage writes beside each change of a job's state,
+ * in the caller's transaction (db_events.c). db_event_state: one about
+ * job, data {"state", "error" (null when NULL)} and "reason" when reason
+ * is not NULL. db_event_state_running: one about every job still running,
+ * as it moves to state with error; call it before the update. Errors as
+ * db_event_append. */
+int db_event_state(db_t *db, int64_t job, const char *state,
+                   const char *error, const char *reason, char *err,
+                   size_t errlen);
+int db_event_state_running(db_t *db, const char *state, const char *error,
+                           char *err, size_t errlen);
+
 #endif

@@ -106,14 +106,32 @@ out:
   return r;
 }
 
+/* job_insert and the job's first "state" event, in one transaction. */
+static int job_insert_logged(db_t *db, const char *name,
+                             const char *spec_json, int running,
+                             int64_t *id_out, char *err, size_t errlen) {
+  int64_t id = 0;
+  int r = db_tx_begin(db, err, errlen);
+
+  if (r)
+    return r;
+  r = job_insert(db, name, spec_json, running, &id, err, errlen);
+  if (!r)
+    r = db_event_state(db, id, running ? "running" : "queued", NULL, NULL,
+                       err, errlen);
+  if (!r && id_out)
+    *id_out = id;
+  return db_tx_end(db, r, err, errlen);
+}
+
 int db_job_insert(db_t *db, const char *name, const char *spec_json,
                   int64_t *id_out, char *err, size_t errlen) {
-  return job_insert(db, name, spec_json, 0, id_out, err, errlen);
+  return job_insert_logged(db, name, spec_json, 0, id_out, err, errlen);
 }
 
 int db_job_insert_running(db_t *db, const char *name, const char *spec_json,
                           int64_t *id_out, char *err, size_t errlen) {
-  return job_insert(db, name, spec_json, 1, id_out, err, errlen);
+  return job_insert_logged(db, name, spec_json, 1, id_out, err, errlen);
 }
 
 int db_job_get(db_t *db, int64_t id, db_job_t *out, char *err,
@@ -248,7 +266,7 @@ int db_job_next_queued(db_t *db, int64_t *id, char *err, size_t errlen) {
   *id = 0;
   r = db_prepare(db,
                  "SELECT id FROM jobs WHERE state = 'queued' "
-                 "ORDER BY id LIMIT 1",
+                 "ORDER BY priority DESC, id LIMIT 1",
                  &st, err, errlen);
   if (r)
     return r;
@@ -291,6 +309,9 @@ int db_job_start(db_t *db, int64_t id, const char *provenance_json,
   sqlite3_stmt *st = NULL;
   int r, changed = 0;
 
+  r = db_tx_begin(db, err, errlen);
+  if (r)
+    return r;
   r = db_prepare(db,
                  "UPDATE jobs SET state = 'running', "
                  "started_at = coalesce(started_at, ?1), "
@@ -298,7 +319,7 @@ int db_job_start(db_t *db, int64_t id, const char *provenance_json,
                  "WHERE id = ?3 AND state = 'queued'",
                  &st, err, errlen);
   if (r)
-    return r;
+    return db_tx_end(db, r, err, errlen);
   if (sqlite3_bind_double(st, 1, db_now()) != SQLITE_OK ||
       sqlite3_bind_text(st, 2, provenance_json, -1, SQLITE_STATIC) !=
           SQLITE_OK ||
@@ -309,7 +330,9 @@ int db_job_start(db_t *db, int64_t id, const char *provenance_json,
   sqlite3_finalize(st);
   if (!r && changed == 0)
     r = job_state_conflict(db, id, "start", err, errlen);
-  return r;
+  if (!r)
+    r = db_event_state(db, id, "running", NULL, NULL, err, errlen);
+  return db_tx_end(db, r, err, errlen);
 }
 
 int db_job_provenance_set(db_t *db, int64_t id, const char *provenance_json,
@@ -371,12 +394,15 @@ int db_job_finish(db_t *db, int64_t id, const char *state,
   if (!state_is_final(state))
     return db_msg(-EINVAL, err, errlen, "'%s' is not a final job state",
                   state ? state : "(null)");
+  r = db_tx_begin(db, err, errlen);
+  if (r)
+    return r;
   r = db_prepare(db,
                  "UPDATE jobs SET state = ?1, error = ?2, finished_at = ?3 "
                  "WHERE id = ?4",
                  &st, err, errlen);
   if (r)
-    return r;
+    return db_tx_end(db, r, err, errlen);
   if (sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC) != SQLITE_OK ||
       sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC) != SQLITE_OK ||
       sqlite3_bind_double(st, 3, db_now()) != SQLITE_OK ||
@@ -387,19 +413,24 @@ int db_job_finish(db_t *db, int64_t id, const char *state,
   sqlite3_finalize(st);
   if (!r && changed == 0)
     r = db_msg(-ENOENT, err, errlen, "no job %lld", (long long)id);
-  return r;
+  if (!r)
+    r = db_event_state(db, id, state, error, NULL, err, errlen);
+  return db_tx_end(db, r, err, errlen);
 }
 
 int db_job_cancel_queued(db_t *db, int64_t id, char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
   int r, changed = 0;
 
+  r = db_tx_begin(db, err, errlen);
+  if (r)
+    return r;
   r = db_prepare(db,
                  "UPDATE jobs SET state = 'cancelled', finished_at = ?1 "
                  "WHERE id = ?2 AND state = 'queued'",
                  &st, err, errlen);
   if (r)
-    return r;
+    return db_tx_end(db, r, err, errlen);
   if (sqlite3_bind_double(st, 1, db_now()) != SQLITE_OK ||
       sqlite3_bind_int64(st, 2, id) != SQLITE_OK)
     r = db_fail(db, SQLITE_ERROR, "bind job cancel", err, errlen);
@@ -408,7 +439,9 @@ int db_job_cancel_queued(db_t *db, int64_t id, char *err, size_t errlen) {
   sqlite3_finalize(st);
   if (!r && changed == 0)
     r = job_state_conflict(db, id, "cancel", err, errlen);
-  return r;
+  if (!r)
+    r = db_event_state(db, id, "cancelled", NULL, NULL, err, errlen);
+  return db_tx_end(db, r, err, errlen);
 }
 
 int db_jobs_fail_running(db_t *db, const char *error, int *count,
@@ -418,12 +451,17 @@ int db_jobs_fail_running(db_t *db, const char *error, int *count,
 
   if (count)
     *count = 0;
-  r = db_prepare(db,
-                 "UPDATE jobs SET state = 'failed', error = ?1, "
-                 "finished_at = ?2 WHERE state = 'running'",
-                 &st, err, errlen);
+  r = db_tx_begin(db, err, errlen);
   if (r)
     return r;
+  r = db_event_state_running(db, "failed", error, err, errlen);
+  if (!r)
+    r = db_prepare(db,
+                   "UPDATE jobs SET state = 'failed', error = ?1, "
+                   "finished_at = ?2 WHERE state = 'running'",
+                   &st, err, errlen);
+  if (r)
+    return db_tx_end(db, r, err, errlen);
   if (sqlite3_bind_text(st, 1, error, -1, SQLITE_STATIC) != SQLITE_OK ||
       sqlite3_bind_double(st, 2, db_now()) != SQLITE_OK)
     r = db_fail(db, SQLITE_ERROR, "bind fail running", err, errlen);
@@ -432,7 +470,7 @@ int db_jobs_fail_running(db_t *db, const char *error, int *count,
   sqlite3_finalize(st);
   if (!r && count)
     *count = changed;
-  return r;
+  return db_tx_end(db, r, err, errlen);
 }
 
 int db_job_label_set(db_t *db, int64_t id, int priority, const char *owner,
@@ -498,12 +536,15 @@ int db_job_requeue(db_t *db, int64_t id, char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
   int r, changed = 0;
 
+  r = db_tx_begin(db, err, errlen);
+  if (r)
+    return r;
   r = db_prepare(db,
                  "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND "
                  "state = 'running'",
                  &st, err, errlen);
   if (r)
-    return r;
+    return db_tx_end(db, r, err, errlen);
   if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
     r = db_fail(db, SQLITE_ERROR, "bind requeue", err, errlen);
   else
@@ -511,7 +552,9 @@ int db_job_requeue(db_t *db, int64_t id, char *err, size_t errlen) {
   sqlite3_finalize(st);
   if (!r && changed == 0)
     r = db_msg(-EBUSY, err, errlen, "job %lld is not running", (long long)id);
-  return r;
+  if (!r)
+    r = db_event_state(db, id, "queued", NULL, "resumed", err, errlen);
+  return db_tx_end(db, r, err, errlen);
 }
 
 int db_jobs_running(db_t *db, int64_t **ids, int *count, char *err,

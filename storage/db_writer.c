@@ -32,6 +32,8 @@ struct db_writer {
   pthread_cond_t work, done;
   call_t *head, *tail;
   int stopping;
+  db_commit_fn on_commit; /* under lock */
+  void *on_commit_ctx;
 };
 
 /* Runs one call inside the open transaction, rolled back alone on
@@ -88,8 +90,8 @@ static void batch_fail(call_t *batch, const call_t *upto, int rc,
     }
 }
 
-/* One transaction for every call of batch. */
-static void batch_run(db_writer_t *w, call_t *batch) {
+/* One transaction for every call of batch; 0 when it committed. */
+static int batch_run(db_writer_t *w, call_t *batch) {
   char err[512] = "";
   int rc = db_tx_begin(w->db, err, sizeof err);
   call_t *c = batch;
@@ -116,6 +118,7 @@ static void batch_run(db_writer_t *w, call_t *batch) {
     c->rc = rc;
     snprintf(c->err, sizeof c->err, "%s", err);
   }
+  return rc;
 }
 
 static void *writer_main(void *arg) {
@@ -124,15 +127,20 @@ static void *writer_main(void *arg) {
   pthread_mutex_lock(&w->lock);
   for (;;) {
     call_t *batch;
+    db_commit_fn hook;
+    void *hook_ctx;
     while (!w->head && !w->stopping)
       pthread_cond_wait(&w->work, &w->lock);
     if (!w->head)
       break;
     batch = w->head;
     w->head = w->tail = NULL;
+    hook = w->on_commit;
+    hook_ctx = w->on_commit_ctx;
     pthread_mutex_unlock(&w->lock);
 
-    batch_run(w, batch);
+    if (batch_run(w, batch) == 0 && hook)
+      hook(hook_ctx);
 
     pthread_mutex_lock(&w->lock);
     for (call_t *c = batch, *next; c; c = next) {
@@ -211,4 +219,11 @@ int db_writer_call(db_writer_t *w, db_write_fn fn, void *ctx, char *err,
   if (c.rc && err && errlen)
     snprintf(err, errlen, "%s", c.err);
   return c.rc;
+}
+
+void db_writer_on_commit(db_writer_t *w, db_commit_fn fn, void *ctx) {
+  pthread_mutex_lock(&w->lock);
+  w->on_commit = fn;
+  w->on_commit_ctx = ctx;
+  pthread_mutex_unlock(&w->lock);
 }

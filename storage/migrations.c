@@ -229,6 +229,18 @@ static const char *const migrations[] = {
     "  kind TEXT NOT NULL,"
     "  data TEXT NOT NULL);"
     "CREATE INDEX events_job ON events (job_id, seq);",
+
+    /* 7: the queue in the order jobs start (highest priority, then
+     * oldest), and the idempotency keys of submissions: the job each key
+     * created and the SHA-256 of the body it came with. A key goes when
+     * its job does. */
+    "CREATE INDEX jobs_queue ON jobs (state, priority DESC, id);"
+    "CREATE TABLE idempotency_keys ("
+    "  key TEXT PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),"
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  body_sha256 TEXT NOT NULL CHECK (length(body_sha256) = 64),"
+    "  created_at REAL NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_keys_job ON idempotency_keys (job_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

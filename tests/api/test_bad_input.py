@@ -342,7 +342,7 @@ def query_cases(job, spl_epoch):
     for which in ('medium', 'EASY', 'all'):
         cases.append((samples, {'set': which}, 'set'))
     cases += [
-        ('/v1/jobs', {'state': 'queued'}, 'state'),
+        ('/v1/jobs', {'state': 'finished'}, 'state'),
         (f'/v1/jobs/{job}', {'verbose': '1'}, 'verbose'),
         (f'/v1/jobs/{job}/metrics', {'stage': 'spl'}, 'stage'),
         (samples, {'foo': '1'}, 'foo'),
@@ -369,7 +369,6 @@ def test_limit_bounds_are_accepted(quick):
 
 
 @pytest.mark.parametrize('method,path', [
-    ('DELETE', '/v1/jobs/{job}'),
     ('PUT', '/v1/jobs'),
     ('DELETE', '/v1/jobs'),
     ('PATCH', '/v1/jobs/{job}'),
@@ -412,6 +411,17 @@ def test_unknown_ids_are_not_found(quick):
     refused(quick.client, 'POST', f'/v1/jobs/{job + 1}/cancel', 404,
             'not_found')
     refused(quick.client, 'POST', '/v1/jobs/abc/cancel', 404, 'not_found')
+
+
+def test_delete_refusals(quick):
+    # DELETE /v1/jobs/{id} exists: an unknown job is 404, a bad query
+    # parameter 400, and the quick job (which other tests read) stays.
+    job = quick.job['id']
+    for path in (f'/v1/jobs/{job + 1}', '/v1/jobs/abc', '/v1/jobs/0'):
+        refused(quick.client, 'DELETE', path, 404, 'not_found')
+    refused(quick.client, 'DELETE', f'/v1/jobs/{job}', 400,
+            'invalid_parameter', 'x', params={'x': '1'})
+    assert quick.client.get_json(f'/v1/jobs/{job}')['state'] == 'succeeded'
 
 
 def test_deeply_nested_body_is_refused(quick):

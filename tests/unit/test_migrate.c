@@ -25,12 +25,12 @@
 #include <unistd.h>
 
 /* The schema version this program's migrations reach. */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 /* ---- The schema's history. ---- */
 
 /* What earlier programs ran, kept here as a record that never changes:
- * the bookkeeping table db_migrate creates, then migrations 1 to 5 word
+ * the bookkeeping table db_migrate creates, then migrations 1 to 6 word
  * for word as storage/migrations.c has them. A change to the schema is a
  * new migration there, never an edit of these. */
 static const char history_bookkeeping[] =
@@ -214,6 +214,25 @@ static const char *const history[] = {
     "  margin, pred, 1 FROM epoch_records;"
     "DROP TABLE epoch_records;"
     "ALTER TABLE epoch_records_new RENAME TO epoch_records;",
+
+    /* 6 */
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN owner TEXT;"
+    "CREATE TABLE checkpoints ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL CHECK " OLD_STAGE_CHECK_4 ","
+    "  kind TEXT NOT NULL CHECK (kind IN ('latest', 'final')),"
+    "  epoch INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  sha256 TEXT,"
+    "  PRIMARY KEY (job_id, stage, kind));"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id INTEGER REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  at REAL NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX events_job ON events (job_id, seq);",
 };
 
 #define N_HISTORY ((int)(sizeof history / sizeof history[0]))
@@ -822,7 +841,7 @@ static void migrated_assert(fixture_t *f, int v) {
   assert_int_equal(raw_int(f->path, "SELECT group_concat(version, '') FROM"
                                     " (SELECT version FROM schema_migrations"
                                     " ORDER BY version)"),
-                   123456);
+                   1234567);
   assert_int_equal(
       raw_int(f->path, "SELECT count(*) FROM schema_migrations"
                        " WHERE applied_at = " HISTORY_APPLIED_AT("version")),
@@ -893,6 +912,10 @@ static void test_migrate_from_version_5(void **state) {
   migrate_from(state, 5);
 }
 
+static void test_migrate_from_version_6(void **state) {
+  migrate_from(state, 6);
+}
+
 /* ---- A schema newer than this program. ---- */
 
 /* Writes a database of this program's at path holding one job. */
@@ -915,15 +938,18 @@ static void good_file_write(const char *path) {
 static void test_open_refuses_newer_schema(void **state) {
   fixture_t *f = *state;
   sqlite3 *conn;
-  char *before, *after;
+  char *before, *after, newer[32], ours[16];
   size_t plen;
 
   good_file_write(f->path);
   conn = raw_open(f->path);
   raw_exec(conn, "INSERT INTO schema_migrations (version, applied_at)"
-                 "  VALUES (7, 1800000000)");
+                 "  SELECT max(version) + 1, 1800000000"
+                 "  FROM schema_migrations");
   sqlite3_close(conn);
   before = raw_schema(f->path);
+  snprintf(newer, sizeof newer, "version %d", SCHEMA_VERSION + 1);
+  snprintf(ours, sizeof ours, "%d", SCHEMA_VERSION);
 
   f->db = (db_t *)f; /* Any non-NULL value: db_open must clear it. */
   assert_int_equal(db_open(f->path, &f->db, f->err, sizeof f->err), -EIO);
@@ -931,8 +957,8 @@ static void test_open_refuses_newer_schema(void **state) {
   plen = strlen(f->path);
   assert_true(strncmp(f->err, f->path, plen) == 0);
   assert_non_null(strstr(f->err + plen, "newer"));
-  assert_non_null(strstr(f->err + plen, "version 7"));
-  assert_non_null(strstr(f->err + plen, "6"));
+  assert_non_null(strstr(f->err + plen, newer));
+  assert_non_null(strstr(f->err + plen, ours));
 
   /* The file is left as it was, for the newer program. */
   after = raw_schema(f->path);
@@ -941,7 +967,7 @@ static void test_open_refuses_newer_schema(void **state) {
   free(before);
   assert_int_equal(raw_int(f->path, "SELECT max(version) FROM "
                                     "schema_migrations"),
-                   7);
+                   SCHEMA_VERSION + 1);
   assert_int_equal(raw_int(f->path, "SELECT count(*) FROM jobs"), 1);
 }
 
@@ -1156,6 +1182,7 @@ int main(void) {
       TEST(test_migrate_from_version_3),
       TEST(test_migrate_from_version_4),
       TEST(test_migrate_from_version_5),
+      TEST(test_migrate_from_version_6),
       TEST(test_open_refuses_newer_schema),
       TEST(test_open_refuses_bad_files),
       TEST(test_open_empty_file_makes_new_database),

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 /* The schema version this program's migrations reach. */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 typedef db_fixture_t fixture_t;
 
@@ -187,7 +187,8 @@ static void test_schema_version_6(void **state) {
                                      "'events', 'events_job')"),
                    3);
   assert_int_equal(conn_query(f->db, no_cascade_sql), 0);
-  assert_int_equal(conn_query(f->db, job_tables_sql), 6);
+  /* Six tables of migrations 1 to 6, idempotency_keys of 7. */
+  assert_int_equal(conn_query(f->db, job_tables_sql), 7);
   assert_int_equal(conn_query(f->db, "PRAGMA auto_vacuum"), 2);
 
   /* A new job has priority 0 and no owner until labelled. */
@@ -418,6 +419,16 @@ static void test_event_round_trip(void **state) {
   db_event_t *ev = NULL;
   int n = 0;
 
+  /* Each insert stored the job's first state event. */
+  assert_int_equal(
+      db_event_list(f->db, 0, 0, 10, &ev, &n, f->err, sizeof f->err), 0);
+  assert_int_equal(n, 2);
+  assert_true(ev[0].job == a && ev[1].job == b);
+  assert_string_equal(ev[1].kind, "state");
+  assert_string_equal(ev[1].data_json, "{\"state\":\"queued\",\"error\":null}");
+  last = ev[1].seq;
+  db_events_free(ev, n);
+
   seq[0] = event_add(f->db, a, "state", "{\"state\": \"running\"}");
   event_add(f->db, b, "state", "{\"state\": \"queued\"}");
   seq[1] = event_add(f->db, a, "epoch", "{\"epoch\": 1}");
@@ -427,7 +438,7 @@ static void test_event_round_trip(void **state) {
   assert_true(seq[0] < seq[1] && seq[1] < daemon && daemon < seq[2]);
 
   assert_int_equal(
-      db_event_list(f->db, a, 0, 10, &ev, &n, f->err, sizeof f->err), 0);
+      db_event_list(f->db, a, last, 10, &ev, &n, f->err, sizeof f->err), 0);
   assert_int_equal(n, 4);
   for (int i = 0; i < n; i++) {
     assert_true(ev[i].seq == seq[i]);
@@ -441,7 +452,7 @@ static void test_event_round_trip(void **state) {
 
   /* Job 0 lists every event, the daemon's with job 0. */
   assert_int_equal(
-      db_event_list(f->db, 0, 0, 100, &ev, &n, f->err, sizeof f->err), 0);
+      db_event_list(f->db, 0, last, 100, &ev, &n, f->err, sizeof f->err), 0);
   assert_int_equal(n, 6);
   assert_true(ev[3].seq == daemon && ev[3].job == 0);
   assert_true(ev[1].job == b);
@@ -455,14 +466,16 @@ static void test_event_round_trip(void **state) {
   db_events_free(ev, n);
 }
 
-/* Pages of two through job a's four events: full, full, then empty. */
+/* Pages of two through job a's four events (its first state event and
+ * three ticks): full, full, then empty. */
 static void test_event_pages(void **state) {
   fixture_t *f = *state;
   int64_t a = job_new(f->db, "a"), seq[4], after = -5;
   db_event_t *ev = NULL;
   int n = 0, seen = 0;
 
-  for (int i = 0; i < 4; i++) {
+  seq[0] = conn_query(f->db, "SELECT max(seq) FROM events");
+  for (int i = 1; i < 4; i++) {
     char data[32];
     snprintf(data, sizeof data, "{\"i\": %d}", i);
     seq[i] = event_add(f->db, a, "tick", data);
@@ -511,7 +524,8 @@ static void test_event_refusals(void **state) {
       db_event_append(f->db, a + 7, "x", "{}", &seq, f->err, sizeof f->err),
       -ENOENT);
   assert_non_null(strstr(f->err, "no job"));
-  assert_int_equal(conn_query(f->db, "SELECT count(*) FROM events"), 0);
+  /* Only the job's first state event, stored by its insert. */
+  assert_int_equal(conn_query(f->db, "SELECT count(*) FROM events"), 1);
 
   assert_int_equal(
       db_event_list(f->db, a + 7, 0, 10, &ev, &n, f->err, sizeof f->err),
@@ -951,8 +965,10 @@ static void test_job_delete(void **state) {
   db_job_t job;
   int n = 0;
 
-  /* Samples, metrics, records, dynamics, checkpoint, events. */
-  assert_int_equal(kept_rows, 10 + 3 + 3 + 1 + 1 + 2);
+  /* Samples, metrics, records, dynamics, checkpoint, events: the two
+   * added, a state event for queued, running and the end, one per
+   * epoch. */
+  assert_int_equal(kept_rows, 10 + 3 + 3 + 1 + 1 + 2 + 3 + 3);
   assert_int_equal(job_rows(f->db, gone), kept_rows);
   assert_int_equal(db_job_delete(f->db, gone, f->err, sizeof f->err), 0);
   assert_int_equal(job_rows(f->db, gone), 0);
@@ -965,8 +981,8 @@ static void test_job_delete(void **state) {
   ckpt_assert(f->db, kept, "spl", "final", 3, 5000, 4);
   assert_int_equal(
       db_event_list(f->db, 0, 0, 100, &ev, &n, f->err, sizeof f->err), 0);
-  assert_int_equal(n, 3);
-  assert_true(ev[2].seq == daemon && ev[2].job == 0);
+  assert_int_equal(n, 2 + 3 + 3 + 1);
+  assert_true(ev[n - 1].seq == daemon && ev[n - 1].job == 0);
   db_events_free(ev, n);
 
   /* Ids are not handed out again. */
@@ -1170,8 +1186,8 @@ static void test_disk_full(void **state) {
       0);
   assert_int_equal(
       db_event_list(f->db, job, 0, 10, &ev, &n, f->err, sizeof f->err), 0);
-  assert_int_equal(n, 2);
-  assert_true(ev[1].seq == seq);
+  assert_int_equal(n, 1 + 3 + 2); /* queued, 3 epochs, the two added */
+  assert_true(ev[n - 1].seq == seq);
   db_events_free(ev, n);
   assert_int_equal(conn_query(f->db, "SELECT count(*) FROM checkpoints"), 1);
 
@@ -1223,6 +1239,7 @@ typedef struct {
   atomic_int reader_ready, writer_done;
   int writer_rc, reader_rc; /* first failure, 0 if none */
   char writer_err[256], reader_err[256];
+  int64_t after;    /* the job's first state event */
   int reads;        /* passes the reader made */
   int final_events; /* what its last pass saw */
   int final_epoch;
@@ -1263,8 +1280,8 @@ static int race_read_once(db_t *db, race_t *r) {
   char want[32];
   int n = 0, rc;
 
-  rc = db_event_list(db, r->job, 0, WRITES + 10, &ev, &n, r->reader_err,
-                     sizeof r->reader_err);
+  rc = db_event_list(db, r->job, r->after, WRITES + 10, &ev, &n,
+                     r->reader_err, sizeof r->reader_err);
   if (!rc && n < r->final_events)
     rc = -EILSEQ;
   for (int i = 0; !rc && i < n; i++) {
@@ -1316,6 +1333,8 @@ static void test_readers_while_writing(void **state) {
   fixture_t *f = *state;
   race_t r = {.path = f->path, .job = job_new(f->db, "race")};
   pthread_t w, rd;
+
+  r.after = conn_query(f->db, "SELECT max(seq) FROM events");
 
   assert_int_equal(pthread_create(&rd, NULL, race_read, &r), 0);
   assert_int_equal(pthread_create(&w, NULL, race_write, &r), 0);
