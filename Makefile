@@ -32,8 +32,13 @@ SAN_OBJ   := $(LIB_SRC:%.c=$(SAN)/obj/%.o)
 TESTS     := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 SAN_TESTS := $(TEST_SRC:tests/unit/%.c=$(SAN)/tests/%)
 
-.PHONY: all setup run test unit unit-san api lint bench clean format
-all: $(B)/spkd $(B)/spkctl
+# The dashboard's chart library, copied from node_modules (`make setup`)
+# to where the daemon serves it.
+VENDOR := web/vendor/uPlot.iife.min.js web/vendor/uPlot.min.css
+
+.PHONY: all setup run test unit unit-san api web-test lint bench clean \
+        format
+all: $(B)/spkd $(B)/spkctl $(VENDOR)
 
 setup:
 	@./scripts/setup.sh
@@ -69,6 +74,10 @@ $(SAN)/tests/%: tests/unit/%.c $(SAN)/libspk.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN)/libspk.a $(LIBS) -lcmocka
 
+web/vendor/%: node_modules/uplot/dist/%
+	@mkdir -p web/vendor
+	cp $< $@
+
 $(B)/spkbench: tests/bench/bench.c $(B)/libspk.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libspk.a $(LIBS)
 
@@ -93,6 +102,11 @@ unit-san: $(SAN_TESTS)
 api: all
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api
 
+# The dashboard in Debian's headless chromium against a live daemon;
+# screenshots land in build/web-test/.
+web-test: all
+	node --test tests/web/
+
 # The OpenAPI description must pass the linter before tests trust it.
 lint:
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
@@ -105,6 +119,7 @@ test: setup
 	$(MAKE) unit
 	$(MAKE) unit-san
 	$(MAKE) api
+	$(MAKE) web-test
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/unit/*.c)

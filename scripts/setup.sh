@@ -7,7 +7,7 @@ set -eu
 DEB_PACKAGES="build-essential pkg-config libopenblas-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libuv1-dev zlib1g-dev libgnutls28-dev libcmocka-dev dataset-fashion-mnist
 curl python3-pytest python3-requests python3-jsonschema python3-yaml
-python3-prometheus-client hey wrk"
+python3-prometheus-client hey wrk chromium"
 
 missing=""
 for p in $DEB_PACKAGES; do
@@ -39,11 +39,13 @@ if ! command -v npm >/dev/null 2>&1; then
   }
 fi
 
-# The npm packages pinned in package-lock.json (the OpenAPI linter), into
-# ./node_modules; skipped when they are already there and up to date.
+# The npm packages pinned in package-lock.json (the OpenAPI linter, uPlot,
+# playwright-core), into ./node_modules; skipped when they are already there
+# and up to date. Playwright never downloads a browser: the tests drive
+# Debian's chromium.
 cd "$(dirname "$0")/.."
 if [ ! -f node_modules/.package-lock.json ] ||
    [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 fi

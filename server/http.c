@@ -312,12 +312,39 @@ static const char *static_type(const char *name) {
     return "text/css; charset=utf-8";
   if (strcmp(dot, ".svg") == 0)
     return "image/svg+xml";
+  if (strcmp(dot, ".png") == 0)
+    return "image/png";
+  if (strcmp(dot, ".json") == 0)
+    return "application/json";
   return "application/octet-stream";
 }
 
+/* The file under web_root that a path outside the API names, into buf;
+ * NULL when none may be named. The dashboard's pages (/, /jobs/ID,
+ * /jobs/ID/samples/INDEX, /compare) are all index.html, whose script
+ * reads the address; its own files are plain names, and the chart
+ * library's sit in vendor/. */
+static const char *static_file(const api_req_t *req, char *buf,
+                               size_t len) {
+  const char *const *g = req->seg;
+  int n = req->nseg;
+
+  if (n == 0 || (n == 1 && strcmp(g[0], "compare") == 0) ||
+      (n == 2 && strcmp(g[0], "jobs") == 0) ||
+      (n == 4 && strcmp(g[0], "jobs") == 0 && strcmp(g[2], "samples") == 0))
+    return "index.html";
+  if (n == 1 && static_name_ok(g[0]))
+    return g[0];
+  if (n == 2 && strcmp(g[0], "vendor") == 0 && static_name_ok(g[1])) {
+    snprintf(buf, len, "vendor/%s", g[1]);
+    return buf;
+  }
+  return NULL;
+}
+
 static void serve_static(api_req_t *req) {
-  const char *name = req->nseg == 0 ? "index.html" : req->seg[0];
-  char path[4096];
+  char path[4096], buf[128];
+  const char *name = static_file(req, buf, sizeof buf);
   struct stat st;
   int fd = -1;
 
@@ -327,9 +354,9 @@ static void serve_static(api_req_t *req) {
                     "%s is not allowed here", req->method);
     return;
   }
-  if (static_name_ok(name))
+  if (name)
     snprintf(path, sizeof path, "%s/%s", req->cfg->web_root, name);
-  if (static_name_ok(name) && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 &&
+  if (name && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 &&
       fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
     reply_send(req, 200,
                MHD_create_response_from_fd((uint64_t)st.st_size, fd),
@@ -398,9 +425,9 @@ static void route(api_req_t *req) {
     api_reply_error(req, 405, "method_not_allowed", NULL,
                     "%s is not allowed on this path; allowed: %s",
                     req->method, allow);
-  } else if (req->nseg <= 1 &&
-             (req->nseg == 0 || (strcmp(req->seg[0], "v1") != 0 &&
-                                 strcmp(req->seg[0], "healthz") != 0))) {
+  } else if (req->nseg == 0 || (strcmp(req->seg[0], "v1") != 0 &&
+                                 strcmp(req->seg[0], "healthz") != 0 &&
+                                 strcmp(req->seg[0], "metrics") != 0)) {
     req->route = "static";
     serve_static(req);
   } else {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../storage/db.h"
@@ -70,6 +71,11 @@ static void on_commit(void *ctx) {
   hub_publish(ctx);
 }
 
+/* Training threads yield to the HTTP threads: a job's worker and the
+ * helpers it starts (which inherit it) run at a lower priority, so the
+ * API answers promptly on a machine the job keeps busy. */
+#define JOB_NICE 5
+
 static void slot_work(uv_work_t *w) {
   slot_t *s = w->data;
   runner_t *r = s->runner;
@@ -82,7 +88,9 @@ static void slot_work(uv_work_t *w) {
                    .threads_max = r->cfg.threads_max,
                    .metrics = r->cfg.metrics};
 
+  (void)setpriority(PRIO_PROCESS, (id_t)gettid(), JOB_NICE);
   s->rc = job_run(&job, s->state, s->err, sizeof s->err);
+  (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 0);
 }
 
 /* Back on the loop thread: a job whose final state could not be stored by
@@ -99,6 +107,14 @@ static void slot_done(uv_work_t *w, int status) {
     if (runner_write(r, RW_FINISH, s->id, s->err, err, sizeof err))
       LOG(r->cfg.log, LOG_ERROR, "runner", "job state lost job=%lld "
           "error=\"%s\"", (long long)s->id, err);
+  } else if (strcmp(s->state, "interrupted") == 0) {
+    /* Stopped by a shutdown: back in the queue, to resume after its
+     * last stored epoch. */
+    if (runner_write(r, RW_REQUEUE, s->id, NULL, err, sizeof err))
+      LOG(r->cfg.log, LOG_ERROR, "runner", "cannot requeue job=%lld "
+          "error=\"%s\"", (long long)s->id, err);
+    LOG(r->cfg.log, LOG_INFO, "runner", "job requeued job=%lld",
+        (long long)s->id);
   } else {
     LOG(r->cfg.log, LOG_INFO, "runner", "job ended job=%lld state=%s",
         (long long)s->id, s->state);
@@ -118,16 +134,30 @@ static slot_t *slot_free_find(runner_t *r) {
   return NULL;
 }
 
-/* Claims the oldest queued job; 0 in *id when none is left. A job
+/* Puts id in slot s (0: empties it), under the lock cancel reads. */
+static void slot_set(runner_t *r, slot_t *s, int64_t id) {
+  uv_mutex_lock(&r->lock);
+  s->id = id;
+  atomic_store(&s->stop, JOB_STOP_NONE);
+  uv_mutex_unlock(&r->lock);
+}
+
+/* Claims the queued job of highest priority, oldest first, into slot s;
+ * 0 in *id when none is left. The slot holds the job before storage
+ * says it runs, so a cancel never finds it running and nowhere. A job
  * cancelled between the lookup and the claim is skipped. */
-static int claim_next(runner_t *r, int64_t *id) {
+static int claim_next(runner_t *r, slot_t *s, int64_t *id) {
   char err[256];
   int rc;
 
   for (;;) {
     rc = db_job_next_queued(r->db, id, err, sizeof err);
-    if (rc == 0 && *id != 0)
-      rc = runner_write(r, RW_START, *id, NULL, err, sizeof err);
+    if (rc || *id == 0)
+      break;
+    slot_set(r, s, *id);
+    rc = runner_write(r, RW_START, *id, NULL, err, sizeof err);
+    if (rc)
+      slot_set(r, s, 0);
     if (rc != -EBUSY)
       break;
   }
@@ -148,10 +178,6 @@ static void launch(runner_t *r, slot_t *s, int64_t id) {
     LOG(r->cfg.log, LOG_WARN, "runner", "cannot claim job=%lld; another "
         "process may resume it while it runs", (long long)id);
 
-  uv_mutex_lock(&r->lock);
-  s->id = id;
-  atomic_store(&s->stop, JOB_STOP_NONE);
-  uv_mutex_unlock(&r->lock);
   s->work.data = s;
   rc = uv_queue_work(r->cfg.loop, &s->work, slot_work, slot_done);
   if (rc) {
@@ -161,9 +187,7 @@ static void launch(runner_t *r, slot_t *s, int64_t id) {
     runner_write(r, RW_FINISH, id, "could not start a worker thread", err,
                  sizeof err);
     dblock_job_release(r->lock_fd, id);
-    uv_mutex_lock(&r->lock);
-    s->id = 0;
-    uv_mutex_unlock(&r->lock);
+    slot_set(r, s, 0);
     return;
   }
   r->running++;
@@ -171,7 +195,8 @@ static void launch(runner_t *r, slot_t *s, int64_t id) {
       (long long)id);
 }
 
-/* Fills free slots with queued jobs, oldest first; when stopping and
+/* Fills free slots with queued jobs, by priority then oldest first; when
+ * stopping and
  * nothing runs any more, closes the wake-up handle and reports idle. */
 static void schedule(runner_t *r) {
   slot_t *s;
@@ -186,7 +211,7 @@ static void schedule(runner_t *r) {
     return;
   }
   while ((s = slot_free_find(r)) != NULL) {
-    if (claim_next(r, &id) != 0 || id == 0)
+    if (claim_next(r, s, &id) != 0 || id == 0)
       break;
     launch(r, s, id);
   }
