@@ -41,41 +41,20 @@ static json_t *json_time(double t) {
   return json_string(buf);
 }
 
-/* A finite number, or null (NaN and infinities are not JSON). */
-static json_t *json_num(double v) {
-  return isfinite(v) ? json_real(v) : json_null();
-}
-
-/* Parses a decimal integer in [lo, hi] with nothing around it. */
-static int parse_int(const char *s, long long lo, long long hi,
-                     long long *out) {
-  char *end;
-  long long v;
-
-  if (!s || !*s || *s == '+' || *s == '-' || *s == ' ')
-    return -1;
-  errno = 0;
-  v = strtoll(s, &end, 10);
-  if (errno || *end || v < lo || v > hi)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 /* Reads ?limit= and ?cursor= (a decimal number >= 0); answers 400 and
  * returns -1 when either is bad. *cursor is -1 without one. */
 static int page_params_read(api_req_t *req, int *limit, long long *cursor) {
   const char *l = api_query(req, "limit"), *c = api_query(req, "cursor");
   long long v = PAGE_DEFAULT;
 
-  if (l && parse_int(l, 1, PAGE_MAX, &v) < 0) {
+  if (l && api_parse_int(l, 1, PAGE_MAX, &v) < 0) {
     api_reply_error(req, 400, "invalid_parameter", "limit",
                     "limit must be an integer from 1 to %d", PAGE_MAX);
     return -1;
   }
   *limit = (int)v;
   *cursor = -1;
-  if (c && parse_int(c, 0, LLONG_MAX, cursor) < 0) {
+  if (c && api_parse_int(c, 0, LLONG_MAX, cursor) < 0) {
     api_reply_error(req, 400, "invalid_parameter", "cursor",
                     "cursor is not one this server handed out");
     return -1;
@@ -89,14 +68,6 @@ static json_t *page_new(json_t *items, int more, long long next) {
   snprintf(buf, sizeof buf, "%lld", next);
   return json_pack("{s:o, s:s?}", "items", items, "next_cursor",
                    more ? buf : NULL);
-}
-
-/* Answers a storage failure: 404 for -ENOENT, 500 otherwise. */
-static void reply_storage(api_req_t *req, int rc, const char *err) {
-  if (rc == -ENOENT)
-    api_reply_error(req, 404, "not_found", NULL, "%s", err);
-  else
-    api_reply_error(req, 500, "internal", NULL, "storage: %s", err);
 }
 
 void api_health(api_req_t *req) {
@@ -171,7 +142,7 @@ static json_t *job_stages(api_req_t *req, const db_job_t *job,
     json_object_set_new(out, name,
                         json_pack("{s:i, s:i, s:o}", "epochs", plan[s]->epochs,
                                   "completed_epochs", done, "test_acc",
-                                  json_num(acc)));
+                                  api_number(acc)));
   }
   free(m);
   return out;
@@ -179,9 +150,8 @@ static json_t *job_stages(api_req_t *req, const db_job_t *job,
 
 static json_t *job_json(api_req_t *req, const db_job_t *job) {
   json_t *spec_obj = json_loads(job->spec_json, 0, NULL);
-  json_t *prov = job->provenance_json
-                     ? json_loads(job->provenance_json, 0, NULL)
-                     : NULL;
+  json_t *prov =
+      job->provenance_json ? json_loads(job->provenance_json, 0, NULL) : NULL;
   pipeline_spec_t spec;
   spec_error_t se;
   json_t *o;
@@ -211,14 +181,13 @@ static int job_from_path(api_req_t *req, int i, db_job_t *job) {
   char err[256];
   int rc;
 
-  if (parse_int(req->seg[i], 1, LLONG_MAX, &id) < 0) {
-    api_reply_error(req, 404, "not_found", NULL, "no job '%.32s'",
-                    req->seg[i]);
+  if (api_parse_int(req->seg[i], 1, LLONG_MAX, &id) < 0) {
+    api_reply_error(req, 404, "not_found", NULL, "no job '%.32s'", req->seg[i]);
     return -1;
   }
   rc = db_job_get(req->db, id, job, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return -1;
   }
   return 0;
@@ -262,7 +231,7 @@ void api_jobs_list(api_req_t *req) {
   filter.limit = limit + 1;
   rc = db_job_find(req->db, &filter, &jobs, &n, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   items = json_array();
@@ -280,8 +249,8 @@ static int spec_check_dataset(api_req_t *req, const pipeline_spec_t *spec) {
   int n_train, n_test;
   char err[512];
 
-  if (dataset_probe(req->cfg->data_root, spec->dataset, &n_train, &n_test,
-                    err, sizeof err) != 0) {
+  if (dataset_probe(req->cfg->data_root, spec->dataset, &n_train, &n_test, err,
+                    sizeof err) != 0) {
     api_reply_error(req, 400, "invalid_spec", "dataset.name", "%s", err);
     return -1;
   }
@@ -428,7 +397,7 @@ static int job_submit_write(api_req_t *req, api_write_t *w) {
     return -1;
   }
   if (rc) {
-    reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
+    api_reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
     return -1;
   }
   return 0;
@@ -442,7 +411,7 @@ static void job_submit_reply(api_req_t *req, const api_write_t *w) {
   int rc = db_job_get(req->db, w->new_id, &job, err, sizeof err);
 
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   LOG(req->cfg->log, LOG_INFO, "api", "job %s job=%lld name=\"%s\" priority=%d",
@@ -536,28 +505,40 @@ static void cancel_refuse(api_req_t *req, const db_job_t *job) {
                   here ? "" : " in another process");
 }
 
+/* The write of kind (AW_CANCEL, AW_DELETE) on the job named by path
+ * segment 2, for a request that takes no query parameters: *id gets the
+ * job's id and *rc the write's result. Returns -1 when the request was
+ * answered already (bad parameter, no such job). */
+static int job_write_from_path(api_req_t *req, int kind, int64_t *id, int *rc,
+                               char *err, size_t errlen) {
+  static const char *const none[] = {NULL};
+  db_job_t job;
+
+  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+    return -1;
+  *id = job.id;
+  db_job_deinit(&job);
+  *rc = api_write(req, &(api_write_t){.kind = kind, .id = *id}, err, errlen);
+  return 0;
+}
+
 /* A queued job is cancelled in storage at once; a running one is asked
  * to stop and ends as cancelled at its next batch. The state read first
  * may be stale by the time the writer runs (the runner may just have
  * started the job), so a job no longer queued is asked to stop whatever
  * the first read said, and a refusal names the state read after it. */
 void api_job_cancel(api_req_t *req) {
-  static const char *const none[] = {NULL};
   db_job_t job;
   int64_t id;
   char err[256];
   int rc;
 
-  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+  if (job_write_from_path(req, AW_CANCEL, &id, &rc, err, sizeof err) < 0)
     return;
-  id = job.id;
-  db_job_deinit(&job);
-  rc = api_write(req, &(api_write_t){.kind = AW_CANCEL, .id = id}, err,
-                 sizeof err);
   if (rc == -EBUSY && runner_cancel(req->cfg->runner, id) == 0)
     rc = 0;
   if (rc && rc != -EBUSY) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   if (job_from_path(req, 2, &job) < 0)
@@ -578,13 +559,13 @@ static json_t *metric_json(const db_metrics_t *m) {
   return json_pack(
       "{s:s, s:i, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
       "stage", m->stage, "epoch", m->epoch, "train_loss",
-      json_num(m->train_loss), "train_acc", json_num(m->train_acc), "val_acc",
-      json_num(m->val_acc), "test_acc", json_num(m->test_acc), "easy_size",
-      m->easy_size, "easy_fraction", json_num(m->easy_fraction), "lr",
-      json_num(m->lr), "seconds", json_num(m->seconds), "samples_per_s",
-      json_num(m->samples_per_s), "noise_precision",
-      json_num(m->noise_precision), "noise_recall", json_num(m->noise_recall),
-      "noise_auroc", json_num(m->noise_auroc));
+      api_number(m->train_loss), "train_acc", api_number(m->train_acc),
+      "val_acc", api_number(m->val_acc), "test_acc", api_number(m->test_acc),
+      "easy_size", m->easy_size, "easy_fraction", api_number(m->easy_fraction),
+      "lr", api_number(m->lr), "seconds", api_number(m->seconds),
+      "samples_per_s", api_number(m->samples_per_s), "noise_precision",
+      api_number(m->noise_precision), "noise_recall",
+      api_number(m->noise_recall), "noise_auroc", api_number(m->noise_auroc));
 }
 
 void api_job_metrics(api_req_t *req) {
@@ -604,15 +585,14 @@ void api_job_metrics(api_req_t *req) {
   db_job_deinit(&job);
   rc = db_metrics_list(req->db, id, &m, &n, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
+    api_reply_storage(req, rc == -ENOENT ? -EIO : rc, err);
     return;
   }
   first = cursor < 0 ? 0 : (cursor > n ? n : (int)cursor);
   items = json_array();
   for (int i = first; i < n && i < first + limit; i++)
     json_array_append_new(items, metric_json(&m[i]));
-  api_reply_json(req, 200, page_new(items, first + limit < n,
-                                    first + limit));
+  api_reply_json(req, 200, page_new(items, first + limit < n, first + limit));
   free(m);
 }
 
@@ -631,9 +611,11 @@ static int stage_epoch_from_path(api_req_t *req, const char **stage,
                     *stage);
     return -1;
   }
-  if (parse_int(req->seg[6], 1, INT_MAX, &e) < 0) {
-    api_reply_error(req, 404, "not_found", NULL, "no epoch '%.32s'; epochs "
-                    "count from 1", req->seg[6]);
+  if (api_parse_int(req->seg[6], 1, INT_MAX, &e) < 0) {
+    api_reply_error(req, 404, "not_found", NULL,
+                    "no epoch '%.32s'; epochs "
+                    "count from 1",
+                    req->seg[6]);
     return -1;
   }
   *epoch = (int)e;
@@ -674,7 +656,7 @@ void api_epoch_samples(api_req_t *req) {
                       cursor > INT32_MAX ? INT32_MAX : (int32_t)cursor,
                       limit + 1, &idx, &n, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   last = n > limit ? limit : n;
@@ -696,10 +678,10 @@ static json_t *history_record_json(const db_sample_epoch_t *e) {
   json_t *pred = e->pred >= 0 ? json_integer(e->pred) : json_null();
 
   return json_pack("{s:s, s:i, s:o, s:o, s:o, s:b, s:o, s:o}", "stage",
-                   e->stage, "epoch", e->epoch, "loss", json_num(e->loss),
-                   "prob", json_num(e->prob), "weight", json_num(e->weight),
-                   "easy", e->easy, "margin", json_num(e->margin), "predicted",
-                   pred);
+                   e->stage, "epoch", e->epoch, "loss", api_number(e->loss),
+                   "prob", api_number(e->prob), "weight", api_number(e->weight),
+                   "easy", e->easy, "margin", api_number(e->margin),
+                   "predicted", pred);
 }
 
 static json_t *history_json(const db_sample_t *s) {
@@ -714,10 +696,10 @@ static json_t *history_json(const db_sample_t *s) {
  * null. */
 static json_t *stage_dynamics_json(const db_sample_dynamics_t *d) {
   return json_pack("{s:o, s:o, s:o, s:i, s:o}", "confidence",
-                   json_num(d->confidence), "variability",
-                   json_num(d->variability), "correctness",
-                   json_num(d->correctness), "forgetting", d->forgetting, "aum",
-                   json_num(d->aum));
+                   api_number(d->confidence), "variability",
+                   api_number(d->variability), "correctness",
+                   api_number(d->correctness), "forgetting", d->forgetting,
+                   "aum", api_number(d->aum));
 }
 
 /* The dynamics of every stage that stored them, keyed by stage name; an
@@ -745,7 +727,7 @@ void api_sample_get(api_req_t *req) {
     return;
   noisy = spec_parse(job.spec_json, strlen(job.spec_json), &spec, &se) == 0 &&
           spec.noise_kind != PIPELINE_NOISE_NONE;
-  if (parse_int(req->seg[4], 0, INT32_MAX, &index) < 0) {
+  if (api_parse_int(req->seg[4], 0, INT32_MAX, &index) < 0) {
     db_job_deinit(&job);
     api_reply_error(req, 404, "not_found", NULL, "no sample '%.32s'",
                     req->seg[4]);
@@ -754,7 +736,7 @@ void api_sample_get(api_req_t *req) {
   rc = db_sample_get(req->db, job.id, (int32_t)index, &s, err, sizeof err);
   db_job_deinit(&job);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   api_reply_json(
@@ -772,18 +754,12 @@ void api_sample_get(api_req_t *req) {
  * Idempotency-Keys included) and answers {"id", "deleted": true}; a job
  * still queued or running answers 409 and stays. */
 void api_job_delete(api_req_t *req) {
-  static const char *const none[] = {NULL};
-  db_job_t job;
   int64_t id;
   char err[256];
   int rc;
 
-  if (api_query_check(req, none) < 0 || job_from_path(req, 2, &job) < 0)
+  if (job_write_from_path(req, AW_DELETE, &id, &rc, err, sizeof err) < 0)
     return;
-  id = job.id;
-  db_job_deinit(&job);
-  rc = api_write(req, &(api_write_t){.kind = AW_DELETE, .id = id}, err,
-                 sizeof err);
   if (rc == -EBUSY) {
     api_reply_error(req, 409, "conflict", NULL,
                     "%s; only succeeded, failed or cancelled jobs can be "
@@ -792,7 +768,7 @@ void api_job_delete(api_req_t *req) {
     return;
   }
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   LOG(req->cfg->log, LOG_INFO, "api", "job deleted job=%lld", (long long)id);

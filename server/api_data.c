@@ -32,34 +32,18 @@
 
 /* ---- Shared by the routes. ---- */
 
-/* Parses a decimal integer in [lo, hi] with nothing around it. */
-static int parse_int(const char *s, long long lo, long long hi,
-                     long long *out) {
-  char *end;
-  long long v;
-
-  if (!s || !*s || *s == '+' || *s == '-' || *s == ' ')
-    return -1;
-  errno = 0;
-  v = strtoll(s, &end, 10);
-  if (errno || *end || v < lo || v > hi)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 /* Reads ?limit= and ?cursor= (an offset, as a decimal string); answers
  * 400 and returns -1 when either is bad. *offset is 0 without one. */
 static int page_read(api_req_t *req, int *limit, int *offset) {
   const char *l = api_query(req, "limit"), *c = api_query(req, "cursor");
   long long v = PAGE_DEFAULT, off = 0;
 
-  if (l && parse_int(l, 1, PAGE_MAX, &v) < 0) {
+  if (l && api_parse_int(l, 1, PAGE_MAX, &v) < 0) {
     api_reply_error(req, 400, "invalid_parameter", "limit",
                     "limit must be an integer from 1 to %d", PAGE_MAX);
     return -1;
   }
-  if (c && parse_int(c, 0, INT_MAX, &off) < 0) {
+  if (c && api_parse_int(c, 0, INT_MAX, &off) < 0) {
     api_reply_error(req, 400, "invalid_parameter", "cursor",
                     "cursor is not one this server handed out");
     return -1;
@@ -80,19 +64,6 @@ static json_t *cursor_next(int offset, int count, int total) {
   return json_string(buf);
 }
 
-/* Answers a storage failure: 404 for -ENOENT, 500 otherwise. */
-static void reply_storage(api_req_t *req, int rc, const char *err) {
-  if (rc == -ENOENT)
-    api_reply_error(req, 404, "not_found", NULL, "%s", err);
-  else
-    api_reply_error(req, 500, "internal", NULL, "storage: %s", err);
-}
-
-/* A finite number, or null (NaN and infinities are not JSON). */
-static json_t *json_num(double v) {
-  return isfinite(v) ? json_real(v) : json_null();
-}
-
 /* The job named by path segment 2: its id and whether it injected label
  * noise (then its clean labels mean something). Answers 404 and returns
  * -1 when there is no such job. */
@@ -104,13 +75,13 @@ static int job_find(api_req_t *req, int64_t *id, int *noisy) {
   char err[256];
   int rc;
 
-  if (parse_int(req->seg[2], 1, LLONG_MAX, &v) < 0) {
+  if (api_parse_int(req->seg[2], 1, LLONG_MAX, &v) < 0) {
     api_reply_error(req, 404, "not_found", NULL, "no job '%.32s'", req->seg[2]);
     return -1;
   }
   rc = db_job_get(req->db, v, &job, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return -1;
   }
   *id = job.id;
@@ -349,11 +320,11 @@ static json_t *dynamics_row_json(const db_dynamics_row_t *r, int noisy,
       (int)r->index, "observed_label", r->observed, "clean_label",
       noisy ? json_integer(r->clean) : json_null(), "corrupted",
       noisy ? json_boolean(r->clean != r->observed) : json_null(), "confidence",
-      json_num(r->confidence), "variability", json_num(r->variability),
-      "correctness", json_num(r->correctness), "forgetting", r->forgetting,
-      "aum", json_num(r->aum), "predicted",
+      api_number(r->confidence), "variability", api_number(r->variability),
+      "correctness", api_number(r->correctness), "forgetting", r->forgetting,
+      "aum", api_number(r->aum), "predicted",
       pred >= 0 ? json_integer(pred) : json_null(), "prob",
-      pos >= 0 ? json_num(l->rec.prob[pos]) : json_null());
+      pos >= 0 ? api_number(l->rec.prob[pos]) : json_null());
 }
 
 static json_t *dynamics_page_json(const db_dynamics_query_t *q,
@@ -396,7 +367,7 @@ void api_stage_samples(api_req_t *req) {
   if (!rc)
     rc = last_epoch_read(req->db, id, q.stage, &last, err, sizeof err);
   if (rc)
-    reply_storage(req, rc == -ENOENT && page.rows ? -EIO : rc, err);
+    api_reply_storage(req, rc == -ENOENT && page.rows ? -EIO : rc, err);
   else
     api_reply_json(req, 200, dynamics_page_json(&q, &page, noisy, &last));
   last_epoch_deinit(&last);
@@ -496,7 +467,7 @@ void api_stage_datamap(api_req_t *req) {
   if (!rc)
     rc = datamap_check(&m, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     goto out;
   }
   text_room(&t, (size_t)n * 48 + 256);
@@ -622,7 +593,7 @@ void api_job_model(api_req_t *req) {
     rc = -EIO;
   }
   if (rc)
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
   else
     model_send(req, id, &c, len, etag);
   db_checkpoint_deinit(&c);
@@ -717,7 +688,7 @@ void api_job_export(api_req_t *req) {
     return;
   rc = export_open(req, id, format, &x, err, sizeof err);
   if (rc) {
-    reply_storage(req, rc, err);
+    api_reply_storage(req, rc, err);
     return;
   }
   csv = format == EXPORT_CSV;
@@ -933,7 +904,7 @@ void api_dataset_sample(api_req_t *req) {
   test = split && strcmp(split, "test") == 0;
   if (dataset_from_path(req, &files) < 0)
     return;
-  if (parse_int(req->seg[4], 0, INT_MAX, &index) < 0) {
+  if (api_parse_int(req->seg[4], 0, INT_MAX, &index) < 0) {
     api_reply_error(req, 404, "not_found", NULL,
                     "no sample '%.32s'; samples are numbered from 0",
                     req->seg[4]);

@@ -65,6 +65,17 @@ void api_reply_stream(api_req_t *req, int status, const char *type,
 db_t *http_db_get(http_server_t *srv, char *err, size_t errlen);
 void http_db_put(http_server_t *srv, db_t *db);
 
+/* Parses a decimal integer in [lo, hi] with nothing around it (no sign,
+ * no spaces) into *out; -1 when s is anything else. */
+int api_parse_int(const char *s, long long lo, long long hi,
+                  long long *out);
+
+/* A finite number as JSON, or null (NaN and infinities are not JSON). */
+json_t *api_number(double v);
+
+/* Answers a storage failure: 404 naming err for -ENOENT, else 500. */
+void api_reply_storage(api_req_t *req, int rc, const char *err);
+
 /* Adds a header to the next reply (Location, Allow). */
 void api_reply_header(api_req_t *req, const char *name, const char *value);
 

@@ -68,4 +68,34 @@ static inline int db_fixture_teardown(void **state) {
   return 0;
 }
 
+/* A database with the process's writer on it and a reader beside it,
+ * for tests of the writer and what hangs on it. */
+typedef struct {
+  char path[64];
+  db_writer_t *w;
+  db_t *reader;
+  char err[256];
+} writer_fix_t;
+
+/* Makes a new database file /tmp/spk-test-<tag>-* and opens f on it.
+ * Returns 0 or -1. */
+static inline int writer_fix_open(writer_fix_t *f, const char *tag) {
+  if (db_file_make(f->path, tag) != 0)
+    return -1;
+  if (db_writer_new(f->path, &f->w, f->err, sizeof f->err) != 0 ||
+      db_open(f->path, &f->reader, f->err, sizeof f->err) != 0) {
+    db_writer_free(f->w);
+    db_files_remove(f->path);
+    return -1;
+  }
+  return 0;
+}
+
+/* Stops the writer, closes the reader and removes the files. */
+static inline void writer_fix_close(writer_fix_t *f) {
+  db_writer_free(f->w);
+  db_close(f->reader);
+  db_files_remove(f->path);
+}
+
 #endif

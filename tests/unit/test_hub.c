@@ -28,10 +28,7 @@
 /* ---- The writer's commit hook. ---- */
 
 typedef struct {
-  char path[64];
-  db_writer_t *w;
-  db_t *reader; /* used by the hook only, on the writer thread */
-  char err[256];
+  writer_fix_t fix; /* its reader is used by the hook only */
   atomic_int commits;
   int64_t jobs_seen; /* jobs the reader saw at the last commit */
 } writer_fixture_t;
@@ -39,14 +36,7 @@ typedef struct {
 static int writer_setup(void **state) {
   writer_fixture_t *f = calloc(1, sizeof *f);
 
-  if (!f || db_file_make(f->path, "hub") != 0) {
-    free(f);
-    return -1;
-  }
-  if (db_writer_new(f->path, &f->w, f->err, sizeof f->err) != 0 ||
-      db_open(f->path, &f->reader, f->err, sizeof f->err) != 0) {
-    db_writer_free(f->w);
-    db_files_remove(f->path);
+  if (!f || writer_fix_open(&f->fix, "hub") != 0) {
     free(f);
     return -1;
   }
@@ -57,9 +47,7 @@ static int writer_setup(void **state) {
 static int writer_teardown(void **state) {
   writer_fixture_t *f = *state;
 
-  db_writer_free(f->w);
-  db_close(f->reader);
-  db_files_remove(f->path);
+  writer_fix_close(&f->fix);
   free(f);
   return 0;
 }
@@ -76,7 +64,7 @@ static void count_commit(void *ctx) {
   char err[256];
   int n = 0;
 
-  if (db_job_list(f->reader, 0, 1000, &jobs, &n, err, sizeof err) == 0)
+  if (db_job_list(f->fix.reader, 0, 1000, &jobs, &n, err, sizeof err) == 0)
     f->jobs_seen = n;
   db_jobs_free(jobs, n);
   atomic_fetch_add(&f->commits, 1);
@@ -87,11 +75,11 @@ static void count_commit(void *ctx) {
 static void test_hook_after_each_commit(void **state) {
   writer_fixture_t *f = *state;
 
-  db_writer_on_commit(f->w, count_commit, f);
+  db_writer_on_commit(f->fix.w, count_commit, f);
   for (int i = 1; i <= CALLS; i++) {
     int64_t id = 0;
     assert_int_equal(
-        db_writer_call(f->w, insert_run, &id, f->err, sizeof f->err), 0);
+        db_writer_call(f->fix.w, insert_run, &id, f->fix.err, sizeof f->fix.err), 0);
     assert_int_equal(atomic_load(&f->commits), i);
     assert_int_equal(f->jobs_seen, i);
   }
@@ -108,14 +96,14 @@ static void test_hook_replaced_and_removed(void **state) {
   atomic_int other = 0;
   int64_t id;
 
-  db_writer_on_commit(f->w, count_commit, f);
-  assert_int_equal(db_writer_call(f->w, insert_run, &id, f->err, sizeof f->err),
+  db_writer_on_commit(f->fix.w, count_commit, f);
+  assert_int_equal(db_writer_call(f->fix.w, insert_run, &id, f->fix.err, sizeof f->fix.err),
                    0);
-  db_writer_on_commit(f->w, other_commit, &other);
-  assert_int_equal(db_writer_call(f->w, insert_run, &id, f->err, sizeof f->err),
+  db_writer_on_commit(f->fix.w, other_commit, &other);
+  assert_int_equal(db_writer_call(f->fix.w, insert_run, &id, f->fix.err, sizeof f->fix.err),
                    0);
-  db_writer_on_commit(f->w, NULL, NULL);
-  assert_int_equal(db_writer_call(f->w, insert_run, &id, f->err, sizeof f->err),
+  db_writer_on_commit(f->fix.w, NULL, NULL);
+  assert_int_equal(db_writer_call(f->fix.w, insert_run, &id, f->fix.err, sizeof f->fix.err),
                    0);
   assert_int_equal(atomic_load(&f->commits), 1);
   assert_int_equal(atomic_load(&other), 1);
@@ -346,14 +334,14 @@ static void test_commit_wakes_waiter(void **state) {
 
   probe_init(&p);
   assert_int_equal(hub_new(0, &h), 0);
-  db_writer_on_commit(f->w, publish_commit, h);
+  db_writer_on_commit(f->fix.w, publish_commit, h);
   assert_int_equal(hub_mark(h, &m), 0);
   assert_int_equal(hub_wait(h, &p.w, &m), 0);
-  assert_int_equal(db_writer_call(f->w, insert_run, &id, f->err, sizeof f->err),
+  assert_int_equal(db_writer_call(f->fix.w, insert_run, &id, f->fix.err, sizeof f->fix.err),
                    0);
   assert_int_equal(p.wakes, 1); /* before the call returned */
   assert_int_equal(hub_wait(h, &p.w, &m), 1);
-  db_writer_on_commit(f->w, NULL, NULL);
+  db_writer_on_commit(f->fix.w, NULL, NULL);
   hub_free(h);
   probe_deinit(&p);
 }

@@ -29,26 +29,12 @@
 #define THREADS 8
 #define CALLS 40
 
-typedef struct {
-  char path[64];
-  db_writer_t *w;
-  db_t *reader;
-  char err[256];
-} fixture_t;
+typedef writer_fix_t fixture_t;
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
 
-  if (!f)
-    return -1;
-  if (db_file_make(f->path, "writer") != 0) {
-    free(f);
-    return -1;
-  }
-  if (db_writer_new(f->path, &f->w, f->err, sizeof f->err) != 0 ||
-      db_open(f->path, &f->reader, f->err, sizeof f->err) != 0) {
-    db_writer_free(f->w);
-    db_files_remove(f->path);
+  if (!f || writer_fix_open(f, "writer") != 0) {
     free(f);
     return -1;
   }
@@ -57,12 +43,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  fixture_t *f = *state;
-
-  db_writer_free(f->w);
-  db_close(f->reader);
-  db_files_remove(f->path);
-  free(f);
+  writer_fix_close(*state);
+  free(*state);
   return 0;
 }
 
