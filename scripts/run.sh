@@ -31,12 +31,16 @@ submit() {
   cat >&2 <<MSG
 
   Submitted examples/sym40.json as job $id: $url/v1/jobs/$id
+
+  Dashboard: $url/jobs/$id   (all jobs: $url/)
+
   Follow it with:
+    build/spkctl --server $url events $id
     curl -s $url/v1/jobs/$id
     curl -s $url/v1/jobs/$id/metrics
-    curl -s '$url/v1/jobs/$id/stages/spl/epochs/10/samples?set=hard&limit=20'
+    curl -s '$url/v1/jobs/$id/stages/spl/samples?limit=20'
     curl -s $url/v1/jobs/$id/samples/0
-  or open $url/ in a browser. Ctrl-C stops the daemon.
+  Ctrl-C stops the daemon (the job resumes at the next start).
 
 MSG
 }
