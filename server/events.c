@@ -176,16 +176,20 @@ static int events_load(stream_t *s) {
 }
 
 /* Fills the empty buffer: events when there are any, else a heartbeat
- * when one is due, else waits in the hub (the connection suspended). */
+ * when one is due, else waits in the hub (the connection suspended).
+ * Once the hub is closed it still sends what was stored before, so the
+ * last words of a stopping daemon (a job put back in the queue) reach
+ * every stream, then ends. */
 static int stream_fill(stream_t *s) {
   hub_mark_t mark;
-  int rc;
+  int rc, closed;
 
   s->off = s->len = 0;
   for (;;) {
-    if (hub_mark(s->cfg->hub, &mark) < 0)
-      return FILL_END;
+    closed = hub_mark(s->cfg->hub, &mark) < 0;
     rc = events_load(s);
+    if (closed && rc == FILL_WAIT)
+      return FILL_END;
     if (rc != FILL_WAIT)
       return rc;
     if (mark.beats != s->beats) {
