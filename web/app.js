@@ -171,6 +171,26 @@ export function hasNoise(job) {
   return (job.spec.dataset.label_noise?.rate ?? 0) > 0;
 }
 
+// A <select id=id> of stages that calls onChange(stage) when the user picks
+// one. set(stages) replaces the options and keeps the choice when it is
+// still offered; it picks the first stage when nothing was chosen yet and
+// then returns that stage (else null), so the caller can load it.
+export function stageChooser(id, onChange) {
+  const el = h('select', { id, onchange: () => onChange(el.value) });
+  const set = (stages) => {
+    const had = el.value;
+    el.replaceChildren(...stages.map((s) => h('option', { value: s,
+      text: s })));
+    el.disabled = stages.length === 0;
+    if (stages.includes(had)) {
+      el.value = had;
+      return null;
+    }
+    return stages[0] ?? null;
+  };
+  return { el, set };
+}
+
 // Goes to a dashboard address without reloading the page.
 export function navigate(url) {
   history.pushState(null, '', url);

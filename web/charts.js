@@ -48,7 +48,7 @@ function widthOf(el) {
 
 // Lines up several x -> y maps on the sorted union of their x values, in
 // uPlot's column layout: [xs, ys of series 1, ys of series 2, ...].
-export function alignColumns(columns) {
+function alignColumns(columns) {
   const xs = new Set();
   for (const col of columns) {
     for (const x of col.keys()) {
@@ -70,7 +70,7 @@ function chartOptions(spec, width) {
     axes: [
       { label: spec.xLabel ?? 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100],
         size: 36, labelSize: 18 },
-      { size: 48, values: (u, vals) => vals.map(tickText) },
+      { size: 48 },
     ],
     series: [{ label: spec.xLabel ?? 'epoch' }, ...spec.series.map(line)],
     legend: { live: true },
@@ -85,14 +85,12 @@ function line(s) {
     dash: s.dash,
     spanGaps: true,
     paths: s.step ? uPlot.paths.stepped({ align: 1 }) : undefined,
-    value: (u, v) => v === null || v === undefined ? '–' : tickText(v),
+    value: (u, v) => v === null || v === undefined ? '–' : valueText(v),
   };
 }
 
-function tickText(v) {
-  if (v === null) {
-    return '';
-  }
+// A value for the legend: three decimals for the usual range.
+function valueText(v) {
   const a = Math.abs(v);
   return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1)
     : a >= 0.01 || a === 0 ? Number(v.toFixed(3)).toString()

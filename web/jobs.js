@@ -79,6 +79,7 @@ async function refresh(body, rows, status) {
 // job, newest first, rows of vanished jobs removed.
 function showJobs(body, rows, jobs) {
   const seen = new Set();
+  body.querySelector('tr:not([data-job-id])')?.remove();
   for (const job of jobs) {
     let row = rows.get(job.id);
     if (!row) {
@@ -115,11 +116,10 @@ function fillRow(row, job) {
     text: `#${job.id}` }));
   setChildren(cell('name'), h('a', { href: `/jobs/${job.id}`,
     text: job.name ?? '(unnamed)' }));
-  cell('state').textContent = job.cancel_requested && job.state === 'running'
-    ? 'cancelling' : job.state;
+  cell('state').textContent = job.state;
   cell('state').className = `state ${job.state}`;
   cell('state').title = job.error ?? '';
-  cell('stage').textContent = job.stage ? `${job.stage} ${job.epoch}` : '–';
+  cell('stage').textContent = stageText(job);
   setChildren(cell('progress'), progress(job));
   cell('student').textContent = pct(job.stages.student?.test_acc);
   cell('baseline').textContent = baselineText(job);
@@ -135,6 +135,16 @@ function setChildren(el, node) {
     el.replaceChildren(...(node ? [node] : []));
     el.dataset.html = text;
   }
+}
+
+// The stage running now (or last run), its epoch and test accuracy.
+function stageText(job) {
+  const s = job.stages[job.stage];
+  if (!s) {
+    return '–';
+  }
+  const acc = s.test_acc === null ? '' : ` · ${pct(s.test_acc)}`;
+  return `${job.stage} ${job.epoch}/${s.epochs}${acc}`;
 }
 
 function progress(job) {
@@ -167,7 +177,8 @@ function cancelButton(job) {
   }
   return h('button', {
     'data-action': 'cancel', 'data-job-id': job.id, type: 'button',
-    disabled: job.cancel_requested, text: 'Cancel',
+    disabled: job.cancel_requested,
+    text: job.cancel_requested ? 'Cancelling…' : 'Cancel',
     onclick: (ev) => cancelJob(job.id, ev.target),
   });
 }
@@ -220,14 +231,22 @@ async function submit(text, errors, button) {
   }
 }
 
+// Shows the API's message as it came (the stylesheet puts the field's path
+// before it) and selects the field, or the place a JSON error names.
 function showSubmitError(text, errors, e) {
   const field = e instanceof ApiError ? e.field ?? '_' : '_';
-  const where = field === '_' ? '' : `${field}: `;
+  const message = e instanceof ApiError ? e.message : errorText(e);
   errors.append(h('p', { class: 'field-error', 'data-field': field,
-    text: `${where}${e instanceof ApiError ? e.message : errorText(e)}` }));
+    text: message }));
   text.classList.add('invalid');
+  const where = /line (\d+), column (\d+)/.exec(message);
   if (field !== '_') {
     selectField(text, field);
+  } else if (where) {
+    const lines = text.value.split('\n').slice(0, Number(where[1]) - 1);
+    const at = lines.reduce((n, l) => n + l.length + 1, 0) +
+      Number(where[2]) - 1;
+    showRange(text, at, at);
   }
 }
 
@@ -246,7 +265,15 @@ function selectField(text, field) {
     at = found + name.length + 2;
   }
   if (found >= 0) {
-    text.setSelectionRange(found, at);
-    text.focus({ preventScroll: true });
+    showRange(text, found, at);
   }
+}
+
+// Selects text[from, to) in the textarea and scrolls it into view.
+function showRange(text, from, to) {
+  text.focus({ preventScroll: true });
+  text.setSelectionRange(from, to);
+  const line = text.value.slice(0, from).split('\n').length - 1;
+  const height = parseFloat(getComputedStyle(text).lineHeight) || 18;
+  text.scrollTop = Math.max(0, (line - 3) * height);
 }
