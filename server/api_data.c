@@ -910,7 +910,8 @@ void api_dataset_sample(api_req_t *req) {
                     req->seg[4]);
     return;
   }
-  rc = dataset_idx_sample_read(&files, test, (int)index, &s, err, sizeof err);
+  rc = pixcache_sample_read(req->cfg->pixcache, &files, test, (int)index, &s,
+                            err, sizeof err);
   if (rc) {
     api_reply_error(req, rc == -ERANGE ? 404 : 500,
                     rc == -ERANGE ? "not_found" : "internal", NULL, "%s", err);

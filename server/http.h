@@ -10,6 +10,7 @@
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
+#include "pixcache.h"
 #include "runner.h"
 
 typedef struct http_server http_server_t;
@@ -32,6 +33,7 @@ typedef struct {
   int timeout_s;       /* idle connections are closed; 0: the default */
   hub_t *hub;          /* wakes event streams; required */
   metrics_t *metrics;  /* counts requests; may be NULL */
+  pixcache_t *pixcache; /* dataset images for the dashboard; may be NULL */
 } http_config_t;
 
 /* Starts serving; the strings in cfg must outlive the server. Returns 0,

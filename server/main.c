@@ -58,6 +58,7 @@ typedef struct {
   http_server_t *http;
   hub_t *hub;
   metrics_t *metrics;
+  pixcache_t *pixcache;
 } daemon_t;
 
 static void usage(FILE *f) {
@@ -274,7 +275,8 @@ static int start(daemon_t *d) {
                       .token = d->opt.token[0] ? d->opt.token : NULL,
                       .max_connections = d->opt.max_connections,
                       .hub = d->hub,
-                      .metrics = d->metrics};
+                      .metrics = d->metrics,
+                      .pixcache = d->pixcache};
   char err[512], core[64];
   int rc;
 
@@ -339,7 +341,8 @@ int main(int argc, char **argv) {
     return 2;
   if ((beat_ms = heartbeat_ms()) < 0)
     return 2;
-  if (hub_new(beat_ms, &d.hub) != 0 || metrics_new(&d.metrics) != 0) {
+  if (hub_new(beat_ms, &d.hub) != 0 || metrics_new(&d.metrics) != 0 ||
+      pixcache_new(&d.pixcache) != 0) {
     fprintf(stderr, "spkd: out of memory\n");
     return 1;
   }
@@ -357,6 +360,7 @@ int main(int argc, char **argv) {
   uv_loop_close(&d.loop);
   hub_free(d.hub);
   metrics_free(d.metrics);
+  pixcache_free(d.pixcache);
   /* A refused listen address is a usage error, like a bad flag. */
   return rc == -EINVAL ? 2 : rc < 0 ? 1 : 0;
 }
