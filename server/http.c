@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,7 +391,7 @@ static int auth_check(api_req_t *req) {
     return 0;
   h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                   MHD_HTTP_HEADER_AUTHORIZATION);
-  if (h && strncmp(h, prefix, strlen(prefix)) == 0 &&
+  if (h && strncasecmp(h, prefix, strlen(prefix)) == 0 &&
       token_equal(h + strlen(prefix), req->cfg->token))
     return 0;
   api_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
@@ -493,6 +494,11 @@ static void reply_too_large(http_server_t *s, struct MHD_Connection *conn,
                        now_monotonic() - up->started);
 }
 
+/* Seconds an idle connection is kept. */
+static int request_timeout(const http_config_t *cfg) {
+  return cfg->timeout_s > 0 ? cfg->timeout_s : TIMEOUT_DEFAULT_S;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version,
@@ -518,6 +524,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   if (*upload_size > 0) {
+    /* A client that sends its request slowly enough never goes idle:
+     * past twice the idle timeout its connection is closed. */
+    if (now_monotonic() - up->started > 2.0 * request_timeout(&s->cfg)) {
+      LOG(s->cfg.log, LOG_DEBUG, "http", "request too slow, closed "
+          "method=%s path=%s", method, url);
+      return MHD_NO;
+    }
     if (upload_append(up, upload_data, *upload_size) < 0)
       return MHD_NO;
     *upload_size = 0;
@@ -542,6 +555,41 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     free(up);
     *con_cls = NULL;
   }
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes %XX escapes of a path or a query value in place, returning the
+ * new length, except two that would change what the text means to the
+ * router: %00 would end the C string early (/v1/jobs/7%00/x naming job
+ * 7) and %2F would add a path separator. Both stay as written, so such
+ * a path names nothing and such a value is refused as it stands. */
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  char *out = s;
+
+  (void)cls;
+  (void)conn;
+  for (const char *in = s; *in; out++) {
+    int hi = in[0] == '%' ? hex_value(in[1]) : -1;
+    int lo = hi >= 0 ? hex_value(in[2]) : -1;
+    int v = hi * 16 + lo;
+    if (lo < 0 || v == 0 || v == '/') {
+      *out = *in++;
+      continue;
+    }
+    *out = (char)v;
+    in += 3;
+  }
+  *out = '\0';
+  return (size_t)(out - s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -607,8 +655,8 @@ int http_start(const http_config_t *cfg, http_server_t **out, char *err,
       0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
       s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
       (unsigned)THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : TIMEOUT_DEFAULT_S),
+      MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)request_timeout(cfg),
       MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)(cfg->max_connections > 0 ? cfg->max_connections
                                           : CONNECTIONS_DEFAULT),

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ typedef struct {
   int jobs;
   int threads_per_job; /* 0: each spec's own */
   int max_connections;
+  int timeout_s;
   const char *token_file;
   char token[256]; /* read from token_file; "" without one */
   log_t log;
@@ -65,7 +67,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: spkd [--listen ADDR:PORT] [--db FILE] [--data-root DIR]\n"
           "            [--jobs N] [--threads-per-job N] [--token-file FILE]\n"
-          "            [--max-connections N] [--web-root DIR]\n"
+          "            [--max-connections N] [--timeout SECONDS]\n"
+          "            [--web-root DIR]\n"
           "            [--log-level debug|info|warn|error]\n"
           "  --listen           address to serve HTTP on (default\n"
           "                     127.0.0.1:8080); another than loopback\n"
@@ -81,6 +84,9 @@ static void usage(FILE *f) {
           "                     and DELETE requests must carry\n"
           "  --max-connections  HTTP connections at once, event streams\n"
           "                     included (default 512)\n"
+          "  --timeout          seconds an idle connection is kept, and\n"
+          "                     twice that for sending a request (default\n"
+          "                     30)\n"
           "  --web-root         directory of the dashboard's files\n"
           "  --log-level        least severe level logged (default info)\n"
           "Routes: see api-spec/openapi.yaml and the README.\n"
@@ -111,6 +117,18 @@ static int parse_listen(const char *s, options_t *o) {
   return 0;
 }
 
+/* The flags that take a whole number from 1 to hi. */
+static const struct {
+  const char *name;
+  size_t offset;
+  long hi;
+} int_flags[] = {
+    {"--jobs", offsetof(options_t, jobs), 64},
+    {"--threads-per-job", offsetof(options_t, threads_per_job), 64},
+    {"--max-connections", offsetof(options_t, max_connections), 100000},
+    {"--timeout", offsetof(options_t, timeout_s), 3600},
+};
+
 /* Applies one "--flag value" pair; -1 with a message on a bad one. */
 static int parse_flag(const char *flag, const char *val, options_t *o) {
   char *end;
@@ -133,15 +151,11 @@ static int parse_flag(const char *flag, const char *val, options_t *o) {
     o->token_file = val;
     return 0;
   }
-  if (strcmp(flag, "--jobs") == 0 || strcmp(flag, "--threads-per-job") == 0 ||
-      strcmp(flag, "--max-connections") == 0) {
+  for (size_t i = 0; i < sizeof int_flags / sizeof int_flags[0]; i++) {
     long n = strtol(val, &end, 10);
-    long hi = strcmp(flag, "--max-connections") == 0 ? 100000 : 64;
-    if (*val && !*end && n >= 1 && n <= hi) {
-      *(strcmp(flag, "--jobs") == 0              ? &o->jobs
-        : strcmp(flag, "--threads-per-job") == 0 ? &o->threads_per_job
-                                                 : &o->max_connections) =
-          (int)n;
+    if (strcmp(flag, int_flags[i].name) == 0 && *val && !*end && n >= 1 &&
+        n <= int_flags[i].hi) {
+      *(int *)((char *)o + int_flags[i].offset) = (int)n;
       return 0;
     }
   }
@@ -156,7 +170,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
   static const char *const flags[] = {
       "--listen",       "--db",          "--data-root",
       "--web-root",     "--jobs",        "--log-level",
-      "--token-file",   "--threads-per-job", "--max-connections"};
+      "--token-file",   "--threads-per-job", "--max-connections",
+      "--timeout"};
 
   for (int i = 1; i < argc; i++) {
     int known = 0;
@@ -274,6 +289,7 @@ static int start(daemon_t *d) {
                       .log = &d->opt.log,
                       .token = d->opt.token[0] ? d->opt.token : NULL,
                       .max_connections = d->opt.max_connections,
+                      .timeout_s = d->opt.timeout_s,
                       .hub = d->hub,
                       .metrics = d->metrics,
                       .pixcache = d->pixcache};

@@ -110,3 +110,61 @@ def test_connection_limit_holds(spkd_factory):
         except Exception:  # noqa: BLE001 - refused while slots free up
             return False
     wait_for('healthz after the idle connections left', healthy, 10)
+
+
+def test_nul_and_slash_escapes_name_nothing(spkd):
+    """%00 would end the path early and %2F add a separator: neither is
+    decoded, so such a path names no job and such a value is refused."""
+    client = spkd.client
+    job = client.submit(tiny_spec(name='kept'))
+    jid = job['id']
+    for path in (f'/v1/jobs/{jid}%00', f'/v1/jobs/{jid}%00abc',
+                 '/v1/jobs/%00', f'/v1%2Fjobs%2F{jid}'):
+        status, _, body = raw_request(
+            spkd.port, f'GET {path} HTTP/1.1\r\nHost: x\r\n'
+            f'Connection: close\r\n\r\n'.encode(), [])
+        assert status == 404, (path, body)
+        assert json.loads(body)['error']['code'] == 'not_found'
+    status, _, body = raw_request(
+        spkd.port, f'DELETE /v1/jobs/{jid}%00/x HTTP/1.1\r\nHost: x\r\n'
+        f'Connection: close\r\n\r\n'.encode(), [])
+    assert status == 404, body
+    status, _, body = raw_request(
+        spkd.port, b'GET /v1/jobs?state=queued%00x HTTP/1.1\r\nHost: x\r\n'
+        b'Connection: close\r\n\r\n', [])
+    assert status == 400 and json.loads(body)['error']['field'] == 'state'
+    # Other escapes still decode; the job is still there.
+    assert client.get_json(f'/v1/jobs/%{ord(str(jid)[0]):02X}'
+                           f'{str(jid)[1:]}')['id'] == jid
+
+
+def test_a_request_sent_too_slowly_is_closed(spkd_factory):
+    """With --timeout 1 a body that dribbles in, never idle for a second,
+    is cut off after two seconds, and the daemon stays healthy."""
+    d = spkd_factory.start(args=('--timeout', '1'))
+    body = json.dumps(tiny_spec()).encode()
+    head = (f'POST /v1/jobs HTTP/1.1\r\nHost: x\r\n'
+            f'Content-Length: {len(body)}\r\n\r\n').encode()
+    started = time.monotonic()
+    with socket.create_connection(('127.0.0.1', d.port), timeout=10) as s:
+        s.sendall(head)
+        closed = False
+        for i in range(len(body)):
+            try:
+                s.sendall(body[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.2)
+            if time.monotonic() - started > 8:
+                break
+        if not closed:
+            s.settimeout(5)
+            try:
+                closed = s.recv(100) == b''
+            except (ConnectionResetError, TimeoutError):
+                closed = True
+    assert closed
+    assert time.monotonic() - started < 8
+    assert d.client.jobs() == []
+    assert d.client.get_json('/healthz')['status'] == 'ok'
