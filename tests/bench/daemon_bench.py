@@ -70,10 +70,17 @@ class Daemon:
             return False
 
     def run_job(self, spec):
+        """Submits spec and waits for its end on the job's event stream,
+        which ends after the last state: polling would take CPU from
+        the job it measures."""
         job = post_json(self.url + '/v1/jobs', spec)
-        await_true(f"job {job['id']}", lambda: get_json(
-            f"{self.url}/v1/jobs/{job['id']}")['state'] in
-            ('succeeded', 'failed', 'cancelled'), 600)
+        with urllib.request.urlopen(f"{self.url}/v1/jobs/{job['id']}/events",
+                                    timeout=600) as r:
+            while r.read(65536):
+                pass
+        done = get_json(f"{self.url}/v1/jobs/{job['id']}")
+        if done['state'] != 'succeeded':
+            sys.exit(f"bench: job {job['id']} ended {done['state']}")
         return job['id']
 
     def stop(self):
