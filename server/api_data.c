@@ -709,7 +709,8 @@ static void names_free(char **names, int n) {
 }
 
 /* The names of the entries of root that hold a dataset spkd can read,
- * sorted: a heap array of *count heap strings, for names_free. */
+ * or one whose files lead outside root, sorted: a heap array of *count
+ * heap strings, for names_free. */
 static int datasets_find(const char *root, char ***out, int *count, char *err,
                          size_t errlen) {
   struct dirent **ents = NULL;
@@ -727,8 +728,12 @@ static int datasets_find(const char *root, char ***out, int *count, char *err,
   rc = names ? 0 : -ENOMEM;
   for (int i = 0; i < n; i++) {
     const char *name = ents[i]->d_name;
-    if (!rc && name[0] != '.' &&
-        dataset_files_find(root, name, &files, msg, sizeof msg) == 0)
+    int found = name[0] == '.' ? -EINVAL
+                               : dataset_files_find(root, name, &files, msg,
+                                                    sizeof msg);
+    /* One whose files lead outside the root is listed, with why it
+     * cannot be used. */
+    if (!rc && (found == 0 || found == -EPERM))
       rc = (names[k++] = strdup(name)) ? 0 : -ENOMEM;
     free(ents[i]);
   }

@@ -502,15 +502,15 @@ def test_bad_dataset_names_answer_404(quick, name, says):
     assert says in err['message']
 
 
-@pytest.mark.parametrize('path,unrouted', [
-    ('/v1/datasets/..%2F..%2Fetc/samples/0', False),
-    ('/v1/datasets/../../etc/passwd/samples/0', True)])
-def test_paths_out_of_the_root_are_not_routes(quick, path, unrouted):
-    """An escaped slash splits the path like a plain one: more segments
-    than any route has."""
+@pytest.mark.parametrize('path,unrouted,says', [
+    ('/v1/datasets/..%2F..%2Fetc/samples/0', False, 'not a plain name'),
+    ('/v1/datasets/../../etc/passwd/samples/0', True, 'no such route')])
+def test_paths_out_of_the_root_are_not_routes(quick, path, unrouted, says):
+    """An escaped slash is never decoded, so it names no plain dataset; a
+    plain one splits the path into more segments than any route has."""
     resp = raw_get(quick.daemon.port, path, unrouted=unrouted)
     err = expect_error(resp, 404, 'not_found')
-    assert err['message'] == 'no such route'
+    assert says in err['message']
 
 
 
@@ -592,7 +592,7 @@ def test_own_root_lists_its_datasets(own_root):
     items = [i for p in c.get_all('/v1/datasets', limit=2)
              for i in p['items']]
     assert [i['name'] for i in items] == \
-        ['alias', 'broken', 'short', 'tiny', 'tinygz']
+        ['alias', 'broken', 'escape', 'short', 'tiny', 'tinygz']
     by = {i['name']: i for i in items}
     for name in ('tiny', 'tinygz', 'alias'):
         assert by[name]['error'] is None
@@ -606,6 +606,9 @@ def test_own_root_lists_its_datasets(own_root):
     assert 'not an IDX unsigned-byte file' in by['broken']['error']
     assert by['broken']['train_samples'] is None
     assert '10 labels for 11 images' in by['short']['error']
+    # A link out of the root is listed with why it cannot be used.
+    assert 'leads outside the data root' in by['escape']['error']
+    assert by['escape']['files'] == []
 
 
 @pytest.mark.parametrize('name', ['tiny', 'tinygz', 'alias'])
@@ -638,7 +641,7 @@ def test_own_root_refusals(own_root, name, status, says):
 
 def test_datasets_list_pages_end(own_root):
     c = own_root.client
-    last = c.get_json('/v1/datasets', params={'cursor': '5'})
+    last = c.get_json('/v1/datasets', params={'cursor': '6'})
     assert last == {'items': [], 'next_cursor': None}
-    expect_error(c.get('/v1/datasets', params={'cursor': '6'}), 400,
+    expect_error(c.get('/v1/datasets', params={'cursor': '7'}), 400,
                  'invalid_parameter', 'cursor')
