@@ -241,8 +241,13 @@ static int heartbeat_ms(void) {
   return -1;
 }
 
+/* Marks the environment once the token file's warning is out: main
+ * reads the token before boot_blas, which may execute the program again
+ * with the same environment, and the warning is one event. */
+#define TOKEN_WARNED "SPKD_TOKEN_WARNED"
+
 /* Reads the bearer token: the file's first line, which must not be
- * empty. Warns when others may read the file. */
+ * empty. Warns when others may read the file, once per daemon. */
 static int token_read(options_t *o) {
   FILE *f = fopen(o->token_file, "r");
   struct stat st;
@@ -255,10 +260,13 @@ static int token_read(options_t *o) {
   }
   if (!fgets(o->token, sizeof o->token, f))
     o->token[0] = '\0';
-  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) &&
+      !getenv(TOKEN_WARNED)) {
     LOG(&o->log, LOG_WARN, "main",
         "token file may be read by others file=%s mode=%03o", o->token_file,
         (unsigned)(st.st_mode & 0777));
+    setenv(TOKEN_WARNED, "1", 1);
+  }
   fclose(f);
   n = strcspn(o->token, "\r\n");
   o->token[n] = '\0';
@@ -268,6 +276,22 @@ static int token_read(options_t *o) {
     return -1;
   }
   return 0;
+}
+
+/* Warns about a data root that is no directory and a web root without
+ * the dashboard: the daemon still runs (the API works), but every job
+ * would fail to find its dataset, or / would answer 404. */
+static void roots_check(const options_t *o) {
+  char page[4096];
+  struct stat st;
+
+  if (stat(o->data_root, &st) != 0 || !S_ISDIR(st.st_mode))
+    LOG(&o->log, LOG_WARN, "main", "data root is not a directory; jobs "
+        "will not find their datasets data_root=%s", o->data_root);
+  snprintf(page, sizeof page, "%s/index.html", o->web_root);
+  if (stat(page, &st) != 0)
+    LOG(&o->log, LOG_WARN, "main", "no dashboard in the web root; / will "
+        "answer 404 web_root=%s", o->web_root);
 }
 
 static int start(daemon_t *d) {
@@ -320,6 +344,7 @@ static int start(daemon_t *d) {
     return -1;
   }
   blas_corename(core, sizeof core);
+  roots_check(&d->opt);
   LOG(&d->opt.log, LOG_INFO, "main",
       "listening version=%s addr=%s:%d db=%s data_root=%s jobs=%d "
       "threads_per_job=%d auth=%s blas=%s",
