@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* GET /v1/jobs/{id}/events: a job's events as Server-Sent Events, its
- * history first, then live until its terminal state. The stream borrows
- * a database connection only while it reads; with nothing new it
- * suspends its connection and waits in the hub (hub.c), which resumes it
- * on the next commit, heartbeat or shutdown. What the events say is
- * storage's and job.c's business. */
+ * history first, then live until its terminal state. Live events come
+ * from the hub's ring (hub.c); the stream borrows a database connection
+ * only to read what the ring does not reach back to, and at heartbeats.
+ * With nothing new it suspends its connection and waits in the hub,
+ * which resumes it on its job's next event, a heartbeat or shutdown.
+ * What the events say is storage's and job.c's business. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,8 +20,9 @@
 #define EVENTS_BATCH 256
 #define EVENTS_RETRY_MS 3000
 
-/* What stream_fill left to do. */
-enum { FILL_DATA, FILL_WAIT, FILL_END, FILL_ERROR };
+/* What stream_fill left to do; FILL_MISS: the ring cannot tell, read
+ * the database. */
+enum { FILL_DATA, FILL_WAIT, FILL_END, FILL_ERROR, FILL_MISS };
 
 /* One client's stream. The reader runs on the server's threads, one call
  * at a time; the waiter is the hub's while it is linked. */
@@ -31,6 +33,7 @@ typedef struct {
   hub_waiter_t waiter;
   int64_t job;
   int64_t after;  /* the last seq sent */
+  int64_t seen;   /* every event of the job up to it was looked at */
   uint64_t beats; /* the hub's heartbeat count when one was last sent */
   int opened;     /* the retry line is out */
   int done;       /* the terminal state event is queued: end after it */
@@ -146,11 +149,20 @@ static int events_read(db_t *db, stream_t *s, db_event_t **ev, int *n,
   return rc;
 }
 
-/* Loads the next events into the buffer, up to the terminal one.
- * Returns FILL_DATA when it added some, FILL_END when the job is over
- * (or gone) and nothing is left, FILL_WAIT when there is nothing new
- * yet, FILL_ERROR on a storage failure or out of memory. */
-static int events_load(stream_t *s) {
+/* Logs a failed read and says so. */
+static int load_fail(stream_t *s, const char *err) {
+  LOG(s->cfg->log, LOG_ERROR, "events", "stream failed job=%lld error=\"%s\"",
+      (long long)s->job, err);
+  return FILL_ERROR;
+}
+
+/* Loads the job's next events from the database into the buffer, up to
+ * the terminal one. The read began after *mark was taken, so it saw
+ * every event up to mark->seq. Returns FILL_DATA when it added some,
+ * FILL_END when the job is over (or gone) and nothing is left,
+ * FILL_WAIT when there is nothing new yet, FILL_ERROR on a storage
+ * failure or out of memory. */
+static int db_load(stream_t *s, const hub_mark_t *mark) {
   db_event_t *ev = NULL;
   char err[256] = "";
   int n = 0, finished = 0, rc = -EIO;
@@ -165,34 +177,71 @@ static int events_load(stream_t *s) {
   db_events_free(ev, n);
   if (rc == -ENOENT)
     return FILL_END; /* deleted while followed */
-  if (rc) {
-    LOG(s->cfg->log, LOG_ERROR, "events", "stream failed job=%lld error=\"%s\"",
-        (long long)s->job, err);
-    return FILL_ERROR;
-  }
+  if (rc)
+    return load_fail(s, err);
+  if (n < EVENTS_BATCH && mark->seq > s->seen)
+    s->seen = mark->seq; /* read to the end, past the mark */
   if (n > 0)
     return FILL_DATA;
   return finished ? FILL_END : FILL_WAIT;
 }
 
+/* Loads the job's next events from the hub's ring into the buffer, up
+ * to the terminal one; FILL_DATA, FILL_WAIT, FILL_ERROR as db_load, or
+ * FILL_MISS when the ring does not reach back to what the stream last
+ * looked at, or holds the job's terminal event at or below the id the
+ * client started after (only the database can then tell the job is
+ * over). */
+static int ring_load(stream_t *s) {
+  db_event_t *ev = NULL;
+  int64_t upto = 0;
+  int n = 0, added = 0, miss = 0, rc;
+
+  rc = hub_events_read(s->cfg->hub, s->job, s->seen, EVENTS_BATCH, &ev, &n,
+                       &upto);
+  if (rc == -ERANGE)
+    return FILL_MISS;
+  for (int i = 0; rc == 0 && i < n && !s->done && !miss; i++) {
+    if (ev[i].seq <= s->after) {
+      miss = event_is_terminal(&ev[i]);
+      continue;
+    }
+    rc = event_add(s, &ev[i]);
+    added++;
+  }
+  db_events_free(ev, n);
+  if (rc)
+    return load_fail(s, "out of memory");
+  if (miss)
+    return FILL_MISS;
+  if (upto > s->seen)
+    s->seen = upto;
+  return added > 0 ? FILL_DATA : FILL_WAIT;
+}
+
 /* Fills the empty buffer: events when there are any, else a heartbeat
  * when one is due, else waits in the hub (the connection suspended).
- * Once the hub is closed it still sends what was stored before, so the
- * last words of a stopping daemon (a job put back in the queue) reach
- * every stream, then ends. */
+ * Events come from the ring, or from the database when the ring cannot
+ * tell, a heartbeat is due (what other processes stored reaches the
+ * stream then) or the hub is closed. Once the hub is closed it still
+ * sends what was stored before, so the last words of a stopping daemon
+ * (a job put back in the queue) reach every stream, then ends. */
 static int stream_fill(stream_t *s) {
   hub_mark_t mark;
-  int rc, closed;
+  int rc, closed, beat;
 
   s->off = s->len = 0;
   for (;;) {
     closed = hub_mark(s->cfg->hub, &mark) < 0;
-    rc = events_load(s);
+    beat = mark.beats != s->beats;
+    rc = closed || beat ? FILL_MISS : ring_load(s);
+    if (rc == FILL_MISS)
+      rc = db_load(s, &mark);
     if (closed && rc == FILL_WAIT)
       return FILL_END;
     if (rc != FILL_WAIT)
       return rc;
-    if (mark.beats != s->beats) {
+    if (beat) {
       s->beats = mark.beats;
       return buf_str(s, ": heartbeat\n\n") ? FILL_ERROR : FILL_DATA;
     }
@@ -317,7 +366,7 @@ static void reply_no_content(api_req_t *req) {
 /* Answers with a new stream of the job's events after after. */
 static void stream_start(api_req_t *req, int64_t job, int64_t after) {
   stream_t *s = calloc(1, sizeof *s);
-  hub_mark_t mark = {0, 0};
+  hub_mark_t mark = {-1, 0, 0};
 
   if (!s) {
     api_reply_error(req, 500, "internal", NULL, "out of memory");
@@ -329,7 +378,9 @@ static void stream_start(api_req_t *req, int64_t job, int64_t after) {
   s->job = job;
   s->after = after;
   (void)hub_mark(req->cfg->hub, &mark);
+  s->seen = after < mark.seq ? after : mark.seq;
   s->beats = mark.beats;
+  s->waiter.job = job;
   s->waiter.sleep = stream_sleep;
   s->waiter.wake = stream_wake;
   s->waiter.ctx = s;

@@ -32,6 +32,7 @@ struct runner {
   int lock_fd; /* shared lock on the database's lock file */
   db_t *db; /* the loop thread's connection, for reading */
   db_writer_t *writer; /* every write of the process */
+  db_t *hook_db; /* the commit hook's connection, on the writer thread */
   uv_async_t wake;
   uv_mutex_t lock;
   slot_t *slots;
@@ -66,9 +67,65 @@ static int runner_write(runner_t *r, int kind, int64_t id, const char *error,
   return db_writer_call(r->writer, runner_write_run, &w, err, errlen);
 }
 
-/* The writer's commit hook: readers of live events look again. */
+/* Events the commit hook reads from the log at a time. */
+#define HOOK_EVENTS_BATCH 256
+
+/* Hands the hub the events stored since the last it holds: this
+ * batch's, and any another process stored meanwhile. Reading by seq over
+ * all jobs walks the primary key on from where it stopped. */
+static int hook_events_read(runner_t *r, char *err, size_t errlen) {
+  int64_t last = hub_events_last(r->cfg.hub);
+  int n = 0, rc;
+
+  if (last < 0) { /* not started, or stopped by a failed read */
+    rc = db_event_last(r->hook_db, &last, err, errlen);
+    if (rc == 0)
+      hub_events_start(r->cfg.hub, last);
+    return rc;
+  }
+  do {
+    db_event_t *ev = NULL;
+    rc = db_event_list(r->hook_db, 0, last, HOOK_EVENTS_BATCH, &ev, &n, err,
+                       errlen);
+    if (rc == 0 && n > 0) {
+      last = ev[n - 1].seq;
+      hub_events_publish(r->cfg.hub, ev, n);
+    }
+    db_events_free(ev, n);
+  } while (rc == 0 && n == HOOK_EVENTS_BATCH);
+  return rc;
+}
+
+/* The writer's commit hook, on the writer thread: the events a batch
+ * stored go to the hub, which wakes the streams of their jobs only. When
+ * they cannot be read, the hub forgets its ring and wakes every stream,
+ * and the streams read the database until the next commit starts the
+ * ring again. */
 static void on_commit(void *ctx) {
-  hub_publish(ctx);
+  runner_t *r = ctx;
+  char err[256];
+
+  if (hook_events_read(r, err, sizeof err) != 0) {
+    LOG(r->cfg.log, LOG_ERROR, "runner", "cannot read new events "
+        "error=\"%s\"", err);
+    hub_events_stop(r->cfg.hub);
+  }
+}
+
+/* Opens the hook's connection and starts the hub's ring at the log's
+ * end before any commit calls the hook, so that the ring then holds
+ * every event stored after it. */
+static int hook_open(runner_t *r, char *err, size_t errlen) {
+  int64_t last = 0;
+  int rc = db_open(r->cfg.db_path, &r->hook_db, err, errlen);
+
+  if (rc == 0)
+    rc = db_event_last(r->hook_db, &last, err, errlen);
+  if (rc == 0) {
+    hub_events_start(r->cfg.hub, last);
+    db_writer_on_commit(r->writer, on_commit, r);
+  }
+  return rc;
 }
 
 /* Training threads yield to the HTTP threads: a job's worker and the
@@ -115,6 +172,9 @@ static void slot_done(uv_work_t *w, int status) {
           "error=\"%s\"", (long long)s->id, err);
     LOG(r->cfg.log, LOG_INFO, "runner", "job requeued job=%lld",
         (long long)s->id);
+  } else if (strcmp(s->state, "failed") == 0) {
+    LOG(r->cfg.log, LOG_WARN, "runner", "job ended job=%lld state=failed "
+        "error=\"%s\"", (long long)s->id, s->err);
   } else {
     LOG(r->cfg.log, LOG_INFO, "runner", "job ended job=%lld state=%s",
         (long long)s->id, s->state);
@@ -266,17 +326,18 @@ int runner_new(const runner_config_t *cfg, runner_t **out, char *err,
   rc = r->slots ? db_open(cfg->db_path, &r->db, err, errlen) : -ENOMEM;
   if (rc == 0)
     rc = db_writer_new(cfg->db_path, &r->writer, err, errlen);
+  if (rc == 0 && cfg->hub)
+    rc = hook_open(r, err, errlen);
   if (rc) {
     if (rc == -ENOMEM)
       snprintf(err, errlen, "out of memory");
     db_writer_free(r->writer);
+    db_close(r->hook_db);
     db_close(r->db);
     free(r->slots);
     free(r);
     return rc;
   }
-  if (cfg->hub)
-    db_writer_on_commit(r->writer, on_commit, cfg->hub);
   for (int i = 0; i < cfg->max_jobs; i++)
     r->slots[i].runner = r;
   uv_mutex_init(&r->lock);
@@ -349,6 +410,7 @@ void runner_free(runner_t *r) {
     return;
   uv_mutex_destroy(&r->lock);
   db_writer_free(r->writer);
+  db_close(r->hook_db);
   db_close(r->db);
   if (r->lock_fd >= 0)
     close(r->lock_fd);

@@ -423,6 +423,11 @@ int db_event_append(db_t *db, int64_t job, const char *kind,
 int db_event_list(db_t *db, int64_t job, int64_t after, int limit,
                   db_event_t **out, int *count, char *err, size_t errlen);
 
+/* Sets *seq to the number of the last stored event (0 when there is
+ * none): a reader that follows the log from now on passes it as its
+ * first after. */
+int db_event_last(db_t *db, int64_t *seq, char *err, size_t errlen);
+
 /* ---- Idempotency keys (db_idem.c). ---- */
 
 /* The longest idempotency key storage keeps, in bytes. */

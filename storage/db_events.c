@@ -175,6 +175,24 @@ int db_event_list(db_t *db, int64_t job, int64_t after, int limit,
   return 0;
 }
 
+int db_event_last(db_t *db, int64_t *seq, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int r, rc;
+
+  *seq = 0;
+  r = db_prepare(db, "SELECT coalesce(max(seq), 0) FROM events", &st, err,
+                 errlen);
+  if (r)
+    return r;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *seq = sqlite3_column_int64(st, 0);
+  else
+    r = db_fail(db, rc, "find the last event", err, errlen);
+  sqlite3_finalize(st);
+  return r;
+}
+
 int db_event_state(db_t *db, int64_t job, const char *state, const char *error,
                    const char *reason, char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
