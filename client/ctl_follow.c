@@ -3,7 +3,10 @@
  * parser. Each connection starts where the last one stopped (the id of
  * the last event seen goes out as Last-Event-ID); a connection that
  * ends before the job's terminal state is retried after the stream's
- * retry delay until the caller's patience runs out. */
+ * retry delay until the caller's patience runs out. Patience counts the
+ * time without a working stream since the last connection that brought
+ * a new event: a server that answers and closes without one cannot keep
+ * a follower forever, while a quiet stream held open costs none. */
 #include "ctl_follow.h"
 
 #include <errno.h>
@@ -20,10 +23,12 @@
 /* What one follow has learnt so far, across its connections. */
 typedef struct {
   const ctl_follow_opts_t *o;
-  char last_id[128]; /* of the last event seen, "" before one */
-  const char *final; /* the terminal state once seen */
-  long retry_ms;     /* the stream's reconnection delay */
-  int answered;      /* the last connection was answered 200 */
+  char last_id[128];     /* of the last event seen, "" before one */
+  const char *final;     /* the terminal state once seen */
+  long retry_ms;         /* the stream's reconnection delay */
+  int answered;          /* the last connection was answered 200 */
+  long long answered_at; /* when, on the monotonic clock in ms */
+  int progressed;        /* the last connection brought a new event */
 } follow_t;
 
 static long long now_ms(void) {
@@ -105,6 +110,8 @@ static int on_event(void *ctx, const sse_event_t *ev) {
   json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
   int stop = 0;
 
+  /* An event sent again under the id already seen is no progress. */
+  f->progressed |= !ev->id[0] || strcmp(ev->id, f->last_id) != 0;
   if (ev->id[0])
     snprintf(f->last_id, sizeof f->last_id, "%s", ev->id);
   if (f->o->raw)
@@ -183,6 +190,7 @@ static int stream_once(const ctl_server_t *s, follow_t *f, char *err,
   }
   if (rc == 0) {
     f->answered = 1;
+    f->answered_at = now_ms();
     rc = stream_read(c, f, err, errlen);
   }
   http_client_conn_free(c);
@@ -207,7 +215,7 @@ int ctl_follow(const ctl_server_t *s, const ctl_follow_opts_t *o,
   int rc, ever = 0;
 
   for (;;) {
-    f.answered = 0;
+    f.answered = f.progressed = 0;
     rc = stream_once(s, &f, err, errlen);
     if (f.final) {
       *state = f.final;
@@ -220,13 +228,18 @@ int ctl_follow(const ctl_server_t *s, const ctl_follow_opts_t *o,
     if (rc == -EINTR || rc == -EREMOTEIO || !ever)
       return rc ? rc : -ECONNRESET;
 
-    /* A stream that worked and dropped: patience counts from the drop. */
-    if (f.answered)
+    /* Patience counts from the first drop, and again from each drop of
+     * a connection that brought new events; the time a connection
+     * without any stayed open is given back. */
+    if (f.answered && !f.progressed && give_up >= 0)
+      give_up += now_ms() - f.answered_at;
+    if (f.progressed || give_up < 0) {
       give_up = now_ms() + (long long)o->reconnect_s * 1000;
+      if (o->notes)
+        fprintf(o->notes, "spkctl: job %lld: %s; reconnecting\n", o->job, err);
+    }
     if (now_ms() >= give_up)
       return rc ? rc : -ECONNRESET;
-    if (o->notes && f.answered)
-      fprintf(o->notes, "spkctl: job %lld: %s; reconnecting\n", o->job, err);
     f.retry_ms = f.retry_ms < RETRY_MIN_MS   ? RETRY_MIN_MS
                  : f.retry_ms > RETRY_MAX_MS ? RETRY_MAX_MS
                                              : f.retry_ms;

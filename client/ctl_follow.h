@@ -16,7 +16,9 @@ typedef struct {
   long long job;
   int raw;         /* 1: every event as "ID KIND DATA"; 0: progress lines
                       for states, epochs and log messages only */
-  int reconnect_s; /* how long to keep reconnecting after a drop */
+  int reconnect_s; /* how long to keep reconnecting: seconds without a
+                      working stream since the last drop of one that
+                      brought new events */
   FILE *out;       /* where the lines go */
   FILE *notes;     /* NULL, or where reconnecting is mentioned */
 } ctl_follow_opts_t;

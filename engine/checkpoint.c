@@ -657,6 +657,46 @@ static int buffer_parse(const ctx_t *c, const uint8_t *buf, size_t size,
   return plan_check(c, v);
 }
 
+/* The layer of v that owns tensor t, in the order layers own their
+ * parameters, and the tensor's index within that layer in *j. */
+static int tensor_owner(const ckpt_view_t *v, int t, int *j) {
+  int first = 0;
+
+  for (int i = 0; i < v->meta.desc.n_layers; i++) {
+    size_t want[2];
+    int k = layer_tensor_sizes(v, i, want);
+    if (t < first + k) {
+      *j = t - first;
+      return i;
+    }
+    first += k;
+  }
+  *j = t - first;
+  return v->meta.desc.n_layers - 1;
+}
+
+/* Checks that every parameter value of v is finite (momentum and second
+ * moments are left alone: a loaded model only runs forward), naming the
+ * first that is not. */
+static int values_check(const ctx_t *c, const ckpt_view_t *v) {
+  for (int t = 0; t < v->n_tensors; t++) {
+    const ckpt_tensor_t *x = &v->tensors[t];
+    for (size_t i = 0; i < x->n; i++) {
+      uint32_t bits = le32(x->value + 4 * i);
+      int j, layer;
+      if ((bits & 0x7f800000u) != 0x7f800000u)
+        continue;
+      layer = tensor_owner(v, t, &j);
+      return fail(c, -EINVAL,
+                  "layers[%d] (%s) tensor %d: value %zu of %zu is %s; the "
+                  "weights are not finite",
+                  layer, kind_name(v->meta.desc.layers[layer].kind), j, i, x->n,
+                  bits & 0x007fffffu ? "NaN" : "infinite");
+    }
+  }
+  return 0;
+}
+
 /* Layer i of m against the file's: kind, shapes, tensor sizes from
  * tensors[*t] on, generator; advances *t and *g past the layer's. */
 static int layer_match(const ctx_t *c, const ckpt_view_t *v, const model_t *m,
@@ -1018,5 +1058,26 @@ int checkpoint_decode_into(const uint8_t *buf, size_t size, model_t *m,
     rc = state_apply(&c, &v, m);
   if (rc == 0)
     *meta = v.meta;
+  return rc;
+}
+
+int checkpoint_verify(const char *path, checkpoint_meta_t *meta, char *err,
+                      size_t errlen) {
+  ctx_t c = {path, err, errlen};
+  ckpt_view_t v;
+  uint8_t *buf = NULL;
+  model_t *m = NULL;
+  int rc = file_parse(&c, &buf, &v);
+
+  if (rc == 0)
+    rc = values_check(&c, &v);
+  if (rc == 0)
+    rc = model_build(&c, &v, 1, 1, &m);
+  if (rc == 0)
+    rc = model_match(&c, &v, m);
+  if (rc == 0)
+    *meta = v.meta;
+  model_free(m);
+  free(buf);
   return rc;
 }

@@ -57,6 +57,16 @@ int checkpoint_load(const char *path, int batch_cap, int members,
                     checkpoint_meta_t *meta, model_t **out, char *err,
                     size_t errlen);
 
+/* Checks the checkpoint at path as checkpoint_load does (envelope and
+ * CRC, every count and shape, a model that can be built from it) without
+ * keeping the model, and also that every parameter value is finite, so
+ * that a caller can refuse a file before it plans any work on it. Fills
+ * *meta on success. Returns 0 or what checkpoint_load returns for a file
+ * it refuses; -EINVAL also for a value that is NaN or infinite, err
+ * naming its layer and tensor. */
+int checkpoint_verify(const char *path, checkpoint_meta_t *meta, char *err,
+                      size_t errlen);
+
 /* Restores the checkpoint at path into m, a model of the same
  * architecture (layer kinds, shapes and parameter sizes), and fills *meta.
  * Allocates m's second moments when the file has them and m has not.

@@ -253,3 +253,249 @@ int detect_noise_rate(const float *mean_loss, int n, double *rate) {
   free(x);
   return 0;
 }
+
+/* Confident learning. */
+
+enum { DETECT_CLASSES_MAX = 256 };
+
+static int probs_check(const detect_probs_t *in) {
+  if (!in || in->n < 0 || in->classes < 1 ||
+      in->classes > DETECT_CLASSES_MAX ||
+      (in->n > 0 && (!in->probs || !in->labels)))
+    return -EINVAL;
+  for (int i = 0; i < in->n; i++) {
+    const float *p = in->probs + (size_t)i * in->classes;
+    if (in->labels[i] >= in->classes)
+      return -EINVAL;
+    for (int j = 0; j < in->classes; j++)
+      if (!(p[j] >= 0.0f && p[j] <= 1.0f))
+        return -EINVAL;
+  }
+  return 0;
+}
+
+/* t_j: the mean probability of class j over the samples labelled j,
+ * infinite for a class nobody carries. count (classes) receives n_j. */
+static void confident_thresholds(const detect_probs_t *in, double *t,
+                                 int64_t *count) {
+  int C = in->classes;
+
+  for (int j = 0; j < C; j++)
+    t[j] = 0.0, count[j] = 0;
+  for (int i = 0; i < in->n; i++) {
+    int y = in->labels[i];
+    t[y] += in->probs[(size_t)i * C + y];
+    count[y]++;
+  }
+  for (int j = 0; j < C; j++)
+    t[j] = count[j] > 0 ? t[j] / (double)count[j] : HUGE_VAL;
+}
+
+/* The class that confidently claims a sample of probabilities p (C):
+ * the most probable among the classes at or above their threshold, or -1
+ * when there is none. */
+static int confident_column(const float *p, int C, const double *t) {
+  int best = -1;
+
+  for (int j = 0; j < C; j++)
+    if (p[j] >= t[j] && (best < 0 || p[j] > p[best]))
+      best = j;
+  return best;
+}
+
+int detect_noise_confident(const detect_probs_t *in, double *per_class,
+                           double *rate) {
+  double t[DETECT_CLASSES_MAX];
+  int64_t count[DETECT_CLASSES_MAX], rejected[DETECT_CLASSES_MAX] = {0};
+  int64_t total = 0;
+  int C;
+
+  if (probs_check(in) || !rate)
+    return -EINVAL;
+  C = in->classes;
+  confident_thresholds(in, t, count);
+  for (int i = 0; i < in->n; i++) {
+    int j = confident_column(in->probs + (size_t)i * C, C, t);
+    if (j >= 0 && j != in->labels[i])
+      rejected[in->labels[i]]++;
+  }
+  for (int y = 0; y < C; y++) {
+    if (per_class)
+      per_class[y] = count[y] > 0 ? (double)rejected[y] / count[y] : 0.0;
+    total += rejected[y];
+  }
+  *rate = in->n > 0 ? (double)total / in->n : 0.0;
+  return 0;
+}
+
+/* The beta mixture. Component 0 starts on the values below 1/2 (the
+ * corrupted side), component 1 on the rest. */
+#define BETA_CLAMP 1e-4
+#define BETA_START_SPLIT 0.5
+#define BETA_MAX_ITER 300
+#define BETA_TOL 1e-9
+
+typedef struct {
+  double w[2], a[2], b[2];
+} detect_beta_t;
+
+/* log B(a, b). */
+static double log_beta_fn(double a, double b) {
+  return lgamma(a) + lgamma(b) - lgamma(a + b);
+}
+
+/* Parameters of a beta of mean m and variance v by the method of
+ * moments; the variance is kept below m (1 - m), where no beta fits. */
+static void beta_moments(double m, double v, double *a, double *b) {
+  double cap = m * (1.0 - m), common;
+
+  if (v >= 0.99 * cap)
+    v = 0.99 * cap;
+  if (v < 1e-8)
+    v = 1e-8;
+  common = cap / v - 1.0;
+  *a = m * common;
+  *b = (1.0 - m) * common;
+}
+
+/* M step from resp (posterior of component 0). Returns -1, leaving m
+ * alone, when a component has lost its weight. */
+static int beta_maximize(detect_beta_t *m, const double *x, int n,
+                         const double *resp) {
+  double r[2] = {0, 0}, s[2] = {0, 0}, ss[2] = {0, 0};
+
+  for (int i = 0; i < n; i++) {
+    double q[2] = {resp[i], 1.0 - resp[i]};
+    for (int k = 0; k < 2; k++) {
+      r[k] += q[k];
+      s[k] += q[k] * x[i];
+      ss[k] += q[k] * x[i] * x[i];
+    }
+  }
+  if (r[0] < MIX_WEIGHT_MIN * n || r[1] < MIX_WEIGHT_MIN * n)
+    return -1;
+  for (int k = 0; k < 2; k++) {
+    double mean = s[k] / r[k], var = ss[k] / r[k] - mean * mean;
+    m->w[k] = r[k] / n;
+    beta_moments(mean, var, &m->a[k], &m->b[k]);
+  }
+  return 0;
+}
+
+/* The values a beta mixture is fitted to: each clamped value x, log x
+ * and log(1 - x), n of each. */
+typedef struct {
+  double *x, *lx, *l1;
+  int n;
+} beta_data_t;
+
+/* E step: resp[i] is the posterior of component 0. Returns the
+ * log-likelihood. */
+static double beta_expect(const detect_beta_t *m, const beta_data_t *d,
+                          double *resp) {
+  double c[2], ll = 0.0;
+
+  for (int k = 0; k < 2; k++)
+    c[k] = log(m->w[k]) - log_beta_fn(m->a[k], m->b[k]);
+  for (int i = 0; i < d->n; i++) {
+    double v[2], top, e0, e1;
+    for (int k = 0; k < 2; k++)
+      v[k] = c[k] + (m->a[k] - 1.0) * d->lx[i] + (m->b[k] - 1.0) * d->l1[i];
+    top = fmax(v[0], v[1]);
+    e0 = exp(v[0] - top);
+    e1 = exp(v[1] - top);
+    resp[i] = e0 / (e0 + e1);
+    ll += top + log(e0 + e1);
+  }
+  return ll;
+}
+
+/* Fits the mixture to d (n >= 1) and returns the weight of the
+ * component of lower mean. resp holds n doubles. */
+static double beta_rate(const beta_data_t *d, double *resp) {
+  detect_beta_t m;
+  double prev = -HUGE_VAL, low = 0.0;
+  int n = d->n;
+
+  for (int i = 0; i < n; i++) {
+    resp[i] = d->x[i] < BETA_START_SPLIT;
+    low += resp[i];
+  }
+  if (low == 0.0 || low == n)
+    return low / n;
+  beta_maximize(&m, d->x, n, resp);
+  for (int it = 0; it < BETA_MAX_ITER; it++) {
+    double ll = beta_expect(&m, d, resp);
+    if (it > 0 && fabs(ll - prev) <= BETA_TOL * fabs(ll))
+      break;
+    prev = ll;
+    if (beta_maximize(&m, d->x, n, resp))
+      break;
+  }
+  return m.a[0] / (m.a[0] + m.b[0]) <= m.a[1] / (m.a[1] + m.b[1]) ? m.w[0]
+                                                                   : m.w[1];
+}
+
+int detect_noise_beta(const float *conf, int n, double *rate) {
+  beta_data_t d = {NULL, NULL, NULL, n};
+  double *buf;
+
+  if ((n > 0 && !conf) || n < 0 || !rate)
+    return -EINVAL;
+  for (int i = 0; i < n; i++)
+    if (!(conf[i] >= 0.0f && conf[i] <= 1.0f))
+      return -EINVAL;
+  *rate = 0.0;
+  if (n < 1)
+    return 0;
+
+  /* x, log x, log(1 - x), then n doubles of scratch for the E step. */
+  buf = malloc(sizeof *buf * 4 * (size_t)n);
+  if (!buf)
+    return -ENOMEM;
+  d.x = buf;
+  d.lx = buf + n;
+  d.l1 = buf + 2 * (size_t)n;
+  for (int i = 0; i < n; i++) {
+    d.x[i] = fmin(fmax(conf[i], BETA_CLAMP), 1.0 - BETA_CLAMP);
+    d.lx[i] = log(d.x[i]);
+    d.l1[i] = log1p(-d.x[i]);
+  }
+  *rate = beta_rate(&d, buf + 3 * (size_t)n);
+  free(buf);
+  return 0;
+}
+
+int detect_noise_by_class(detect_mix_kind_t kind, const float *values,
+                          const uint8_t *labels, int n, int classes,
+                          double *per_class, double *rate) {
+  float *sub;
+  double sum = 0.0;
+  int rc = 0;
+
+  if (n < 0 || classes < 1 || classes > DETECT_CLASSES_MAX || !rate ||
+      (n > 0 && (!values || !labels)))
+    return -EINVAL;
+  for (int i = 0; i < n; i++)
+    if (labels[i] >= classes)
+      return -EINVAL;
+  sub = malloc(sizeof *sub * (size_t)(n > 0 ? n : 1));
+  if (!sub)
+    return -ENOMEM;
+  for (int c = 0; c < classes && rc == 0; c++) {
+    int m = 0;
+    double r = 0.0;
+    for (int i = 0; i < n; i++)
+      if (labels[i] == c)
+        sub[m++] = values[i];
+    rc = kind == DETECT_MIX_BETA ? detect_noise_beta(sub, m, &r)
+                                 : detect_noise_rate(sub, m, &r);
+    if (per_class)
+      per_class[c] = r;
+    sum += r * m;
+  }
+  if (rc == 0)
+    *rate = n > 0 ? sum / n : 0.0;
+  free(sub);
+  return rc;
+}

@@ -56,4 +56,54 @@ int detect_auroc(const float *score, const uint8_t *corrupted, int n,
  * n < 0 or a negative or non-finite loss; -ENOMEM. */
 int detect_noise_rate(const float *mean_loss, int n, double *rate);
 
+/* The model's class probabilities for every sample, as the class-aware
+ * estimators read them: probs (n, classes), each row a softmax (finite
+ * values in [0, 1]), and the observed labels (n), each < classes. */
+typedef struct {
+  const float *probs;
+  const uint8_t *labels;
+  int n, classes; /* classes in [1, 256] */
+} detect_probs_t;
+
+/* The share of corrupted labels by confident learning: the share of
+ * samples whose observed label the model rejects with confidence. Per
+ * class j the threshold t_j is the mean probability of j over the samples
+ * labelled j (infinite when no sample is). A sample labelled i is
+ * rejected when, among the classes j with p_j >= t_j, the most probable
+ * exists and is not i. per_class (classes, may be NULL) receives the
+ * share of rejected samples among those labelled i (0 for a class
+ * nobody carries) and *rate the share among all n (0 when n is 0). The
+ * counts are not rescaled to the samples no class claims: measured on
+ * Fashion-MNIST, those hold about as many corrupted labels as the
+ * rejected samples hold clean ones. O(n classes) time. Returns 0;
+ * -EINVAL for a NULL pointer, n < 0, classes out of range, a label >=
+ * classes or a probability outside [0, 1] or NaN. */
+int detect_noise_confident(const detect_probs_t *in, double *per_class,
+                           double *rate);
+
+/* The share of corrupted labels from the mean probability of each
+ * sample's observed label, conf (n), values in [0, 1]: a two-component
+ * beta mixture fitted by EM (moment-matched M step) to the values
+ * clamped into [1e-4, 1 - 1e-4], started from the split at 1/2, and the
+ * weight of the component of lower mean. Data with no value below 1/2 or
+ * none above gives 0 or 1 from the start. Returns 0; -EINVAL for a NULL
+ * pointer, n < 0 or a value outside [0, 1]; -ENOMEM. */
+int detect_noise_beta(const float *conf, int n, double *rate);
+
+/* Which one-dimensional estimator detect_noise_by_class runs per class. */
+typedef enum {
+  DETECT_MIX_GAUSS_LOG_LOSS, /* detect_noise_rate on losses */
+  DETECT_MIX_BETA            /* detect_noise_beta on confidences */
+} detect_mix_kind_t;
+
+/* Runs the estimator kind on the values (n) of each observed class
+ * (labels (n), each < classes <= 256) on its own, writes per_class
+ * (classes, may be NULL; 0 for a class without samples) and their mean
+ * weighted by class size into *rate. Returns what the estimator returns
+ * for bad values, -EINVAL for a NULL pointer, n < 0, classes out of
+ * range or a label >= classes; -ENOMEM. */
+int detect_noise_by_class(detect_mix_kind_t kind, const float *values,
+                          const uint8_t *labels, int n, int classes,
+                          double *per_class, double *rate);
+
 #endif

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,31 @@ void pipeline_spec_defaults(pipeline_spec_t *spec) {
   spec->baseline = spec->student;
 }
 
+/* The self-paced stage's noise-rate estimates. Those of the warm-up
+ * model are made once, at the last warm-up epoch; the beta mixture
+ * follows every epoch. */
+typedef struct {
+  double est[PIPELINE_ESTIMATORS];
+  double per_class[256]; /* of the first estimator */
+  int state;             /* NOISE_COLLECTING, NOISE_MADE or NOISE_LOST */
+} noise_est_t;
+
+/* What a resume state keeps of the estimates: the doubles, no padding. */
+#define NOISE_STATE_BYTES offsetof(noise_est_t, state)
+
+/* NOISE_LOST: the stage resumed after its warm-up from a state that
+ * kept no estimate, so there is none to report. */
+enum { NOISE_COLLECTING, NOISE_MADE, NOISE_LOST };
+
+static const char *const estimator_names[PIPELINE_ESTIMATORS] = {
+    "confident", "beta", "gmm_class", "gmm"};
+
+const char *pipeline_estimator_name(int estimator) {
+  if (estimator < 0 || estimator >= PIPELINE_ESTIMATORS)
+    return "unknown";
+  return estimator_names[estimator];
+}
+
 /* Everything one run holds: the job's samples, the per-sample buffers of
  * the epoch being reported, and what passes from stage to stage. */
 typedef struct {
@@ -139,6 +165,10 @@ typedef struct {
   float *spl_w;          /* (n_train) spl weights for the next epoch */
   float *hist_loss;      /* (spl epochs, n_train) per-epoch losses */
   float *hist_prob;      /* (spl epochs, n_train) per-epoch p(observed) */
+  float *class_prob;     /* (n_train, classes) spl: the sum of the warm-up
+                          * epochs' class probabilities */
+  int class_prob_on;     /* 1: scoring adds its probabilities there */
+  noise_est_t noise;     /* spl: the noise-rate estimates */
   const float *det_score; /* what the epoch's AUROC ranks */
   uint8_t *corrupted;    /* (n_train) label changed by injected noise */
   int score_kind;        /* spl_score_kind_t of the stage running */
@@ -362,7 +392,8 @@ static int buffers_alloc(run_t *r) {
   r->corrupted = malloc(n);
   r->final_easy = malloc(n);
   r->teacher_probs = malloc(n * (size_t)r->classes * sizeof(float));
-  if (!r->train_labels || !r->spl_w || !r->hist_loss || !r->hist_prob ||
+  r->class_prob = malloc(n * (size_t)r->classes * sizeof(float));
+  if (!r->class_prob || !r->train_labels || !r->spl_w || !r->hist_loss || !r->hist_prob ||
       !r->corrupted || !r->final_easy || !r->teacher_probs ||
       lane_alloc(r) != 0)
     return fail(r, -ENOMEM, "out of memory for per-sample buffers");
@@ -385,6 +416,7 @@ static void run_deinit(run_t *r) {
   free(r->corrupted);
   free(r->final_easy);
   free(r->teacher_probs);
+  free(r->class_prob);
   free(r->hint_t);
   lane_deinit(r);
 }
@@ -436,6 +468,21 @@ static double accuracy(run_t *r, model_t *m, const dataset_t *ds,
   return eval_accuracy(conf);
 }
 
+/* Adds the softmax of each row of logits (b, C) to sum (b, C). */
+static void softmax_add(const float *logits, int b, int C, float *sum) {
+  for (int i = 0; i < b; i++) {
+    const float *z = logits + (size_t)i * C;
+    float *out = sum + (size_t)i * C, max = z[0];
+    double total = 0.0;
+    for (int j = 1; j < C; j++)
+      max = z[j] > max ? z[j] : max;
+    for (int j = 0; j < C; j++)
+      total += exp((double)z[j] - max);
+    for (int j = 0; j < C; j++)
+      out[j] += (float)(exp((double)z[j] - max) / total);
+  }
+}
+
 /* Scores every training sample: loss and probability of its observed
  * label into r->loss and r->prob, and counts correct predictions. */
 typedef struct {
@@ -453,6 +500,9 @@ static void visit_score(void *ctx, int first, int b, const float *logits) {
 
   loss_ce_forward(logits, y, NULL, b, r->classes, r->loss + first,
                   r->prob + first);
+  if (r->class_prob_on && r->noise.state == NOISE_COLLECTING)
+    softmax_add(logits, b, r->classes,
+                r->class_prob + (size_t)first * r->classes);
   spl_scores(logits, y, b, r->classes, r->score_kind, &out);
   for (int i = 0; i < b; i++)
     s->correct += r->pred[first + i] == y[i];
@@ -651,28 +701,111 @@ static int report_detection(run_t *r, pipeline_epoch_t *m) {
   return 0;
 }
 
-/* The noise rate the losses alone suggest: a mixture fitted to each
- * sample's mean loss over the warm-up epochs (the first epoch without
- * warm-up), when every sample still trains and losses are not yet biased
- * by the selection. */
-static int spl_noise_estimate(run_t *r, pipeline_epoch_t *m) {
-  int warm = r->spec->spl_warmup_epochs > 0 ? r->spec->spl_warmup_epochs : 1;
-  size_t n = (size_t)r->n_train;
-  float *mean = calloc(n, sizeof(float));
+/* The spl epoch (from 0) whose scores make the first selection: the last
+ * of the warm-up, or the first epoch when there is none. The estimates
+ * of the warm-up model are made there. */
+static int spl_first_choice(const pipeline_spec_t *s) {
+  return s->spl_warmup_epochs > 0 ? s->spl_warmup_epochs - 1 : 0;
+}
+
+/* Each sample's mean over the first `epochs` rows of a per-epoch
+ * history (epochs, n) into out (n). */
+static void history_mean(const float *hist, int epochs, int n, float *out) {
+  for (int i = 0; i < n; i++) {
+    double sum = 0.0;
+    for (int e = 0; e < epochs; e++)
+      sum += hist[(size_t)e * n + i];
+    out[i] = (float)(sum / epochs);
+  }
+}
+
+/* An estimator's outcome: the rate, or NaN when its input did not fit
+ * (-EINVAL). Only running out of memory fails the run. */
+static int noise_outcome(run_t *r, int rc, double *rate) {
+  if (rc == -ENOMEM)
+    return fail(r, rc, "out of memory estimating the noise rate");
+  if (rc)
+    *rate = NAN;
+  return 0;
+}
+
+/* The warm-up model's estimates, from the sum of the class probabilities
+ * of its `epochs` epochs in r->class_prob (made their mean here) and
+ * their mean losses. */
+static int noise_warmup(run_t *r, int epochs) {
+  noise_est_t *ne = &r->noise;
+  size_t n = (size_t)r->n_train, nc = n * (size_t)r->classes;
+  detect_probs_t in = {r->class_prob, r->train_labels, r->n_train,
+                       r->classes};
+  float *mean = malloc(n * sizeof(float));
   int rc;
 
   if (!mean)
     return fail(r, -ENOMEM, "out of memory estimating the noise rate");
-  for (int e = 0; e < warm; e++)
-    for (size_t i = 0; i < n; i++)
-      mean[i] += r->hist_loss[(size_t)e * n + i] / (float)warm;
-  rc = detect_noise_rate(mean, r->n_train, &m->estimated_noise_rate);
+  for (size_t i = 0; i < nc; i++)
+    r->class_prob[i] = fminf(r->class_prob[i] / (float)epochs, 1.0f);
+  rc = noise_outcome(r, detect_noise_confident(&in, ne->per_class,
+                                               &ne->est[PIPELINE_EST_CONFIDENT]),
+                     &ne->est[PIPELINE_EST_CONFIDENT]);
+  history_mean(r->hist_loss, epochs, r->n_train, mean);
+  if (rc == 0)
+    rc = noise_outcome(
+        r, detect_noise_by_class(DETECT_MIX_GAUSS_LOG_LOSS, mean,
+                                 r->train_labels, r->n_train, r->classes,
+                                 NULL, &ne->est[PIPELINE_EST_GMM_CLASS]),
+        &ne->est[PIPELINE_EST_GMM_CLASS]);
+  if (rc == 0)
+    rc = noise_outcome(r, detect_noise_rate(mean, r->n_train,
+                                            &ne->est[PIPELINE_EST_GMM]),
+                       &ne->est[PIPELINE_EST_GMM]);
   free(mean);
-  if (rc == -ENOMEM)
-    return fail(r, rc, "out of memory estimating the noise rate");
-  if (rc)
-    m->estimated_noise_rate = NAN;
-  return 0;
+  ne->state = NOISE_MADE;
+  return rc;
+}
+
+/* The beta mixture on the mean probability of the observed label over
+ * the stage's first `epochs` epochs. */
+static int noise_beta(run_t *r, int epochs) {
+  double *rate = &r->noise.est[PIPELINE_EST_BETA];
+  float *mean = malloc((size_t)r->n_train * sizeof(float));
+  int rc;
+
+  if (!mean)
+    return fail(r, -ENOMEM, "out of memory estimating the noise rate");
+  history_mean(r->hist_prob, epochs, r->n_train, mean);
+  for (int i = 0; i < r->n_train; i++)
+    mean[i] = fminf(mean[i], 1.0f);
+  rc = noise_outcome(r, detect_noise_beta(mean, r->n_train, rate), rate);
+  free(mean);
+  return rc;
+}
+
+/* spl, after the epoch (from 0) is scored and recorded: the warm-up
+ * model's estimates at the first selection, the beta mixture's from
+ * there on. */
+static int spl_noise_update(run_t *r, int epoch) {
+  int rc = 0;
+
+  if (epoch < spl_first_choice(r->spec))
+    return 0;
+  if (r->noise.state == NOISE_COLLECTING)
+    rc = noise_warmup(r, epoch + 1);
+  if (rc == 0 && r->noise.state == NOISE_MADE)
+    rc = noise_beta(r, epoch + 1);
+  return rc;
+}
+
+/* The estimates an spl epoch reports once they are made; NaN elsewhere. */
+static void report_noise(const run_t *r, pipeline_epoch_t *m) {
+  const noise_est_t *ne = &r->noise;
+  int made = m->stage == PIPELINE_STAGE_SPL && ne->state == NOISE_MADE;
+
+  for (int k = 0; k < PIPELINE_ESTIMATORS; k++)
+    m->noise_estimates[k] = made ? ne->est[k] : NAN;
+  m->estimated_noise_rate = m->noise_estimates[PIPELINE_EST_CONFIDENT];
+  made = made && isfinite(m->estimated_noise_rate);
+  m->noise_per_class = made ? ne->per_class : NULL;
+  m->noise_classes = made ? r->classes : 0;
 }
 
 static int report_epoch(run_t *r, pipeline_epoch_t *m) {
@@ -685,9 +818,7 @@ static int report_epoch(run_t *r, pipeline_epoch_t *m) {
   m->easy_size = easy;
   m->easy_fraction = (double)easy / r->n_train;
   rc = report_detection(r, m);
-  m->estimated_noise_rate = NAN;
-  if (rc == 0 && m->stage == PIPELINE_STAGE_SPL && m->epoch == m->epochs)
-    rc = spl_noise_estimate(r, m);
+  report_noise(r, m);
   if (rc)
     return rc;
   if (!r->hooks->on_epoch)
@@ -765,6 +896,8 @@ out:
 #define TAG_FINAL STATE_TAG('F', 'I', 'N', 'L')
 #define TAG_DYN STATE_TAG('D', 'Y', 'N', 'A')
 #define TAG_HINT STATE_TAG('H', 'I', 'N', 'T')
+#define TAG_NOISE STATE_TAG('N', 'O', 'I', 'S')
+#define TAG_WARM STATE_TAG('W', 'A', 'R', 'M')
 
 /* What every state starts with. */
 typedef struct {
@@ -810,6 +943,13 @@ static void state_put_arrays(run_t *r, const stage_t *st, int epoch,
   }
   if (st->stage == PIPELINE_STAGE_SPL && final)
     state_put(w, TAG_FINAL, r->final_easy, n);
+  /* The noise estimates once made, else the warm-up's sum so far. */
+  if (st->stage == PIPELINE_STAGE_SPL && r->noise.state == NOISE_MADE)
+    state_put(w, TAG_NOISE, &r->noise, NOISE_STATE_BYTES);
+  else if (st->stage == PIPELINE_STAGE_SPL &&
+           r->noise.state == NOISE_COLLECTING)
+    state_put(w, TAG_WARM, r->class_prob,
+              n * (size_t)r->classes * sizeof(float));
   if (st->hint) {
     const optim_param_t *P = &st->hint->P;
     state_put(w, TAG_HINT, P->value, P->n * sizeof(float));
@@ -885,6 +1025,25 @@ static int state_read_pairs(run_t *r, stage_t *st, const state_reader_t *rd,
   return 0;
 }
 
+/* Restores spl's noise estimates, or the warm-up's sum of class
+ * probabilities before they are made. A state written without either
+ * (by an older spkd) after its first epoch leaves no estimate. */
+static void state_read_noise(run_t *r, const state_reader_t *rd,
+                             int epoch) {
+  size_t warm = (size_t)r->n_train * r->classes * sizeof(float), len;
+  const uint8_t *p;
+
+  if (state_get(rd, TAG_NOISE, &p, &len) == 0 && len == NOISE_STATE_BYTES) {
+    memcpy(&r->noise, p, len);
+    r->noise.state = NOISE_MADE;
+  } else if (state_get(rd, TAG_WARM, &p, &len) == 0 && len == warm) {
+    memcpy(r->class_prob, p, len);
+    r->noise.state = NOISE_COLLECTING;
+  } else {
+    r->noise.state = epoch > 0 ? NOISE_LOST : NOISE_COLLECTING;
+  }
+}
+
 /* Restores what the state holds beside its head. */
 static int state_read_body(run_t *r, stage_t *st, const state_reader_t *rd,
                            const state_head_t *h, dynamics_t *dyn) {
@@ -905,6 +1064,8 @@ static int state_read_body(run_t *r, stage_t *st, const state_reader_t *rd,
   if (st->stage == PIPELINE_STAGE_SPL && h->final &&
       state_get_exact(rd, TAG_FINAL, r->final_easy, n, r->err, r->errlen))
     return -EINVAL;
+  if (st->stage == PIPELINE_STAGE_SPL)
+    state_read_noise(r, rd, h->epoch);
   if (st->model && !st->loaded) {
     if (state_get(rd, TAG_MODEL, &p, &len) != 0)
       return fail(r, -EINVAL, "resume state: the model is missing");
@@ -1067,9 +1228,6 @@ static int stage_model(run_t *r, stage_t *st, uint64_t seed,
   return rc;
 }
 
-/* spl: after each epoch from the last warm-up on, choose next epoch's
- * samples per class at the paced fraction; after the last, the final easy
- * set by mean loss over all epochs. st->include points at r->easy. */
 /* The self-paced configuration the spec describes. */
 static void spl_config_from(const pipeline_spec_t *s, spl_config_t *c) {
   spl_config_init(c);
@@ -1084,6 +1242,19 @@ static void spl_config_from(const pipeline_spec_t *s, spl_config_t *c) {
   c->mix_ratio = s->mix_ratio;
 }
 
+/* The auto pace's kept fraction of each observed class into keep
+ * (classes): its clean share by the best noise estimate, or 1 (keep
+ * all) while there is no estimate. */
+static const double *auto_fractions(const run_t *r, double *keep) {
+  const noise_est_t *ne = &r->noise;
+
+  for (int c = 0; c < r->classes; c++) {
+    double rate = ne->state == NOISE_MADE ? ne->per_class[c] : NAN;
+    keep[c] = isfinite(rate) ? 1.0 - rate : 1.0;
+  }
+  return keep;
+}
+
 /* The epoch's scores: from the training pass where asked and seen,
  * else from the inference pass. */
 static void spl_epoch_scores(run_t *r) {
@@ -1096,12 +1267,13 @@ static void spl_epoch_scores(run_t *r) {
 
 /* The final easy set: samples ranked by the final statistic over the
  * last epochs, keeping `end` of each class (or of the whole set) under
- * the fraction pace, or as many as the last selection kept under the
- * threshold pace. It is handed on with weight 1. */
+ * the fraction pace, each class's estimated clean share under the auto
+ * pace, or as many as the last selection kept under the threshold pace.
+ * It is handed on with weight 1. */
 static int spl_final(run_t *r, int epochs, int kept_last) {
   const pipeline_spec_t *s = r->spec;
   spl_history_t h = {r->hist_loss, r->hist_prob, epochs, r->n_train};
-  double f = s->pace_end;
+  double f = s->pace_end, keep[256];
   int kept;
 
   if (spl_final_scores(&h, (spl_final_stat_t)s->final_stat,
@@ -1109,10 +1281,15 @@ static int spl_final(run_t *r, int epochs, int kept_last) {
     return fail(r, -EINVAL, "cannot rank the final easy set");
   if (s->pace_kind == SPL_PACE_THRESHOLD)
     f = (double)(kept_last > 0 ? kept_last : 1) / r->n_train;
-  kept = s->per_class && s->pace_kind == SPL_PACE_FRACTION
-             ? spl_select_per_class(r->score, r->train_labels, r->n_train,
-                                    r->classes, f, r->final_easy)
-             : spl_select_global(r->score, r->n_train, f, r->final_easy);
+  if (s->pace_kind == SPL_PACE_AUTO)
+    kept = spl_select_by_class(r->score, r->train_labels, r->n_train,
+                               r->classes, auto_fractions(r, keep),
+                               r->final_easy);
+  else if (s->per_class && s->pace_kind == SPL_PACE_FRACTION)
+    kept = spl_select_per_class(r->score, r->train_labels, r->n_train,
+                                r->classes, f, r->final_easy);
+  else
+    kept = spl_select_global(r->score, r->n_train, f, r->final_easy);
   if (kept < 0)
     return fail(r, -ENOMEM, "out of memory selecting the final easy set");
   memcpy(r->easy, r->final_easy, (size_t)r->n_train);
@@ -1129,7 +1306,8 @@ static int spl_after(run_t *r, stage_t *st, int epoch) {
   spl_set_t set = {r->score, r->train_labels, r->n_train, r->classes};
   spl_config_t cfg;
   size_t n = (size_t)r->n_train;
-  int epochs = st->cfg->epochs, kept = r->n_train;
+  int epochs = st->cfg->epochs, kept = r->n_train, rc;
+  double keep[256];
   /* Nothing is scored before the first epoch, so without warm-up the
    * first selection (at the start fraction) follows epoch 1. */
   int first = s->spl_warmup_epochs > 0 ? s->spl_warmup_epochs : 1;
@@ -1138,7 +1316,11 @@ static int spl_after(run_t *r, stage_t *st, int epoch) {
   memcpy(r->hist_prob + (size_t)epoch * n, r->prob, n * sizeof(float));
   spl_epoch_scores(r);
   r->det_score = r->score;
+  rc = spl_noise_update(r, epoch);
+  if (rc)
+    return rc;
   spl_config_from(s, &cfg);
+  cfg.class_fraction = auto_fractions(r, keep);
   if (epoch + 1 >= first && epoch + 1 < epochs) {
     kept = spl_weights(&set, &cfg, epoch + 1 - first, epochs - first,
                        r->spl_w, r->easy);
@@ -1186,7 +1368,14 @@ static int run_spl(run_t *r) {
     st.train_scores = r->spec->spl_score_pass == PIPELINE_PASS_TRAIN;
     st.spl_scored = 1;
     st.last_kept = r->n_train;
+    /* The warm-up's class probabilities add up here until the noise
+     * estimate is made. */
+    memset(r->class_prob, 0,
+           (size_t)r->n_train * r->classes * sizeof(float));
+    r->noise.state = NOISE_COLLECTING;
+    r->class_prob_on = 1;
     rc = stage_train(r, &st, spl_after);
+    r->class_prob_on = 0;
   }
   model_free(st.model);
   return rc;
@@ -1387,10 +1576,12 @@ static int self_after(run_t *r, stage_t *st, int epoch) {
   spl_set_t set = {r->score, r->train_labels, r->n_train, r->classes};
   spl_config_t cfg;
   int epochs = st->cfg->epochs;
+  double keep[256];
 
   if (epoch + 1 >= epochs)
     return 0;
   spl_config_from(r->spec, &cfg);
+  cfg.class_fraction = auto_fractions(r, keep);
   if (spl_weights(&set, &cfg, epoch, epochs - 1, r->spl_w, r->easy) < 0)
     return fail(r, -ENOMEM, "out of memory selecting samples");
   return 0;

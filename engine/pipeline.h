@@ -56,6 +56,26 @@ enum { PIPELINE_WEIGHTS_CE, PIPELINE_WEIGHTS_ALL, PIPELINE_WEIGHTS_NONE };
  * under the self-paced stage's pace and weighting. */
 enum { PIPELINE_FROM_SPL, PIPELINE_FROM_SELF };
 
+/* The noise-rate estimators of the self-paced stage, the one it
+ * reports as its estimate first (engine/detect.h has each one's method):
+ *   CONFIDENT  confident learning on the mean class probabilities of the
+ *              warm-up epochs (made once, at the last warm-up epoch);
+ *   BETA       a beta mixture on each sample's mean probability of its
+ *              observed label over the epochs so far;
+ *   GMM_CLASS  a Gaussian mixture on log(mean warm-up loss + 0.05) per
+ *              observed class;
+ *   GMM        the same mixture over all samples at once. */
+enum {
+  PIPELINE_EST_CONFIDENT,
+  PIPELINE_EST_BETA,
+  PIPELINE_EST_GMM_CLASS,
+  PIPELINE_EST_GMM,
+  PIPELINE_ESTIMATORS
+};
+
+/* Returns "confident", "beta", "gmm_class" or "gmm", or "unknown". */
+const char *pipeline_estimator_name(int estimator);
+
 /* Returns "spl", "teacher", "student", "baseline" or "teacher<k>". */
 const char *pipeline_stage_name(int stage);
 
@@ -171,10 +191,17 @@ typedef struct {
    * as "clean", and the AUROC of the epoch's score for telling corrupted
    * from clean samples; NaN otherwise. */
   double noise_precision, noise_recall, noise_auroc;
-  /* At the self-paced stage's last epoch: the noise rate estimated from
-   * the warm-up epochs' mean losses alone (a two-component mixture); NaN
-   * at every other epoch. */
+  /* At every epoch of the self-paced stage from its last warm-up epoch
+   * on (from epoch 1 without warm-up): the share of corrupted labels
+   * estimated from the training dynamics alone, by every estimator
+   * (names from pipeline_estimator_name) in noise_estimates, by the
+   * first in estimated_noise_rate, and by the first per observed class
+   * in noise_per_class (noise_classes values). NaN, and NULL, elsewhere
+   * or when an estimator could not run. */
   double estimated_noise_rate;
+  double noise_estimates[PIPELINE_ESTIMATORS];
+  const double *noise_per_class;
+  int noise_classes;
 } pipeline_epoch_t;
 
 /* Every training sample's record after one epoch, in train_index order.

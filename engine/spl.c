@@ -191,11 +191,19 @@ static int group_keep(ranked_t *r, int m, double fraction, uint8_t *easy,
   return keep;
 }
 
-/* The fraction pace over s, per class or over the whole set. lambda, when
+/* A fraction pace over s, per class or over the whole set: group g
+ * keeps fractions[g], or `fraction` when fractions is NULL. lambda, when
  * not NULL, receives the last kept score of each group (index 0 for the
  * whole set; a class without samples gets 0). */
-static int select_fraction(const spl_set_t *s, bool per_class, double fraction,
+typedef struct {
+  bool per_class;
+  double fraction;
+  const double *fractions;
+} spl_keep_t;
+
+static int select_fraction(const spl_set_t *s, const spl_keep_t *keep,
                            uint8_t *easy, double *lambda) {
+  bool per_class = keep->per_class;
   int groups = per_class ? s->classes : 1, kept = 0;
   ranked_t *r = malloc(sizeof *r * (size_t)(s->n > 0 ? s->n : 1));
 
@@ -210,7 +218,9 @@ static int select_fraction(const spl_set_t *s, bool per_class, double fraction,
     if (last)
       *last = 0.0;
     if (m > 0)
-      kept += group_keep(r, m, fraction, easy, last);
+      kept += group_keep(r, m, keep->fractions ? keep->fractions[g]
+                                               : keep->fraction,
+                         easy, last);
   }
   free(r);
   return kept;
@@ -219,15 +229,25 @@ static int select_fraction(const spl_set_t *s, bool per_class, double fraction,
 int spl_select_per_class(const float *score, const uint8_t *labels, int n,
                          int classes, double fraction, uint8_t *easy) {
   spl_set_t s = {score, labels, n, classes};
+  spl_keep_t keep = {true, fraction, NULL};
 
-  return select_fraction(&s, true, fraction, easy, NULL);
+  return select_fraction(&s, &keep, easy, NULL);
+}
+
+int spl_select_by_class(const float *score, const uint8_t *labels, int n,
+                        int classes, const double *fraction, uint8_t *easy) {
+  spl_set_t s = {score, labels, n, classes};
+  spl_keep_t keep = {true, 0.0, fraction};
+
+  return select_fraction(&s, &keep, easy, NULL);
 }
 
 int spl_select_global(const float *score, int n, double fraction,
                       uint8_t *easy) {
   spl_set_t s = {score, NULL, n, 1};
+  spl_keep_t keep = {false, fraction, NULL};
 
-  return select_fraction(&s, false, fraction, easy, NULL);
+  return select_fraction(&s, &keep, easy, NULL);
 }
 
 int spl_select_threshold(const float *score, int n, double lambda,
@@ -308,7 +328,8 @@ void spl_config_init(spl_config_t *cfg) {
 
 /* Whether cfg's groups are the classes rather than the whole set. */
 static bool weights_per_class(const spl_config_t *cfg) {
-  return cfg->pace == SPL_PACE_FRACTION && cfg->per_class;
+  return cfg->pace == SPL_PACE_AUTO ||
+         (cfg->pace == SPL_PACE_FRACTION && cfg->per_class);
 }
 
 /* Weighs the kept samples of s with each group's threshold; a group whose
@@ -349,8 +370,13 @@ int spl_weights(const spl_set_t *set, const spl_config_t *cfg, int k, int count,
     lambda[0] = spl_pace_threshold(cfg->lambda, cfg->growth, k);
     kept = spl_select_threshold(set->score, set->n, lambda[0], easy);
   } else {
-    double f = spl_pace_curve(cfg->curve, cfg->start, cfg->end, k, count);
-    kept = select_fraction(set, per_class, f, easy, lambda);
+    spl_keep_t keep = {per_class, 1.0, NULL};
+    if (cfg->pace == SPL_PACE_AUTO)
+      keep.fractions = cfg->class_fraction;
+    else
+      keep.fraction = spl_pace_curve(cfg->curve, cfg->start, cfg->end, k,
+                                     count);
+    kept = select_fraction(set, &keep, easy, lambda);
   }
   if (kept >= 0)
     weigh(set, cfg, lambda, easy, weight);

@@ -78,6 +78,11 @@ double spl_pace_threshold(double lambda, double growth, int k);
 int spl_select_per_class(const float *score, const uint8_t *labels, int n,
                          int classes, double fraction, uint8_t *easy);
 
+/* As spl_select_per_class with its own fraction for each class:
+ * fraction (classes). */
+int spl_select_by_class(const float *score, const uint8_t *labels, int n,
+                        int classes, const double *fraction, uint8_t *easy);
+
 /* Marks easy[i] = 1 for the round(fraction * n) samples of lowest score
  * over the whole set (at least one when n > 0), 0 for the rest; ties go
  * to the lower position. score and easy are (n). Returns the number kept,
@@ -119,13 +124,20 @@ typedef enum {
 double spl_weight(spl_weighting_t scheme, double score, double lambda,
                   double mix_ratio);
 
-typedef enum { SPL_PACE_FRACTION, SPL_PACE_THRESHOLD } spl_pace_kind_t;
+typedef enum {
+  SPL_PACE_FRACTION,
+  SPL_PACE_THRESHOLD,
+  SPL_PACE_AUTO
+} spl_pace_kind_t;
 
 /* Everything that decides the easy set and its weights. The fraction pace
  * keeps the curve's fraction of lowest scores, of each class when
  * per_class is true (no class is starved) or of the whole set; the
  * threshold pace keeps the scores below lambda * growth^k and ignores
- * per_class. */
+ * per_class; the auto pace keeps class_fraction[c] of each observed
+ * class c at every selection (the caller sets it from an estimate of
+ * each class's clean share; NULL keeps every sample) and ignores
+ * per_class and the curve. */
 typedef struct {
   spl_pace_kind_t pace;
   spl_curve_t curve;         /* fraction pace */
@@ -134,11 +146,12 @@ typedef struct {
   bool per_class;            /* fraction pace */
   spl_weighting_t weighting; /* scheme for the kept samples */
   double mix_ratio;          /* mixture: lambda2 / lambda1, in (0, 1) */
+  const double *class_fraction; /* auto pace: (classes), each in [0, 1] */
 } spl_config_t;
 
 /* Sets cfg to keep every sample with weight 1: fraction pace from 1 to 1
- * on a linear curve, per class, hard weighting, lambda 1, growth 1 and a
- * mixture ratio of 1/2. */
+ * on a linear curve, per class, hard weighting, lambda 1, growth 1, a
+ * mixture ratio of 1/2 and no class fractions. */
 void spl_config_init(spl_config_t *cfg);
 
 /* The scored training set handed to spl_weights. */
@@ -152,13 +165,13 @@ typedef struct {
 /* Selection k of count (from 0) under cfg in one call: writes easy (n),
  * 1 for a kept sample and 0 otherwise, and weight (n), the scheme's
  * weight of each kept sample (1 under HARD) and 0 for the rest. The
- * threshold of the
- * weighting is lambda_k for the threshold pace; for the fraction pace it
- * is the score of the last sample kept, in its class (per_class) or in
- * the whole set. The scheme gives that boundary sample weight 0; when
- * every kept sample of a group (class or set) would weigh 0, as with one
- * kept sample or all scores equal, the group's kept samples weigh 1
- * instead, so that the fraction pace never starves a group. Returns the
+ * threshold of the weighting is lambda_k for the threshold pace; for the
+ * fraction and auto paces it is the score of the last sample kept, in
+ * its class (per_class, always under auto) or in the whole set. The
+ * scheme gives that boundary sample weight 0; when every kept sample of
+ * a group (class or set) would weigh 0, as with one kept sample or all
+ * scores equal, the group's kept samples weigh 1 instead, so that the
+ * fraction pace never starves a group. Returns the
  * number kept, which the threshold pace may leave at 0 (the caller then
  * has nothing to train on), or -ENOMEM. */
 int spl_weights(const spl_set_t *set, const spl_config_t *cfg, int k, int count,

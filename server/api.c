@@ -148,6 +148,16 @@ static json_t *job_stages(api_req_t *req, const db_job_t *job,
   return out;
 }
 
+/* The last completed epoch of the job's stage: the job's row, or more
+ * when the stage's stored epochs say so (the row's progress lags the
+ * epochs, as in a stage that resumed after stored epochs). */
+static json_int_t job_epoch(const db_job_t *job, json_t *stages) {
+  json_t *s = job->stage ? json_object_get(stages, job->stage) : NULL;
+  json_int_t done = json_integer_value(json_object_get(s, "completed_epochs"));
+
+  return done > job->epoch ? done : job->epoch;
+}
+
 static json_t *job_json(api_req_t *req, const db_job_t *job) {
   json_t *spec_obj = json_loads(job->spec_json, 0, NULL);
   json_t *prov =
@@ -171,6 +181,8 @@ static json_t *job_json(api_req_t *req, const db_job_t *job) {
     json_object_set_new(o, "stages", job_stages(req, job, &spec));
   else
     json_object_set_new(o, "stages", json_object());
+  json_object_set_new(
+      o, "epoch", json_integer(job_epoch(job, json_object_get(o, "stages"))));
   return o;
 }
 
@@ -263,13 +275,51 @@ static int spec_check_dataset(api_req_t *req, const pipeline_spec_t *spec) {
   return 0;
 }
 
-/* Checks that every teacher's checkpoint is a file in the data root.
- * Answers 400 naming the teacher's field and returns -1 when not. */
-static int spec_check_checkpoints(api_req_t *req, pipeline_spec_t *spec) {
-  spec_error_t se;
+/* What the data root tells of the dataset's samples without loading
+ * them: an IDX dataset's image shape and classes from its headers and
+ * training labels, a CIFAR one's fixed image shape; zeros where unknown
+ * (a CSV file, a dataset that cannot be read), left to the job's start. */
+static void spec_dataset_shape(api_req_t *req, const pipeline_spec_t *spec,
+                               dataset_shape_t *shape) {
+  dataset_files_t *files = malloc(sizeof *files);
+  char err[512];
 
-  if (job_checkpoints_find(req->cfg->data_root, spec, &se) == 0)
+  memset(shape, 0, sizeof *shape);
+  if (!files || dataset_files_find(req->cfg->data_root, spec->dataset, files,
+                                   err, sizeof err) != 0) {
+    free(files);
+    return;
+  }
+  if (files->format == DATASET_FORMAT_IDX &&
+      dataset_idx_describe(files, shape, err, sizeof err) != 0)
+    memset(shape, 0, sizeof *shape);
+  if (files->format == DATASET_FORMAT_CIFAR10 ||
+      files->format == DATASET_FORMAT_CIFAR100) {
+    shape->channels = 3;
+    shape->height = shape->width = 32;
+  }
+  free(files);
+}
+
+/* Checks that every teacher's checkpoint is a file in the data root that
+ * loads as a model for the dataset's samples and classes, so that a bad
+ * file is refused now rather than after the stages before its teacher
+ * trained. Answers 400 naming the teacher's field and returns -1 when
+ * not. */
+static int spec_check_checkpoints(api_req_t *req, pipeline_spec_t *spec) {
+  dataset_shape_t shape;
+  spec_error_t se;
+  int any = 0, k;
+
+  for (int i = 0; i < spec->n_teachers; i++)
+    any |= spec->teachers[i].checkpoint[0] != '\0';
+  if (!any)
     return 0;
+  if (job_checkpoints_find(req->cfg->data_root, spec, &se) == 0) {
+    spec_dataset_shape(req, spec, &shape);
+    if (job_checkpoints_check(spec, &shape, &k, &se) == 0)
+      return 0;
+  }
   api_reply_error(req, 400, "invalid_spec", se.field, "%s", se.message);
   return -1;
 }

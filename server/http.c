@@ -392,7 +392,8 @@ static int auth_check(api_req_t *req) {
   h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                   MHD_HTTP_HEADER_AUTHORIZATION);
   if (h && strncasecmp(h, prefix, strlen(prefix)) == 0 &&
-      token_equal(h + strlen(prefix), req->cfg->token))
+      token_equal(h + strlen(prefix) + strspn(h + strlen(prefix), " "),
+                  req->cfg->token))
     return 0;
   api_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                    "Bearer realm=\"spkd\"");

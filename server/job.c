@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../engine/blas.h"
+#include "../engine/checkpoint.h"
 #include "../engine/dataset.h"
 #include "../engine/pipeline.h"
 #include "../storage/db.h"
@@ -33,6 +34,9 @@ typedef struct {
   int echo;
   double *estimated_noise_rate;
   metrics_t *metrics; /* may be NULL */
+  /* Per stage, the epoch its stored state resumes after; 0 for a stage
+   * that starts fresh. */
+  int resumed[PIPELINE_STAGE_COUNT];
 } job_ctx_t;
 
 /* Hashes one file with SHA-256 into 64 lowercase hex digits. */
@@ -92,6 +96,7 @@ typedef struct {
   int kind;
   int64_t id;
   const char *stage; /* W_PROGRESS, W_DYNAMICS */
+  int epoch;         /* W_PROGRESS: the stage's last completed epoch */
   const char *text;  /* W_EVENT data, W_PROVENANCE json, W_FINISH state */
   const char *text2; /* W_EVENT kind, W_FINISH error */
   const void *a;     /* W_SPLIT split, W_EPOCH metrics, W_DYNAMICS */
@@ -106,7 +111,7 @@ static int job_write_run(db_t *db, void *ctx, char *err, size_t errlen) {
   case W_SPLIT:
     return db_split_insert(db, w->id, w->a, err, errlen);
   case W_PROGRESS:
-    return db_job_progress(db, w->id, w->stage, 0, err, errlen);
+    return db_job_progress(db, w->id, w->stage, w->epoch, err, errlen);
   case W_EVENT:
     return db_event_append(db, w->id, w->text2, w->text, NULL, err, errlen);
   case W_EPOCH:
@@ -202,6 +207,22 @@ int job_provenance(const char *data_root, const char *dataset, int threads,
   return rc;
 }
 
+/* Cuts s before a final UTF-8 sequence that a truncation left
+ * incomplete, so that the message stays valid UTF-8 for JSON. */
+static void utf8_end_trim(char *s) {
+  size_t n = strlen(s), i = n, need;
+
+  while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+    i--;
+  if (i == 0 || (unsigned char)s[i - 1] < 0xC0)
+    return;
+  need = (unsigned char)s[i - 1] >= 0xF0   ? 4
+         : (unsigned char)s[i - 1] >= 0xE0 ? 3
+                                           : 2;
+  if (n - (i - 1) < need)
+    s[i - 1] = '\0';
+}
+
 /* Fills err for teacher k's checkpoint and returns rc. */
 static int checkpoint_fail(spec_error_t *err, int k, int rc, const char *fmt,
                            ...) __attribute__((format(printf, 4, 5)));
@@ -217,6 +238,7 @@ static int checkpoint_fail(spec_error_t *err, int k, int rc, const char *fmt,
   va_start(ap, fmt);
   vsnprintf(err->message + n, sizeof err->message - (size_t)n, fmt, ap);
   va_end(ap);
+  utf8_end_trim(err->message);
   return rc;
 }
 
@@ -273,6 +295,98 @@ int job_checkpoints_find(const char *data_root, pipeline_spec_t *spec,
   return rc;
 }
 
+/* The problem in a message of the checkpoint loader, which opens with
+ * the file's path. */
+static const char *checkpoint_reason(const char *why, const char *path) {
+  size_t n = strlen(path);
+
+  if (n > 0 && strncmp(why, path, n) == 0 && why[n] == ':' && why[n + 1])
+    return why + n + 2;
+  return why;
+}
+
+/* 1 when a model for meta's inputs and classes takes the samples of a
+ * dataset of this shape (0 fields unknown). */
+static int checkpoint_fits(const checkpoint_meta_t *meta,
+                           const dataset_shape_t *shape) {
+  return (!shape->channels || meta->in.c == shape->channels) &&
+         (!shape->height || meta->in.h == shape->height) &&
+         (!shape->width || meta->in.w == shape->width) &&
+         (!shape->classes || meta->classes == shape->classes);
+}
+
+/* What the dataset's shape says, for a message: "1x28x28 inputs and 10
+ * classes", leaving out what is unknown. */
+static const char *shape_words(const dataset_shape_t *shape, char *buf,
+                               size_t cap) {
+  int n = 0;
+
+  buf[0] = '\0';
+  if (shape->channels && shape->height && shape->width)
+    n = snprintf(buf, cap, "%dx%dx%d inputs%s", shape->channels, shape->height,
+                 shape->width, shape->classes ? " and " : "");
+  if (shape->classes && n >= 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, "%d classes", shape->classes);
+  return buf;
+}
+
+/* Fills err for a hint on a layer the first teacher's checkpoint, of
+ * `layers` layers, does not have; returns -EINVAL. */
+static int hint_layer_fail(const pipeline_spec_t *spec, int layers,
+                           spec_error_t *err) {
+  memset(err, 0, sizeof *err);
+  snprintf(err->field, sizeof err->field,
+           "student.representation.teacher_layer");
+  if (snprintf(err->message, sizeof err->message,
+               "%s is %d, but the first teacher's checkpoint '%s' has %d "
+               "layers: the index must be from 0 to %d.",
+               err->field, spec->hint_teacher_layer,
+               spec->teachers[0].checkpoint, layers,
+               layers - 1) >= (int)sizeof err->message)
+    utf8_end_trim(err->message);
+  return -EINVAL;
+}
+
+/* Teacher k's checkpoint, found already: a whole checkpoint with finite
+ * weights, which fits shape (NULL: not checked) and, for the first
+ * teacher, has the layer the student's hint reads. */
+static int checkpoint_check(const pipeline_spec_t *spec, int k,
+                            const dataset_shape_t *shape, spec_error_t *err) {
+  const pipeline_teacher_spec_t *t = &spec->teachers[k];
+  checkpoint_meta_t meta;
+  char why[512];
+  int rc = checkpoint_verify(t->path, &meta, why, sizeof why);
+
+  if (rc)
+    return checkpoint_fail(err, k, rc, "'%s' cannot be loaded: %s.",
+                           t->checkpoint, checkpoint_reason(why, t->path));
+  if (shape && !checkpoint_fits(&meta, shape))
+    return checkpoint_fail(err, k, -EINVAL,
+                           "'%s' holds a model for %dx%dx%d inputs and %d "
+                           "classes; the dataset '%s' has %s.",
+                           t->checkpoint, meta.in.c, meta.in.h, meta.in.w,
+                           meta.classes, spec->dataset,
+                           shape_words(shape, why, sizeof why));
+  if (k == 0 && spec->has_hint &&
+      spec->hint_teacher_layer >= meta.desc.n_layers)
+    return hint_layer_fail(spec, meta.desc.n_layers, err);
+  return 0;
+}
+
+int job_checkpoints_check(const pipeline_spec_t *spec,
+                          const dataset_shape_t *shape, int *teacher,
+                          spec_error_t *err) {
+  int rc = 0;
+
+  memset(err, 0, sizeof *err);
+  *teacher = -1;
+  for (int k = 0; k < spec->n_teachers && rc == 0; k++)
+    if (spec->teachers[k].checkpoint[0] &&
+        (rc = checkpoint_check(spec, k, shape, err)) != 0)
+      *teacher = k;
+  return rc;
+}
+
 /* Stores which samples the job uses: training samples with their
  * position in the per-epoch arrays, validation samples with -1. Both
  * index lists are sorted, so a merge keeps the rows in index order. */
@@ -319,16 +433,20 @@ out:
   return rc;
 }
 
+/* A stage starts, fresh or after the epochs its stored state holds: the
+ * job shows the stage with those epochs completed. */
 static int hook_stage(void *ctx, int stage, char *err, size_t errlen) {
   job_ctx_t *j = ctx;
-
+  int epoch =
+      stage >= 0 && stage < PIPELINE_STAGE_COUNT ? j->resumed[stage] : 0;
   int rc;
 
-  LOG(j->log, LOG_INFO, "job", "stage started job=%lld stage=%s",
-      (long long)j->id, pipeline_stage_name(stage));
+  LOG(j->log, LOG_INFO, "job", "stage started job=%lld stage=%s epoch=%d",
+      (long long)j->id, pipeline_stage_name(stage), epoch);
   rc = job_write(j->writer,
                  (job_write_t){W_PROGRESS, j->id,
-                               .stage = pipeline_stage_name(stage)},
+                               .stage = pipeline_stage_name(stage),
+                               .epoch = epoch},
                  err, errlen);
   if (rc == 0)
     rc = job_log(j, "info", err, errlen, "stage %s started",
@@ -375,25 +493,59 @@ static long long epoch_samples(const pipeline_epoch_t *m,
   return n;
 }
 
+/* A number for an event's JSON: null when not finite. */
+static json_t *json_num_or_null(double v) {
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* The spl epoch's noise-rate estimates as a "noise_estimate" event:
+ * {"epoch", "rate" and "estimated_rate" (the best estimator's),
+ * "estimates" {name: rate}, "per_class" [rate of each observed class]}.
+ * Kept where a resumed run, which skips the finished spl stage, and a
+ * summary find them. Returns 0 or -EIO (-ENOMEM) with err set. */
+static int noise_event(job_ctx_t *j, const pipeline_epoch_t *m, char *err,
+                       size_t errlen) {
+  json_t *est = json_object(), *pc = json_array(), *doc;
+  char *text = NULL;
+  int rc = -ENOMEM;
+
+  if (j->estimated_noise_rate)
+    *j->estimated_noise_rate = m->estimated_noise_rate;
+  for (int k = 0; est && k < PIPELINE_ESTIMATORS; k++)
+    json_object_set_new(est, pipeline_estimator_name(k),
+                        json_num_or_null(m->noise_estimates[k]));
+  for (int c = 0; pc && c < m->noise_classes; c++)
+    json_array_append_new(pc, json_num_or_null(m->noise_per_class[c]));
+  doc = json_pack("{s:i, s:f, s:f, s:O, s:O}", "epoch", m->epoch, "rate",
+                  m->estimated_noise_rate, "estimated_rate",
+                  m->estimated_noise_rate, "estimates", est, "per_class",
+                  pc);
+  text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+  if (text)
+    rc = job_write(j->writer,
+                   (job_write_t){W_EVENT, j->id, .text = text,
+                                 .text2 = "noise_estimate"},
+                   err, errlen)
+             ? -EIO
+             : 0;
+  else
+    snprintf(err, errlen, "out of memory for the noise estimate event");
+  free(text);
+  json_decref(doc);
+  json_decref(est);
+  json_decref(pc);
+  return rc;
+}
+
 static int hook_epoch(void *ctx, const pipeline_epoch_t *m,
                       const pipeline_records_t *rec, char *err,
                       size_t errlen) {
   job_ctx_t *j = ctx;
   int rc;
 
-  if (isfinite(m->estimated_noise_rate)) {
-    char data[64];
-    if (j->estimated_noise_rate)
-      *j->estimated_noise_rate = m->estimated_noise_rate;
-    /* Kept where a resumed run, which skips the finished spl stage, and
-     * a summary find it. */
-    snprintf(data, sizeof data, "{\"rate\": %.9g}", m->estimated_noise_rate);
-    if (job_write(j->writer,
-                  (job_write_t){W_EVENT, j->id, .text = data,
-                                .text2 = "noise_estimate"},
-                  err, errlen) != 0)
-      return -EIO;
-  }
+  if (isfinite(m->estimated_noise_rate) &&
+      noise_event(j, m, err, errlen) != 0)
+    return -EIO;
   db_metrics_t dm = {.epoch = m->epoch,
                      .train_loss = m->train_loss,
                      .train_acc = m->train_acc,
@@ -468,6 +620,8 @@ static int hook_load_state(void *ctx, int stage, uint8_t **data,
     return 0;
   if (rc)
     return rc;
+  if (stage >= 0 && stage < PIPELINE_STAGE_COUNT)
+    j->resumed[stage] = c.info.epoch;
   LOG(j->log, LOG_INFO, "job", "stage resumed job=%lld stage=%s epoch=%d "
       "kind=%s", (long long)j->id, c.info.stage, c.info.epoch, c.info.kind);
   rc = strcmp(c.info.kind, "final") == 0
@@ -546,16 +700,91 @@ static int job_prepare(job_ctx_t *j, const job_run_t *job,
   return rc;
 }
 
+/* The stage of teacher k, as the pipeline numbers it. */
+static int teacher_stage(const pipeline_spec_t *spec, int k) {
+  return spec->n_teachers == 1 ? PIPELINE_STAGE_TEACHER
+                               : PIPELINE_STAGE_TEACHER0 + k;
+}
+
+/* Shows the job at teacher k's stage, before its first epoch: where it
+ * failed when the teacher's checkpoint could not be loaded. */
+static void teacher_failed(job_ctx_t *j, const pipeline_spec_t *spec, int k) {
+  const char *stage = pipeline_stage_name(teacher_stage(spec, k));
+  char err[256];
+
+  if (k < 0 || k >= spec->n_teachers)
+    return;
+  if (job_write(j->writer, (job_write_t){W_PROGRESS, j->id, .stage = stage},
+                err, sizeof err) != 0)
+    LOG(j->log, LOG_ERROR, "job",
+        "cannot record the failed stage job=%lld error=\"%s\"",
+        (long long)j->id, err);
+}
+
 /* Finds the teachers' checkpoints before anything is loaded, so that a
  * missing file fails the job at its start. */
-static int job_checkpoints_resolve(const job_run_t *job, pipeline_spec_t *spec,
-                                   char *err, size_t errlen) {
+static int job_checkpoints_resolve(job_ctx_t *j, const job_run_t *job,
+                                   pipeline_spec_t *spec, char *err,
+                                   size_t errlen) {
   spec_error_t se;
+  int k = -1;
   int rc = job_checkpoints_find(job->data_root, spec, &se);
 
-  if (rc)
-    snprintf(err, errlen, "%s", se.message);
+  if (rc == 0)
+    return 0;
+  snprintf(err, errlen, "%s", se.message);
+  if (sscanf(se.field, "teachers[%d]", &k) == 1)
+    teacher_failed(j, spec, k);
   return rc;
+}
+
+/* Checks the teachers' checkpoints against the loaded training split
+ * before any stage trains: a file changed since the job was submitted
+ * fails the job now, at its teacher's stage, not after the stages
+ * before it trained. */
+static int job_checkpoints_fit(job_ctx_t *j, const pipeline_spec_t *spec,
+                               const dataset_t *train, char *err,
+                               size_t errlen) {
+  dataset_shape_t shape = {.channels = train->channels,
+                           .height = train->height,
+                           .width = train->width,
+                           .classes = train->classes};
+  spec_error_t se;
+  int k;
+  int rc = job_checkpoints_check(spec, &shape, &k, &se);
+
+  if (rc == 0)
+    return 0;
+  snprintf(err, errlen, "%s", se.message);
+  teacher_failed(j, spec, k);
+  return rc;
+}
+
+/* The teacher whose checkpoint a failed pipeline could not load, or -1:
+ * the loader's message opens with the file's path, the pipeline's own
+ * check with the teacher's field. A message of the first kind is
+ * rewritten to name the teacher as the checks before the run do. */
+static int pipeline_failed_teacher(const pipeline_spec_t *spec, char *err,
+                                   size_t errlen) {
+  for (int k = 0; k < spec->n_teachers; k++) {
+    const pipeline_teacher_spec_t *t = &spec->teachers[k];
+    size_t n = strlen(t->path);
+    char field[64], *why;
+    snprintf(field, sizeof field, "teachers[%d].checkpoint", k);
+    if (!t->checkpoint[0])
+      continue;
+    if (strncmp(err, field, strlen(field)) == 0)
+      return k;
+    if (n == 0 || strncmp(err, t->path, n) != 0 || err[n] != ':')
+      continue;
+    why = strdup(checkpoint_reason(err, t->path));
+    if (why)
+      snprintf(err, errlen, "%s '%s' cannot be loaded: %s.", field,
+               t->checkpoint, why);
+    free(why);
+    return k;
+  }
+  return -1;
 }
 
 /* The run itself; returns the pipeline's code with err set. */
@@ -569,16 +798,21 @@ static int job_execute(job_ctx_t *j, const job_run_t *job, char *err,
   int rc = job_prepare(j, job, &spec, err, errlen);
 
   if (rc == 0)
-    rc = job_checkpoints_resolve(job, &spec, err, errlen);
+    rc = job_checkpoints_resolve(j, job, &spec, err, errlen);
   if (rc == 0)
     rc = dataset_load(job->data_root, spec.dataset, spec.norm, &train,
                       &test, err, errlen);
   if (rc == 0)
+    rc = job_checkpoints_fit(j, &spec, &train, err, errlen);
+  if (rc == 0)
     rc = job_log(j, "info", err, errlen, "dataset %s loaded: %d training "
                  "and %d test samples (threads: %d)", spec.dataset, train.n,
                  test.n, spec.threads);
-  if (rc == 0)
+  if (rc == 0) {
     rc = pipeline_run(&spec, &train, &test, &hooks, err, errlen);
+    if (rc && rc != -ECANCELED)
+      teacher_failed(j, &spec, pipeline_failed_teacher(&spec, err, errlen));
+  }
   dataset_deinit(&train);
   dataset_deinit(&test);
   return rc;
@@ -615,6 +849,8 @@ int job_run(const job_run_t *job, char state_out[16], char *err,
                  (job_write_t){W_FINISH, job->id, .text = state,
                                .text2 = error},
                  err, errlen);
+  if (rc == 0 && error)
+    snprintf(err, errlen, "%s", error);
   db_close(j.db);
   return rc;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../engine/dataset.h"
 #include "../engine/pipeline.h"
 #include "../storage/db.h"
 #include "log.h"
@@ -44,9 +45,11 @@ typedef struct {
  * its stage's resume state, and a job run again continues after its last
  * stored epoch. Stopped with JOB_STOP_SHUTDOWN the job stays running,
  * to be resumed, and state_out says "interrupted". Writes the state into
- * state_out (16 bytes).
- * Returns 0 when the final state was recorded, or a negative errno code
- * when even that failed (err says why). */
+ * state_out (16 bytes). A job that fails before any stage trains because
+ * a teacher's checkpoint cannot be used shows that teacher's stage.
+ * Returns 0 when the final state was recorded, err then holding the
+ * job's error when the state is "failed", or a negative errno code when
+ * even that failed (err says why). */
 int job_run(const job_run_t *job, char state_out[16], char *err,
             size_t errlen);
 
@@ -59,6 +62,19 @@ int job_run(const job_run_t *job, char state_out[16], char *err,
  * and its message the file. */
 int job_checkpoints_find(const char *data_root, pipeline_spec_t *spec,
                          spec_error_t *err);
+
+/* Checks each teacher's checkpoint that job_checkpoints_find found: the
+ * file is a whole checkpoint with finite weights (checkpoint_verify) and,
+ * with shape given, its model takes the dataset's samples (channels,
+ * height, width) and classes, fields of shape that are 0 being unknown
+ * and not checked; the first teacher's model also has the layer the
+ * student's hint names. Returns 0, or a negative errno code with *teacher
+ * set to the teacher at fault and err naming the field
+ * (teachers[k].checkpoint, or student.representation.teacher_layer) and
+ * the problem. */
+int job_checkpoints_check(const pipeline_spec_t *spec,
+                          const dataset_shape_t *shape, int *teacher,
+                          spec_error_t *err);
 
 /* Writes the provenance of a run as a JSON object into a new string the
  * caller frees: spkd version, BLAS configuration and kernel, threads,

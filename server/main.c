@@ -241,13 +241,8 @@ static int heartbeat_ms(void) {
   return -1;
 }
 
-/* Marks the environment once the token file's warning is out: main
- * reads the token before boot_blas, which may execute the program again
- * with the same environment, and the warning is one event. */
-#define TOKEN_WARNED "SPKD_TOKEN_WARNED"
-
 /* Reads the bearer token: the file's first line, which must not be
- * empty. Warns when others may read the file, once per daemon. */
+ * empty. Warns when others may read the file. */
 static int token_read(options_t *o) {
   FILE *f = fopen(o->token_file, "r");
   struct stat st;
@@ -260,13 +255,10 @@ static int token_read(options_t *o) {
   }
   if (!fgets(o->token, sizeof o->token, f))
     o->token[0] = '\0';
-  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) &&
-      !getenv(TOKEN_WARNED)) {
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
     LOG(&o->log, LOG_WARN, "main",
         "token file may be read by others file=%s mode=%03o", o->token_file,
         (unsigned)(st.st_mode & 0777));
-    setenv(TOKEN_WARNED, "1", 1);
-  }
   fclose(f);
   n = strcspn(o->token, "\r\n");
   o->token[n] = '\0';
@@ -377,17 +369,18 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_run_signal);
     return run_main(argc - 1, argv + 1, &run_stop);
   }
-  if (parse_args(argc, argv, &d.opt) < 0 ||
-      (d.opt.token_file && token_read(&d.opt) < 0))
+  if (parse_args(argc, argv, &d.opt) < 0)
     return 2;
-  if ((beat_ms = heartbeat_ms()) < 0)
+  /* boot_blas may execute the program again: what follows runs once. */
+  boot_blas(argv, &d.opt.log);
+  if ((d.opt.token_file && token_read(&d.opt) < 0) ||
+      (beat_ms = heartbeat_ms()) < 0)
     return 2;
   if (hub_new(beat_ms, &d.hub) != 0 || metrics_new(&d.metrics) != 0 ||
       pixcache_new(&d.pixcache) != 0) {
     fprintf(stderr, "spkd: out of memory\n");
     return 1;
   }
-  boot_blas(argv, &d.opt.log);
   /* libuv sizes its worker pool once, at first use: one thread per job
    * that may run at once. */
   snprintf(pool, sizeof pool, "%d", d.opt.jobs);

@@ -184,25 +184,41 @@ static void summary_hashes(db_t *db, int64_t id, json_t *stages) {
   free(c);
 }
 
-/* The job's noise-rate estimate, kept as an event by the spl stage. */
-static double summary_estimate(db_t *db, int64_t id) {
+/* The job's noise section: the injected rate, and the spl stage's last
+ * noise-rate estimate, kept as an event: "estimated_rate" (the best
+ * estimator's; "rate" in events of older runs), "estimates" {name: rate}
+ * and "per_class", nulls and {} and [] without one. */
+static json_t *summary_noise(db_t *db, int64_t id,
+                             const pipeline_spec_t *spec) {
   db_event_t *ev = NULL;
+  json_t *last = NULL, *rate, *noise;
   char err[256];
-  double rate = NAN;
   int n = 0;
 
-  if (db_event_list(db, id, 0, 100000, &ev, &n, err, sizeof err) != 0)
-    return NAN;
-  for (int i = 0; i < n; i++)
-    if (strcmp(ev[i].kind, "noise_estimate") == 0) {
-      json_t *d = json_loads(ev[i].data_json, 0, NULL);
-      json_t *v = json_object_get(d, "rate");
-      if (json_is_number(v))
-        rate = json_number_value(v);
-      json_decref(d);
-    }
+  if (db_event_list(db, id, 0, 100000, &ev, &n, err, sizeof err) == 0)
+    for (int i = 0; i < n; i++)
+      if (strcmp(ev[i].kind, "noise_estimate") == 0) {
+        json_decref(last);
+        last = json_loads(ev[i].data_json, 0, NULL);
+      }
   db_events_free(ev, n);
-  return rate;
+  rate = json_object_get(last, "estimated_rate");
+  if (!json_is_number(rate))
+    rate = json_object_get(last, "rate");
+  noise = json_pack(
+      "{s:f, s:o, s:o, s:o}", "rate",
+      spec->noise_kind ? spec->noise_rate : 0.0, "estimated_rate",
+      json_is_number(rate) ? json_real(json_number_value(rate)) : json_null(),
+      "estimates",
+      json_is_object(json_object_get(last, "estimates"))
+          ? json_deep_copy(json_object_get(last, "estimates"))
+          : json_object(),
+      "per_class",
+      json_is_array(json_object_get(last, "per_class"))
+          ? json_deep_copy(json_object_get(last, "per_class"))
+          : json_array());
+  json_decref(last);
+  return noise;
 }
 
 /* Writes the summary of job id; seconds is the wall time to report. */
@@ -224,12 +240,10 @@ static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
   }
   stages = summary_stages(m, n);
   summary_hashes(db, id, stages);
-  sum = json_pack("{s:I, s:s, s:s?, s:o, s:{s:f, s:o}, s:o, s:f, s:o}",
+  sum = json_pack("{s:I, s:s, s:s?, s:o, s:o, s:o, s:f, s:o}",
                   "id", (json_int_t)id, "state", job.state, "error",
-                  job.error, "stages", stages, "noise", "rate",
-                  spec->noise_kind ? spec->noise_rate : 0.0,
-                  "estimated_rate", num_or_null(summary_estimate(db, id)),
-                  "detection", summary_detection(m, n), "wall_seconds",
+                  job.error, "stages", stages, "noise",
+                  summary_noise(db, id, spec), "detection", summary_detection(m, n), "wall_seconds",
                   seconds, "provenance",
                   job.provenance_json
                       ? json_loads(job.provenance_json, 0, NULL)

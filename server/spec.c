@@ -74,7 +74,8 @@ static const char *const model_keys[] = {"layers", NULL};
 /* Allowed strings; a value is read as its index in the list. */
 static const char *const optim_kinds[] = {"sgd", "adam", "adamw", NULL};
 static const char *const schedules[] = {"constant", "cosine", "step", NULL};
-static const char *const pace_kinds[] = {"fraction", "threshold", NULL};
+static const char *const pace_kinds[] = {"fraction", "threshold", "auto",
+                                         NULL};
 /* These follow the order of engine/spl.h's enums. */
 static const char *const score_kinds[] = {"loss", "confidence", "entropy",
                                           "margin", NULL};
@@ -101,6 +102,9 @@ _Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2,
 _Static_assert(OPTIM_SCHEDULE_CONSTANT == 0 && OPTIM_SCHEDULE_COSINE == 1 &&
                    OPTIM_SCHEDULE_STEP == 2,
                "schedules follows the OPTIM_SCHEDULE_ order");
+_Static_assert(SPL_PACE_FRACTION == 0 && SPL_PACE_THRESHOLD == 1 &&
+                   SPL_PACE_AUTO == 2,
+               "pace_kinds follows the SPL_PACE_ order");
 _Static_assert(PIPELINE_COMBINE_MEAN == 0 && PIPELINE_COMBINE_CONFIDENCE == 1,
                "combines follows the PIPELINE_COMBINE_ order");
 _Static_assert(PIPELINE_WEIGHTS_CE == 0 && PIPELINE_WEIGHTS_ALL == 1 &&
@@ -442,11 +446,14 @@ static int spec_name(const spec_obj_t *o, const char *key, char *dst,
   if (spec_has_control(s))
     return spec_fail(o, key, "must not contain control characters.");
   chars = spec_utf8_chars(s);
-  if (chars < 1 || chars > SPEC_NAME_CHARS || strlen(s) >= cap)
+  if (chars < 1 || chars > SPEC_NAME_CHARS)
+    return spec_fail(o, key, "must be 1 to %d characters long; got %zu.",
+                     SPEC_NAME_CHARS, chars);
+  if (strlen(s) >= cap)
     return spec_fail(o, key,
-                     "must be 1 to %d characters long (at most %zu bytes "
-                     "of UTF-8); got %zu characters.",
-                     SPEC_NAME_CHARS, cap - 1, chars);
+                     "must be at most %zu bytes of UTF-8; got %zu bytes "
+                     "(%zu characters, within the %d allowed).",
+                     cap - 1, strlen(s), chars, SPEC_NAME_CHARS);
   memcpy(dst, s, strlen(s) + 1);
   return 0;
 }
@@ -769,22 +776,23 @@ static int spec_dataset(const spec_obj_t *root, pipeline_spec_t *s) {
   return 0;
 }
 
-/* Reads spl.pace: the kept fraction grows from start to end. */
-/* Refuses the keys of the other pace kind in a pace object. */
+/* Refuses in a pace object the keys of the pace kinds it is not; the
+ * auto pace has none of its own. */
 static int spec_pace_keys(const spec_obj_t *o, int kind) {
-  static const char *const fraction_only[] = {"start", "end", "curve", NULL};
-  static const char *const threshold_only[] = {"lambda", "growth", NULL};
-  const char *const *other =
-      kind == SPL_PACE_FRACTION ? threshold_only : fraction_only;
+  static const char *const owned[][4] = {
+      {"start", "end", "curve", NULL}, {"lambda", "growth", NULL}, {NULL}};
 
-  for (int i = 0; other[i]; i++)
-    if (o->obj && json_object_get(o->obj, other[i]))
-      return spec_fail(o, other[i],
-                       "belongs to the %s pace, not the %s "
-                       "pace.",
-                       pace_kinds[!kind], pace_kinds[kind]);
+  for (int k = 0; pace_kinds[k]; k++)
+    for (int i = 0; k != kind && owned[k][i]; i++)
+      if (o->obj && json_object_get(o->obj, owned[k][i]))
+        return spec_fail(o, owned[k][i],
+                         "belongs to the %s pace, not the %s pace.",
+                         pace_kinds[k], pace_kinds[kind]);
   return 0;
 }
+
+/* Reads spl.pace: the fraction pace's kept fraction grows from start to
+ * end; the auto pace takes it from the noise estimate. */
 
 static int spec_pace(const spec_obj_t *spl, pipeline_spec_t *s) {
   static const spec_range_t fraction = {0, 1, 1, 0};

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import tiny_spec
+from conftest import tiny_spec, wait_finished
 from spkapi import expect_error, jobspec_errors
 
 MiB = 1048576
@@ -294,6 +294,29 @@ def test_dataset_checked_against_data_root(quick, path, value, field):
     assert not jobspec_errors(spec)
     refused(quick.client, 'POST', '/v1/jobs', 400, 'invalid_spec', field,
             json_body=spec)
+
+
+# A name is at most 100 characters and, stored in 127 bytes, at most 127
+# bytes of UTF-8: the message names the limit the name broke.
+@pytest.mark.parametrize('name,words', [
+    ('x' * 101, 'name must be 1 to 100 characters long; got 101.'),
+    ('\u00e9' * 101, 'name must be 1 to 100 characters long; got 101.'),
+    ('\u00e9' * 100, 'name must be at most 127 bytes of UTF-8; got 200 '
+     'bytes (100 characters, within the 100 allowed).'),
+    ('\u20ac' * 43, 'got 129 bytes (43 characters'),
+], ids=['ascii-101', 'two-byte-101', 'two-byte-100', 'three-byte-43'])
+def test_name_limits_named(quick, name, words):
+    err = refused(quick.client, 'POST', '/v1/jobs', 400, 'invalid_spec',
+                  'name', json_body=with_value('name', name))
+    assert words in err['message'], err
+
+
+def test_name_of_127_bytes_accepted(client):
+    """42 three-byte characters and a letter: 127 bytes, accepted."""
+    job = client.submit(with_value('name', '\u20ac' * 42 + 'x'))
+    assert job['name'] == '\u20ac' * 42 + 'x'
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 200
+    assert wait_finished(client, job['id'], 60)['state'] == 'cancelled'
 
 
 def padded(spec, size):

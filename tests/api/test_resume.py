@@ -307,6 +307,10 @@ def test_daemon_killed_repeatedly_ends_exact(spkd_factory, reference):
         stored = len(now)
         assert db_rows(daemon.db, 'SELECT state FROM jobs') == [('running',)]
         daemon = spkd_factory.restart(daemon)
-        assert f"{REQUEUED}{job['id']}" in daemon.tail(200)
+        # The requeue is logged once the daemon has started its runner,
+        # just after it answers.
+        wait_for('the requeue in the log',
+                 lambda: f"{REQUEUED}{job['id']}" in daemon.tail(200),
+                 DEADLINE)
     assert kills >= 2, (points, stored)
     assert_daemon_job_exact(daemon, job['id'], reference[2])

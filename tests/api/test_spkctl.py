@@ -387,8 +387,9 @@ class FakeSpkd(http.server.ThreadingHTTPServer):
     """Answers POST /v1/jobs with job 7, GET /v1/jobs with self.pages
     (keyed by cursor) and each GET /v1/jobs/7/events with the next of
     self.streams: a list of byte strings written one by one, chunked or
-    (chunked False) up to the closing of the connection. Records every
-    request as (method, path, headers)."""
+    (chunked False) up to the closing of the connection, then self.endless
+    (when set) to every later one. Records every request as (method,
+    path, headers)."""
 
     daemon_threads = True
 
@@ -397,6 +398,7 @@ class FakeSpkd(http.server.ThreadingHTTPServer):
         self.requests = []
         self.pages = {}
         self.streams = []
+        self.endless = None
         self.stream_ended = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever,
                                        daemon=True)
@@ -445,6 +447,8 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
             self.reply_json(200, {'items': items, 'next_cursor': nxt})
         elif url.path == '/v1/jobs/7/events' and self.server.streams:
             self.stream(*self.server.streams.pop(0))
+        elif url.path == '/v1/jobs/7/events' and self.server.endless:
+            self.stream(*self.server.endless)
         else:
             self.reply_json(404, {'error': {'code': 'not_found',
                                             'message': 'no job 8',
@@ -540,6 +544,51 @@ def test_wait_gives_up_on_a_stream_lost_for_good(fake):
     assert proc.returncode == 3, err
     assert out.splitlines() == ['1 state {"state": "running"}']
     assert err.splitlines()[-1].startswith('spkctl: cannot connect to '), err
+
+
+@pytest.mark.parametrize('again', [
+    [b': heartbeat\n'],
+    # A server that ignores Last-Event-ID sends the same event again.
+    [event(1, 'state', {'state': 'running'})]], ids=['empty', 'replayed'])
+def test_wait_gives_up_on_streams_that_end_without_news(fake, again):
+    """The server answers every reconnection and ends the stream at once
+    with nothing new: --reconnect-for counts from the first drop."""
+    fake.streams = [(True, [b'retry: 100\n',
+                            event(1, 'state', {'state': 'running'})])]
+    fake.endless = (True, [b'retry: 100\n'] + again)
+    started = time.monotonic()
+    res = run('events', '7', '--reconnect-for', '1', server=fake.url,
+              timeout=30)
+    elapsed = time.monotonic() - started
+    assert res.returncode == 3, res.stderr
+    assert 1.0 <= elapsed < 5.0, elapsed
+    assert res.stdout.splitlines()[0] == '1 state {"state": "running"}'
+    assert res.stderr.splitlines()[-1] == (
+        'spkctl: the event stream ended before the job did'), res.stderr
+    assert res.stderr.count('reconnecting') == 1, res.stderr
+    streams = [r for r in fake.requests if r[1].endswith('/events')]
+    assert 3 <= len(streams) <= 15, len(streams)
+    assert {r[2].get('Last-Event-ID') for r in streams[1:]} == {'1'}
+
+
+def test_wait_keeps_patience_while_events_arrive(fake, tmp_path):
+    """Each stream ends after one new event: patience starts again with
+    each, so a follow longer than --reconnect-for reaches the job's end."""
+    states = ['queued', 'running', 'running', 'running', 'running',
+              'running', 'succeeded']
+    fake.streams = [(True, [b'retry: 300\n',
+                            event(i + 1, 'state', {'state': s})])
+                    for i, s in enumerate(states)]
+    started = time.monotonic()
+    res = run('submit', spec_file(tmp_path, tiny_spec()), '--wait',
+              '--reconnect-for', '1', server=fake.url, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - started > 1.5
+    assert res.stdout.splitlines() == ['7'] + [f'job 7: {s}'
+                                               for s in states]
+    streams = [r for r in fake.requests if r[1].endswith('/events')]
+    assert [r[2].get('Last-Event-ID') for r in streams] == \
+        [None] + [str(i) for i in range(1, len(states))]
 
 
 def test_events_of_an_unknown_job(fake):

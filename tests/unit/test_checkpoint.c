@@ -3,7 +3,9 @@
  * bytes, same outputs, same meta), optimizer and dropout state carried
  * across a save, the byte layout, and refusal of every flipped byte, every
  * truncation, lying counts behind a valid CRC, newer versions, other
- * architectures and files that are not checkpoints at all. */
+ * architectures and files that are not checkpoints at all; the check
+ * without loading (checkpoint_verify) refuses the same files and also
+ * weights that are not finite. */
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -679,8 +681,9 @@ static uint8_t *small_file(void **state, const char *name, model_t **m,
   return b;
 }
 
-/* Writes the size bytes at b to path and checks that both loaders refuse
- * them, with a message naming path, and leave the model m unchanged;
+/* Writes the size bytes at b to path and checks that both loaders and
+ * checkpoint_verify (with the same code) refuse them, with a message
+ * naming path, and leave the model m unchanged;
  * returns checkpoint_load's code, and its message in err. */
 static int refused(const char *path, const uint8_t *b, size_t size, model_t *m,
                    char *err, size_t errlen) {
@@ -697,6 +700,8 @@ static int refused(const char *path, const uint8_t *b, size_t size, model_t *m,
     fail_msg("a corrupt checkpoint of %zu bytes was loaded", size);
   assert_null(out);
   assert_non_null(strstr(err, path));
+  assert_int_equal(checkpoint_verify(path, &got, err2, sizeof err2), rc);
+  assert_non_null(strstr(err2, path));
   rc2 = checkpoint_load_into(path, m, &got, err2, sizeof err2);
   assert_true(rc2 < 0);
   assert_non_null(strstr(err2, path));
@@ -970,6 +975,72 @@ static void test_other_architecture_refused(void **state) {
                      "layers[0] (conv2d): 28x28x1 -> 24x24x32 in the file");
 }
 
+/* Checking without loading. */
+
+static void test_verify_accepts_what_loads(void **state) {
+  model_desc_t d = preset("cnn");
+  layer_shape_t in = {1, 28, 28};
+  checkpoint_meta_t mt = meta_of(&d, in), got;
+  model_t *a = build(&d, in, 1);
+  char path[256], err[512] = "";
+  int rc;
+
+  path_of(state, "verify.ckpt", path);
+  fill_state(a, 1, 3);
+  save_ok(path, a, &mt);
+  rc = checkpoint_verify(path, &got, err, sizeof err);
+  if (rc)
+    fail_msg("checkpoint_verify: %d %s", rc, err);
+  meta_same(&mt, &got);
+  model_free(a);
+}
+
+/* The small file with the 32-bit value at off replaced by bits, CRC
+ * fixed: checkpoint_verify's code and message in err. */
+static int verify_patched(void **state, size_t off, uint32_t bits, char *err,
+                          size_t errlen) {
+  checkpoint_meta_t got;
+  char path[256];
+  model_t *m;
+  size_t size;
+  uint8_t *b = small_file(state, "nan-src.ckpt", &m, &size);
+  int rc;
+
+  le32_set(b, off, bits);
+  crc_fix(b, size);
+  path_of(state, "nan.ckpt", path);
+  file_put(path, b, size);
+  rc = checkpoint_verify(path, &got, err, errlen);
+  free(b);
+  model_free(m);
+  return rc;
+}
+
+/* Weights that are NaN or infinite pass the CRC and load, but are no
+ * model to use: checkpoint_verify names the layer, tensor and value.
+ * Momentum is left alone, as a loaded model only runs forward. */
+static void test_verify_refuses_non_finite_weights(void **state) {
+  /* The small file's tensors: dense 16 -> 32 (512 weights, 32 biases),
+   * each value, velocity and second moments, then dense 32 -> 10. */
+  const size_t tensors = OFF_LAYERS + 4 * LAYER_BYTES + OPTIM_BYTES +
+                         STATE_BYTES + RNG_ENTRY_BYTES;
+  const size_t w0 = tensors + 4 + 8, b0 = w0 + 3 * 4 * 512 + 4 + 8;
+  char err[512] = "";
+
+  assert_int_equal(
+      verify_patched(state, w0 + 4 * 5, 0x7fc00000u, err, sizeof err), -EINVAL);
+  assert_non_null(
+      strstr(err, "layers[0] (dense) tensor 0: value 5 of 512 is NaN"));
+  assert_int_equal(
+      verify_patched(state, b0 + 4 * 3, 0xff800000u, err, sizeof err), -EINVAL);
+  assert_non_null(
+      strstr(err, "layers[0] (dense) tensor 1: value 3 of 32 is infinite"));
+  assert_int_equal(
+      verify_patched(state, w0 + 4 * 512, 0x7fc00000u, err, sizeof err), 0);
+  /* The largest finite float is a weight like any other. */
+  assert_int_equal(verify_patched(state, w0, 0x7f7fffffu, err, sizeof err), 0);
+}
+
 /* Saving. */
 
 /* No temporary file is left in the fixture's directory. */
@@ -1077,6 +1148,8 @@ int main(void) {
       cmocka_unit_test(test_newer_version_refused),
       cmocka_unit_test(test_not_checkpoints_refused),
       cmocka_unit_test(test_other_architecture_refused),
+      cmocka_unit_test(test_verify_accepts_what_loads),
+      cmocka_unit_test(test_verify_refuses_non_finite_weights),
       cmocka_unit_test(test_save_replaces),
       cmocka_unit_test(test_save_refuses_bad_meta),
   };

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the noise-detection measures: precision and recall of an
  * easy set, the AUROC with ties against hand-computed values and a slow
- * pairwise twin, and the mixture's noise-rate estimate on synthetic
- * losses. */
+ * pairwise twin, and each noise-rate estimator (Gaussian and beta
+ * mixtures, per class, confident learning) on synthetic data of known
+ * rate. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -318,6 +319,292 @@ static void test_noise_rate_invalid(void **state) {
   assert_near(r, 0.25, 0);
 }
 
+/* Confident learning. */
+
+/* Three classes, six samples. Thresholds: class 0 from samples 0 and 1
+ * (0.8 + 0.2) / 2 = 0.5; class 1 from 2 and 3 (0.7 + 0.6) / 2 = 0.65;
+ * class 2 from 4 and 5 (0.9 + 0.3) / 2 = 0.6. Sample 1 (labelled 0) has
+ * p_1 = 0.7 >= 0.65: rejected. Sample 5 (labelled 2) has p_0 = 0.6 >=
+ * 0.5 and p_2 = 0.3 < 0.6: rejected. Sample 3 (labelled 1) has p_1 =
+ * 0.6 < 0.65 and no other class at its threshold: not claimed, kept. */
+static void test_confident_hand(void **state) {
+  const float probs[6 * 3] = {0.8f, 0.1f, 0.1f, 0.2f, 0.7f, 0.1f,
+                              0.1f, 0.7f, 0.2f, 0.3f, 0.6f, 0.1f,
+                              0.05f, 0.05f, 0.9f, 0.6f, 0.1f, 0.3f};
+  const uint8_t labels[6] = {0, 0, 1, 1, 2, 2};
+  detect_probs_t in = {probs, labels, 6, 3};
+  double pc[3] = {-1, -1, -1}, rate = -1;
+
+  (void)state;
+  assert_int_equal(detect_noise_confident(&in, pc, &rate), 0);
+  assert_near(rate, 2.0 / 6.0, 1e-12);
+  assert_near(pc[0], 0.5, 1e-12);
+  assert_near(pc[1], 0.0, 1e-12);
+  assert_near(pc[2], 0.5, 1e-12);
+}
+
+/* n samples of C classes as a model trained on noisy labels sees them.
+ * The true class is uniform and the observed label moves to a uniform
+ * other class with probability rate. The clean posterior p gives the
+ * true class a probability in [0.8, 0.95] and shares the rest evenly,
+ * except that a share `hard` of samples is torn between the true class
+ * (0.5) and the next one (0.45). The model outputs the posterior of the
+ * observed label, q_j = (1 - rate) p_j + rate (1 - p_j) / (C - 1): what
+ * training on the noisy labels learns at best. Returns the corrupted
+ * share. */
+typedef struct {
+  int n, C;
+  double rate, hard;
+  uint64_t seed;
+} synth_t;
+
+/* The clean posterior of one sample of true class k into p (C). */
+static void synth_posterior(const synth_t *g, rng_t *rng, int k, double *p) {
+  double top = 0.8 + 0.15 * rng_uniform(rng);
+
+  if (rng_uniform(rng) < g->hard) {
+    for (int j = 0; j < g->C; j++)
+      p[j] = 0.05 / (g->C - 2);
+    p[k] = 0.5;
+    p[(k + 1) % g->C] = 0.45;
+    return;
+  }
+  for (int j = 0; j < g->C; j++)
+    p[j] = (1.0 - top) / (g->C - 1);
+  p[k] = top;
+}
+
+static double synth_fill(const synth_t *g, float *probs, uint8_t *labels) {
+  double p[16];
+  rng_t rng;
+  int bad = 0;
+
+  assert_true(g->C <= 16);
+  rng_init(&rng, g->seed, 11);
+  for (int i = 0; i < g->n; i++) {
+    int k = (int)rng_below(&rng, (uint32_t)g->C), y = k;
+    synth_posterior(g, &rng, k, p);
+    for (int j = 0; j < g->C; j++)
+      probs[(size_t)i * g->C + j] =
+          (float)((1 - g->rate) * p[j] + g->rate * (1 - p[j]) / (g->C - 1));
+    if (rng_uniform(&rng) < g->rate) {
+      y = (k + 1 + (int)rng_below(&rng, (uint32_t)g->C - 1)) % g->C;
+      bad++;
+    }
+    labels[i] = (uint8_t)y;
+  }
+  return (double)bad / g->n;
+}
+
+/* The rejected share recovers the corrupted share, overall and per
+ * class, from clean labels to 60 % noise. */
+static void test_confident_recovers_rate(void **state) {
+  enum { N = 20000, C = 10 };
+  static float probs[N * C];
+  static uint8_t labels[N];
+  const double rates[4] = {0.0, 0.2, 0.4, 0.6};
+  detect_probs_t in = {probs, labels, N, C};
+  double pc[C], rate;
+
+  (void)state;
+  for (int r = 0; r < 4; r++) {
+    synth_t g = {N, C, rates[r], 0.0, 100 + (uint64_t)r};
+    double truth = synth_fill(&g, probs, labels);
+    assert_int_equal(detect_noise_confident(&in, pc, &rate), 0);
+    assert_near(rate, truth, 0.01);
+    for (int c = 0; c < C; c++)
+      assert_near(pc[c], truth, 0.04);
+  }
+}
+
+/* Clean samples torn between two classes are not read as corrupted:
+ * with a tenth of them, clean labels give no rejection and 20 % noise is
+ * found within 0.03 (torn corrupted samples may go unclaimed). */
+static void test_confident_hard_samples(void **state) {
+  enum { N = 20000, C = 10 };
+  static float probs[N * C];
+  static uint8_t labels[N];
+  detect_probs_t in = {probs, labels, N, C};
+  synth_t clean = {N, C, 0.0, 0.1, 200}, noisy = {N, C, 0.2, 0.1, 201};
+  double rate, truth;
+
+  (void)state;
+  synth_fill(&clean, probs, labels);
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), 0);
+  assert_near(rate, 0.0, 0);
+  truth = synth_fill(&noisy, probs, labels);
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), 0);
+  assert_near(rate, truth, 0.03);
+}
+
+/* No sample gives 0; a class nobody carries claims no sample and has a
+ * share of 0. */
+static void test_confident_degenerate(void **state) {
+  const float probs[2 * 3] = {0.1f, 0.2f, 0.7f, 0.9f, 0.05f, 0.05f};
+  const uint8_t labels[2] = {0, 0};
+  detect_probs_t empty = {NULL, NULL, 0, 3}, in = {probs, labels, 2, 3};
+  double pc[3] = {-1, -1, -1}, rate = -1;
+
+  (void)state;
+  assert_int_equal(detect_noise_confident(&empty, pc, &rate), 0);
+  assert_near(rate, 0.0, 0);
+  assert_near(pc[0] + pc[1] + pc[2], 0.0, 0);
+  /* t_0 = 0.5: sample 1 stays, sample 0 is claimed by no class. */
+  assert_int_equal(detect_noise_confident(&in, pc, &rate), 0);
+  assert_near(rate, 0.0, 0);
+  assert_near(pc[1], 0.0, 0);
+  assert_near(pc[2], 0.0, 0);
+}
+
+static void test_confident_invalid(void **state) {
+  float probs[2 * 2] = {0.6f, 0.4f, 0.3f, 0.7f};
+  uint8_t labels[2] = {0, 1};
+  detect_probs_t in = {probs, labels, 2, 2};
+  double rate = 0.25;
+
+  (void)state;
+  assert_int_equal(detect_noise_confident(NULL, NULL, &rate), -EINVAL);
+  assert_int_equal(detect_noise_confident(&in, NULL, NULL), -EINVAL);
+  in.classes = 0;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  in.classes = 257;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  in.classes = 2;
+  in.n = -1;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  in.n = 2;
+  labels[1] = 2;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  labels[1] = 1;
+  probs[3] = NAN;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  probs[3] = 1.5f;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  probs[3] = -0.1f;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  in.probs = NULL;
+  probs[3] = 0.7f;
+  assert_int_equal(detect_noise_confident(&in, NULL, &rate), -EINVAL);
+  assert_near(rate, 0.25, 0);
+}
+
+/* The beta mixture. */
+
+/* n confidences, round(rate * n) of them corrupted and drawn from
+ * Beta(1, 6) (mean 1/7), the others from Beta(6, 1) (mean 6/7): for U
+ * uniform, U^(1/6) is Beta(6, 1) and 1 - U^(1/6) is Beta(1, 6). */
+static void beta_fill(float *conf, int n, double rate, uint64_t seed) {
+  int k = (int)llround(rate * n);
+  rng_t rng;
+
+  rng_init(&rng, seed, 4);
+  for (int i = 0; i < n; i++) {
+    double v = pow(rng_uniform(&rng), 1.0 / 6.0);
+    conf[i] = (float)(spread_bad(i, n, k) ? 1.0 - v : v);
+  }
+}
+
+static double beta_ok(const float *conf, int n) {
+  double r = -1;
+
+  assert_int_equal(detect_noise_beta(conf, n, &r), 0);
+  return r;
+}
+
+static void test_beta_mixtures(void **state) {
+  enum { N = 20000 };
+  static float conf[N];
+  const double rates[3] = {0.2, 0.4, 0.6};
+
+  (void)state;
+  for (int i = 0; i < 3; i++) {
+    beta_fill(conf, N, rates[i], 30 + (uint64_t)i);
+    assert_near(beta_ok(conf, N), rates[i], 0.03);
+  }
+}
+
+/* Nothing below 1/2 is clean data: 0; nothing above, 1; exact 0s and
+ * 1s are clamped, not infinite; none gives 0. */
+static void test_beta_degenerate(void **state) {
+  const float high[4] = {0.9f, 0.7f, 1.0f, 0.5f};
+  const float low[3] = {0.1f, 0.0f, 0.3f};
+  const float ends[6] = {0.0f, 1.0f, 0.0f, 1.0f, 1.0f, 1.0f};
+  double r = -1;
+
+  (void)state;
+  assert_near(beta_ok(high, 4), 0.0, 0);
+  assert_near(beta_ok(low, 3), 1.0, 0);
+  assert_int_equal(detect_noise_beta(NULL, 0, &r), 0);
+  assert_near(r, 0.0, 0);
+  r = beta_ok(ends, 6);
+  assert_true(isfinite(r));
+  assert_near(r, 2.0 / 6.0, 0.01);
+}
+
+static void test_beta_invalid(void **state) {
+  float conf[3] = {0.1f, 0.5f, 0.9f};
+  double r = 0.25;
+
+  (void)state;
+  assert_int_equal(detect_noise_beta(NULL, 3, &r), -EINVAL);
+  assert_int_equal(detect_noise_beta(conf, -1, &r), -EINVAL);
+  assert_int_equal(detect_noise_beta(conf, 3, NULL), -EINVAL);
+  conf[1] = NAN;
+  assert_int_equal(detect_noise_beta(conf, 3, &r), -EINVAL);
+  conf[1] = 1.01f;
+  assert_int_equal(detect_noise_beta(conf, 3, &r), -EINVAL);
+  conf[1] = -0.01f;
+  assert_int_equal(detect_noise_beta(conf, 3, &r), -EINVAL);
+  assert_near(r, 0.25, 0);
+}
+
+/* Per class: two classes at different rates, each found on its own, and
+ * the overall rate their mean weighted by class size. */
+static void test_by_class(void **state) {
+  enum { N0 = 6000, N1 = 3000 };
+  static float values[N0 + N1];
+  static uint8_t labels[N0 + N1 + 1];
+  double pc[3] = {-1, -1, -1}, rate = -1;
+
+  (void)state;
+  beta_fill(values, N0, 0.1, 1);
+  beta_fill(values + N0, N1, 0.5, 2);
+  for (int i = 0; i < N0 + N1; i++)
+    labels[i] = i < N0 ? 0 : 2;
+  assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, values, labels,
+                                         N0 + N1, 3, pc, &rate),
+                   0);
+  assert_near(pc[0], 0.1, 0.03);
+  assert_near(pc[1], 0.0, 0);
+  assert_near(pc[2], 0.5, 0.03);
+  assert_near(rate, (pc[0] * N0 + pc[2] * N1) / (N0 + N1), 1e-12);
+
+  /* The Gaussian mixture per class on losses: a class of clean losses
+   * and one with 40 % corrupted ones. */
+  mixture_fill(values, N0, 0.0, 0.2, 0.07, 3.0, 0.5);
+  mixture_fill(values + N0, N1, 0.4, 0.2, 0.07, 3.0, 0.5);
+  assert_int_equal(detect_noise_by_class(DETECT_MIX_GAUSS_LOG_LOSS, values,
+                                         labels, N0 + N1, 3, pc, &rate),
+                   0);
+  assert_near(pc[2], 0.4, 0.03);
+
+  labels[5] = 3;
+  assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, values, labels,
+                                         N0 + N1, 3, pc, &rate),
+                   -EINVAL);
+  labels[5] = 0;
+  values[7] = -1.0f;
+  assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, values, labels,
+                                         N0 + N1, 3, pc, &rate),
+                   -EINVAL);
+  assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, values, labels,
+                                         N0 + N1, 0, pc, &rate),
+                   -EINVAL);
+  assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, NULL, labels, 1, 3,
+                                         pc, &rate),
+                   -EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_hand),
@@ -335,6 +622,15 @@ int main(void) {
       cmocka_unit_test(test_noise_rate_order_free),
       cmocka_unit_test(test_noise_rate_degenerate),
       cmocka_unit_test(test_noise_rate_invalid),
+      cmocka_unit_test(test_confident_hand),
+      cmocka_unit_test(test_confident_recovers_rate),
+      cmocka_unit_test(test_confident_hard_samples),
+      cmocka_unit_test(test_confident_degenerate),
+      cmocka_unit_test(test_confident_invalid),
+      cmocka_unit_test(test_beta_mixtures),
+      cmocka_unit_test(test_beta_degenerate),
+      cmocka_unit_test(test_beta_invalid),
+      cmocka_unit_test(test_by_class),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

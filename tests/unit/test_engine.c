@@ -831,6 +831,7 @@ typedef struct {
   pipeline_epoch_t m;
   float *loss, *prob, *weight;
   uint8_t *easy;
+  double per_class[PIPE_CLASSES]; /* the noise estimate's, or NaN */
 } epoch_rec_t;
 
 /* What the hooks saw during one run. */
@@ -925,6 +926,9 @@ static int rec_on_epoch(void *ctx, const pipeline_epoch_t *m,
     r->state_size[st->stage] = st->size;
   }
   e->m = *m;
+  for (int c = 0; c < PIPE_CLASSES; c++)
+    e->per_class[c] = c < m->noise_classes ? m->noise_per_class[c] : NAN;
+  e->m.noise_per_class = NULL; /* the pipeline's, valid during the hook */
   e->loss = dup_bytes(rec->loss, n * sizeof(float));
   e->prob = dup_bytes(rec->prob, n * sizeof(float));
   e->weight = dup_bytes(rec->weight, n * sizeof(float));
@@ -1160,6 +1164,8 @@ static void check_identical(const recorder_t *a, const recorder_t *b) {
     assert_same_double(x->m.test_acc, y->m.test_acc);
     assert_same_double(x->m.lr, y->m.lr);
     assert_int_equal(x->m.easy_size, y->m.easy_size);
+    for (int j = 0; j < PIPELINE_ESTIMATORS; j++)
+      assert_same_double(x->m.noise_estimates[j], y->m.noise_estimates[j]);
   }
 }
 
@@ -1521,6 +1527,75 @@ static void test_pipeline_side_by_side(void **state) {
   dataset_deinit(&test);
 }
 
+/* The noise-rate estimates: none before the last warm-up epoch or
+ * outside spl; from there every spl epoch reports each estimator, the
+ * warm-up model's confident-learning estimate unchanged and within 0.05
+ * of the 30 % injected, overall and per class. */
+static void check_noise_estimates(const recorder_t *r) {
+  const epoch_rec_t *first = &r->ep[SPL_WARMUP - 1];
+
+  for (int k = 0; k < r->n_epochs; k++) {
+    const pipeline_epoch_t *m = &r->ep[k].m;
+    int made = m->stage == PIPELINE_STAGE_SPL && m->epoch >= SPL_WARMUP;
+    assert_int_equal(isfinite(m->estimated_noise_rate), made);
+    assert_int_equal(m->noise_classes, made ? PIPE_CLASSES : 0);
+    for (int e = 0; e < PIPELINE_ESTIMATORS; e++)
+      assert_int_equal(isfinite(m->noise_estimates[e]), made);
+    if (!made)
+      continue;
+    assert_same_double(m->estimated_noise_rate,
+                       m->noise_estimates[PIPELINE_EST_CONFIDENT]);
+    assert_same_double(m->estimated_noise_rate,
+                       first->m.estimated_noise_rate);
+    for (int c = 0; c < PIPE_CLASSES; c++) {
+      assert_same_double(r->ep[k].per_class[c], first->per_class[c]);
+      check_close(r->ep[k].per_class[c], 0.3, 0, 0.05, "per class",
+                  (size_t)c);
+    }
+  }
+  check_close(first->m.estimated_noise_rate, 0.3, 0, 0.05, "noise rate", 0);
+  assert_string_equal(pipeline_estimator_name(PIPELINE_EST_CONFIDENT),
+                      "confident");
+  assert_string_equal(pipeline_estimator_name(PIPELINE_ESTIMATORS),
+                      "unknown");
+}
+
+/* The auto pace keeps of each class its clean share by the estimate, at
+ * every selection and in the final easy set. */
+static void check_auto_pace(const recorder_t *r) {
+  for (int e = SPL_WARMUP; e <= SPL_EPOCHS; e++) {
+    const epoch_rec_t *ep = &r->ep[e - 1];
+    int n_c[PIPE_CLASSES], easy_c[PIPE_CLASSES];
+    class_counts(r, ep->easy, n_c, easy_c);
+    for (int c = 0; c < PIPE_CLASSES; c++) {
+      long keep = llround((1.0 - ep->per_class[c]) * n_c[c]);
+      assert_int_equal(easy_c[c], keep < 1 ? 1 : keep);
+    }
+  }
+}
+
+static void test_pipeline_noise_estimate(void **state) {
+  dataset_t train, test;
+  recorder_t *r = recorder_new(), *a = recorder_new();
+  char err[256] = "";
+
+  (void)state;
+  synthetic_init(&train, PIPE_TRAIN, 1);
+  synthetic_init(&test, PIPE_TEST, 2);
+  if (run_recorded(r, &train, &test, err, sizeof err) != 0)
+    fail_msg("pipeline_run: %s", err);
+  check_noise_estimates(r);
+  a->spec.pace_kind = SPL_PACE_AUTO;
+  if (run_recorded(a, &train, &test, err, sizeof err) != 0)
+    fail_msg("pipeline_run: %s", err);
+  check_noise_estimates(a);
+  check_auto_pace(a);
+  recorder_free(r);
+  recorder_free(a);
+  dataset_deinit(&train);
+  dataset_deinit(&test);
+}
+
 /* A run stopped after any epoch resumes from the states it stored: the
  * second run reports only the epochs the first did not store, and every
  * stage ends in the same state, bit for bit, as an uninterrupted run:
@@ -1601,6 +1676,7 @@ int main(void) {
       cmocka_unit_test(test_pipeline_checkpoint_teacher),
       cmocka_unit_test(test_pipeline_side_by_side),
       cmocka_unit_test(test_pipeline_resume),
+      cmocka_unit_test(test_pipeline_noise_estimate),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

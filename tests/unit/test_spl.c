@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the self-paced building blocks on cases computed by hand:
- * the four scores, the paces and curves, selection per class and over the
- * whole set, the weight schemes, one-call selection with weights, and the
+ * the four scores, the paces and curves, selection per class, with a
+ * fraction of each class and over the whole set, the weight schemes, one-call selection with weights, and the
  * final-set statistic; with empty, one-class and equal-score edge cases. */
 #include <errno.h>
 #include <math.h>
@@ -436,6 +436,45 @@ static void test_weights_fraction_global(void **state) {
   weights_expect(&cfg, 0, 3, easy, lg, 3);
 }
 
+/* The auto pace keeps each class's own fraction at every selection k,
+ * ignoring the curve and per_class: class 0 keeps 1/4 of 4 (sample 2),
+ * class 1 all of 2 (4, then 1 at its lambda 0.5, weight 0 under linear
+ * weighting), class 2 has no sample. Without fractions it keeps all. */
+static void test_weights_auto(void **state) {
+  const double fraction[3] = {0.25, 1.0, 0.0};
+  const uint8_t easy[W_N] = {0, 1, 1, 0, 1, 0};
+  const uint8_t all[W_N] = {1, 1, 1, 1, 1, 1};
+  const double hard[W_N] = {0, 1, 1, 0, 1, 0};
+  const double lin[W_N] = {0, 0, 1, 0, 0.4, 0};
+  const double ones[W_N] = {1, 1, 1, 1, 1, 1};
+  spl_config_t cfg;
+
+  (void)state;
+  fraction_config(&cfg, false, SPL_WEIGHT_HARD);
+  cfg.pace = SPL_PACE_AUTO;
+  cfg.class_fraction = fraction;
+  for (int k = 0; k < 3; k++)
+    weights_expect(&cfg, k, 3, easy, hard, 3);
+  cfg.weighting = SPL_WEIGHT_LINEAR;
+  weights_expect(&cfg, 1, 3, easy, lin, 3);
+  cfg.class_fraction = NULL;
+  cfg.weighting = SPL_WEIGHT_HARD;
+  weights_expect(&cfg, 0, 3, all, ones, W_N);
+}
+
+/* spl_select_by_class is the auto pace's selection on its own. */
+static void test_select_by_class(void **state) {
+  const double fraction[3] = {0.5, 0.5, 1.0};
+  const uint8_t want[W_N] = {0, 0, 1, 0, 1, 1};
+  uint8_t easy[W_N];
+
+  (void)state;
+  memset(easy, 0xaa, sizeof easy);
+  assert_int_equal(
+      spl_select_by_class(w_score, w_labels, W_N, 3, fraction, easy), 3);
+  assert_memory_equal(easy, want, W_N);
+}
+
 static void test_weights_threshold(void **state) {
   spl_config_t cfg;
   /* lambda 0.25 * 2^1 = 0.5: 0.4, 0.1, 0.3, 0.2 are below, 0.5 is not. */
@@ -497,7 +536,7 @@ static void test_weights_default_and_empty(void **state) {
   (void)state;
   spl_config_init(&cfg);
   weights_expect(&cfg, 0, 5, all, ones, W_N);
-  for (int p = SPL_PACE_FRACTION; p <= SPL_PACE_THRESHOLD; p++) {
+  for (int p = SPL_PACE_FRACTION; p <= SPL_PACE_AUTO; p++) {
     cfg.pace = (spl_pace_kind_t)p;
     assert_int_equal(spl_weights(&empty, &cfg, 0, 5, &weight, &easy), 0);
     assert_true(weight == -1.0f && easy == 0x5a);
@@ -602,6 +641,8 @@ int main(void) {
       cmocka_unit_test(test_weights_fraction_global),
       cmocka_unit_test(test_weights_threshold),
       cmocka_unit_test(test_weights_equal_scores),
+      cmocka_unit_test(test_weights_auto),
+      cmocka_unit_test(test_select_by_class),
       cmocka_unit_test(test_weights_default_and_empty),
       cmocka_unit_test(test_weights_extreme),
       cmocka_unit_test(test_final_scores),
