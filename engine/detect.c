@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Noise-detection measures: split counts, a tie-aware AUROC by sorting,
- * and a two-component 1-D Gaussian mixture fitted by EM for the noise
- * rate. Callers own every array; nothing here keeps state. */
+ * and noise-rate estimators: two-component 1-D Gaussian and beta
+ * mixtures fitted by EM, and confident learning. Callers own every
+ * array; nothing here keeps state. */
 #include "detect.h"
 
 #include <errno.h>
@@ -258,9 +259,9 @@ int detect_noise_rate(const float *mean_loss, int n, double *rate) {
 
 enum { DETECT_CLASSES_MAX = 256 };
 
+/* 0 when in is what detect_noise_confident accepts, else -EINVAL. */
 static int probs_check(const detect_probs_t *in) {
-  if (!in || in->n < 0 || in->classes < 1 ||
-      in->classes > DETECT_CLASSES_MAX ||
+  if (!in || in->n < 0 || in->classes < 1 || in->classes > DETECT_CLASSES_MAX ||
       (in->n > 0 && (!in->probs || !in->labels)))
     return -EINVAL;
   for (int i = 0; i < in->n; i++) {
@@ -433,7 +434,7 @@ static double beta_rate(const beta_data_t *d, double *resp) {
       break;
   }
   return m.a[0] / (m.a[0] + m.b[0]) <= m.a[1] / (m.a[1] + m.b[1]) ? m.w[0]
-                                                                   : m.w[1];
+                                                                  : m.w[1];
 }
 
 int detect_noise_beta(const float *conf, int n, double *rate) {

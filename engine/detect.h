@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* How well a self-paced split and a difficulty score find corrupted labels:
  * precision and recall of the easy set as "clean", the AUROC of a score,
- * and a noise-rate estimate from the losses alone. Pure arithmetic on
- * caller-owned arrays; the pipeline decides when to measure. */
+ * and noise-rate estimates from what training shows alone (losses,
+ * confidences, class probabilities). Pure arithmetic on caller-owned
+ * arrays; the pipeline decides when to measure. */
 #ifndef SPK_ENGINE_DETECT_H
 #define SPK_ENGINE_DETECT_H
 

@@ -218,8 +218,8 @@ static int select_fraction(const spl_set_t *s, const spl_keep_t *keep,
     if (last)
       *last = 0.0;
     if (m > 0)
-      kept += group_keep(r, m, keep->fractions ? keep->fractions[g]
-                                               : keep->fraction,
+      kept += group_keep(r, m,
+                         keep->fractions ? keep->fractions[g] : keep->fraction,
                          easy, last);
   }
   free(r);
@@ -374,8 +374,8 @@ int spl_weights(const spl_set_t *set, const spl_config_t *cfg, int k, int count,
     if (cfg->pace == SPL_PACE_AUTO)
       keep.fractions = cfg->class_fraction;
     else
-      keep.fraction = spl_pace_curve(cfg->curve, cfg->start, cfg->end, k,
-                                     count);
+      keep.fraction =
+          spl_pace_curve(cfg->curve, cfg->start, cfg->end, k, count);
     kept = select_fraction(set, &keep, easy, lambda);
   }
   if (kept >= 0)

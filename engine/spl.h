@@ -136,16 +136,16 @@ typedef enum {
  * threshold pace keeps the scores below lambda * growth^k and ignores
  * per_class; the auto pace keeps class_fraction[c] of each observed
  * class c at every selection (the caller sets it from an estimate of
- * each class's clean share; NULL keeps every sample) and ignores
- * per_class and the curve. */
+ * the clean share; NULL keeps every sample) and ignores per_class and
+ * the curve. */
 typedef struct {
   spl_pace_kind_t pace;
-  spl_curve_t curve;         /* fraction pace */
-  double start, end;         /* fraction pace: first and last fraction */
-  double lambda, growth;     /* threshold pace */
-  bool per_class;            /* fraction pace */
-  spl_weighting_t weighting; /* scheme for the kept samples */
-  double mix_ratio;          /* mixture: lambda2 / lambda1, in (0, 1) */
+  spl_curve_t curve;            /* fraction pace */
+  double start, end;            /* fraction pace: first and last fraction */
+  double lambda, growth;        /* threshold pace */
+  bool per_class;               /* fraction pace */
+  spl_weighting_t weighting;    /* scheme for the kept samples */
+  double mix_ratio;             /* mixture: lambda2 / lambda1, in (0, 1) */
   const double *class_fraction; /* auto pace: (classes), each in [0, 1] */
 } spl_config_t;
 

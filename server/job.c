@@ -494,7 +494,7 @@ static long long epoch_samples(const pipeline_epoch_t *m,
 }
 
 /* A number for an event's JSON: null when not finite. */
-static json_t *json_num_or_null(double v) {
+static json_t *num_or_null(double v) {
   return isfinite(v) ? json_real(v) : json_null();
 }
 
@@ -513,23 +513,22 @@ static int noise_event(job_ctx_t *j, const pipeline_epoch_t *m, char *err,
     *j->estimated_noise_rate = m->estimated_noise_rate;
   for (int k = 0; est && k < PIPELINE_ESTIMATORS; k++)
     json_object_set_new(est, pipeline_estimator_name(k),
-                        json_num_or_null(m->noise_estimates[k]));
+                        num_or_null(m->noise_estimates[k]));
   for (int c = 0; pc && c < m->noise_classes; c++)
-    json_array_append_new(pc, json_num_or_null(m->noise_per_class[c]));
+    json_array_append_new(pc, num_or_null(m->noise_per_class[c]));
   doc = json_pack("{s:i, s:f, s:f, s:O, s:O}", "epoch", m->epoch, "rate",
                   m->estimated_noise_rate, "estimated_rate",
-                  m->estimated_noise_rate, "estimates", est, "per_class",
-                  pc);
+                  m->estimated_noise_rate, "estimates", est, "per_class", pc);
   text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-  if (text)
-    rc = job_write(j->writer,
-                   (job_write_t){W_EVENT, j->id, .text = text,
-                                 .text2 = "noise_estimate"},
-                   err, errlen)
-             ? -EIO
-             : 0;
-  else
+  if (!text)
     snprintf(err, errlen, "out of memory for the noise estimate event");
+  else if (job_write(j->writer,
+                     (job_write_t){W_EVENT, j->id, .text = text,
+                                   .text2 = "noise_estimate"},
+                     err, errlen) != 0)
+    rc = -EIO;
+  else
+    rc = 0;
   free(text);
   json_decref(doc);
   json_decref(est);

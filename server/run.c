@@ -184,39 +184,43 @@ static void summary_hashes(db_t *db, int64_t id, json_t *stages) {
   free(c);
 }
 
-/* The job's noise section: the injected rate, and the spl stage's last
- * noise-rate estimate, kept as an event: "estimated_rate" (the best
- * estimator's; "rate" in events of older runs), "estimates" {name: rate}
- * and "per_class", nulls and {} and [] without one. */
-static json_t *summary_noise(db_t *db, int64_t id,
-                             const pipeline_spec_t *spec) {
+/* The data of the job's last "noise_estimate" event, or NULL. */
+static json_t *summary_last_estimate(db_t *db, int64_t id) {
   db_event_t *ev = NULL;
-  json_t *last = NULL, *rate, *noise;
+  json_t *last = NULL;
   char err[256];
   int n = 0;
 
-  if (db_event_list(db, id, 0, 100000, &ev, &n, err, sizeof err) == 0)
-    for (int i = 0; i < n; i++)
-      if (strcmp(ev[i].kind, "noise_estimate") == 0) {
-        json_decref(last);
-        last = json_loads(ev[i].data_json, 0, NULL);
-      }
+  if (db_event_list(db, id, 0, 100000, &ev, &n, err, sizeof err) != 0)
+    return NULL;
+  for (int i = 0; i < n; i++)
+    if (strcmp(ev[i].kind, "noise_estimate") == 0) {
+      json_decref(last);
+      last = json_loads(ev[i].data_json, 0, NULL);
+    }
   db_events_free(ev, n);
-  rate = json_object_get(last, "estimated_rate");
+  return last;
+}
+
+/* The job's noise section: the injected rate and the spl stage's last
+ * estimate, "estimated_rate" (the best estimator's; "rate" in events of
+ * older runs), "estimates" {name: rate} and "per_class"; null, {} and []
+ * without one. */
+static json_t *summary_noise(db_t *db, int64_t id,
+                             const pipeline_spec_t *spec) {
+  json_t *last = summary_last_estimate(db, id), *noise;
+  json_t *rate = json_object_get(last, "estimated_rate");
+  json_t *est = json_object_get(last, "estimates");
+  json_t *pc = json_object_get(last, "per_class");
+
   if (!json_is_number(rate))
     rate = json_object_get(last, "rate");
   noise = json_pack(
-      "{s:f, s:o, s:o, s:o}", "rate",
-      spec->noise_kind ? spec->noise_rate : 0.0, "estimated_rate",
-      json_is_number(rate) ? json_real(json_number_value(rate)) : json_null(),
-      "estimates",
-      json_is_object(json_object_get(last, "estimates"))
-          ? json_deep_copy(json_object_get(last, "estimates"))
-          : json_object(),
-      "per_class",
-      json_is_array(json_object_get(last, "per_class"))
-          ? json_deep_copy(json_object_get(last, "per_class"))
-          : json_array());
+      "{s:f, s:o, s:o, s:o}", "rate", spec->noise_kind ? spec->noise_rate : 0.0,
+      "estimated_rate",
+      num_or_null(json_is_number(rate) ? json_number_value(rate) : NAN),
+      "estimates", json_is_object(est) ? json_deep_copy(est) : json_object(),
+      "per_class", json_is_array(pc) ? json_deep_copy(pc) : json_array());
   json_decref(last);
   return noise;
 }
@@ -240,14 +244,13 @@ static int summary_write(const run_opts_t *o, db_t *db, int64_t id,
   }
   stages = summary_stages(m, n);
   summary_hashes(db, id, stages);
-  sum = json_pack("{s:I, s:s, s:s?, s:o, s:o, s:o, s:f, s:o}",
-                  "id", (json_int_t)id, "state", job.state, "error",
-                  job.error, "stages", stages, "noise",
-                  summary_noise(db, id, spec), "detection", summary_detection(m, n), "wall_seconds",
-                  seconds, "provenance",
-                  job.provenance_json
-                      ? json_loads(job.provenance_json, 0, NULL)
-                      : json_null());
+  sum = json_pack("{s:I, s:s, s:s?, s:o, s:o, s:o, s:f, s:o}", "id",
+                  (json_int_t)id, "state", job.state, "error", job.error,
+                  "stages", stages, "noise", summary_noise(db, id, spec),
+                  "detection", summary_detection(m, n), "wall_seconds", seconds,
+                  "provenance",
+                  job.provenance_json ? json_loads(job.provenance_json, 0, NULL)
+                                      : json_null());
   rc = sum && json_dump_file(sum, o->summary_path,
                              JSON_INDENT(2) | JSON_REAL_PRECISION(6)) == 0
            ? 0

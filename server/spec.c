@@ -74,8 +74,7 @@ static const char *const model_keys[] = {"layers", NULL};
 /* Allowed strings; a value is read as its index in the list. */
 static const char *const optim_kinds[] = {"sgd", "adam", "adamw", NULL};
 static const char *const schedules[] = {"constant", "cosine", "step", NULL};
-static const char *const pace_kinds[] = {"fraction", "threshold", "auto",
-                                         NULL};
+static const char *const pace_kinds[] = {"fraction", "threshold", "auto", NULL};
 /* These follow the order of engine/spl.h's enums. */
 static const char *const score_kinds[] = {"loss", "confidence", "entropy",
                                           "margin", NULL};

@@ -201,7 +201,20 @@ def test_run_succeeds_and_summarises(tmp_path):
     for stage in summary['stages'].values():
         acc = stage['test_accuracy']
         assert 0.1 < acc['last'] <= 1 and 0.1 < acc['best'] <= 1
-    assert summary['noise']['rate'] == 0.2
+    noise = summary['noise']
+    assert noise['rate'] == 0.2
+    # The spl stage's estimate from its training dynamics: every estimator
+    # by name, the best one's overall and per class (of the 10 classes).
+    assert set(noise['estimates']) == {'confident', 'beta', 'gmm_class',
+                                       'gmm'}
+    assert noise['estimated_rate'] == noise['estimates']['confident']
+    assert 0 <= noise['estimated_rate'] <= 1
+    assert len(noise['per_class']) == 10
+    assert all(0 <= r <= 1 for r in noise['per_class'])
+    # Every spl epoch from the last warm-up epoch on prints the estimate.
+    assert [l.split(' ')[:2] for l in lines
+            if 'estimated_noise_rate=' in l] == [
+        ['stage=spl', 'epoch=1'], ['stage=spl', 'epoch=2']]
     assert summary['wall_seconds'] > 0
     assert summary['provenance']['dataset'] == 'fashion-mnist'
     # The job is in the database like a daemon's: the same spec again finds

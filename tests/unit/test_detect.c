@@ -328,8 +328,8 @@ static void test_noise_rate_invalid(void **state) {
  * 0.5 and p_2 = 0.3 < 0.6: rejected. Sample 3 (labelled 1) has p_1 =
  * 0.6 < 0.65 and no other class at its threshold: not claimed, kept. */
 static void test_confident_hand(void **state) {
-  const float probs[6 * 3] = {0.8f, 0.1f, 0.1f, 0.2f, 0.7f, 0.1f,
-                              0.1f, 0.7f, 0.2f, 0.3f, 0.6f, 0.1f,
+  const float probs[6 * 3] = {0.8f,  0.1f,  0.1f, 0.2f, 0.7f, 0.1f,
+                              0.1f,  0.7f,  0.2f, 0.3f, 0.6f, 0.1f,
                               0.05f, 0.05f, 0.9f, 0.6f, 0.1f, 0.3f};
   const uint8_t labels[6] = {0, 0, 1, 1, 2, 2};
   detect_probs_t in = {probs, labels, 6, 3};
@@ -600,9 +600,9 @@ static void test_by_class(void **state) {
   assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, values, labels,
                                          N0 + N1, 0, pc, &rate),
                    -EINVAL);
-  assert_int_equal(detect_noise_by_class(DETECT_MIX_BETA, NULL, labels, 1, 3,
-                                         pc, &rate),
-                   -EINVAL);
+  assert_int_equal(
+      detect_noise_by_class(DETECT_MIX_BETA, NULL, labels, 1, 3, pc, &rate),
+      -EINVAL);
 }
 
 int main(void) {

@@ -1545,30 +1545,27 @@ static void check_noise_estimates(const recorder_t *r) {
       continue;
     assert_same_double(m->estimated_noise_rate,
                        m->noise_estimates[PIPELINE_EST_CONFIDENT]);
-    assert_same_double(m->estimated_noise_rate,
-                       first->m.estimated_noise_rate);
+    assert_same_double(m->estimated_noise_rate, first->m.estimated_noise_rate);
     for (int c = 0; c < PIPE_CLASSES; c++) {
       assert_same_double(r->ep[k].per_class[c], first->per_class[c]);
-      check_close(r->ep[k].per_class[c], 0.3, 0, 0.05, "per class",
-                  (size_t)c);
+      check_close(r->ep[k].per_class[c], 0.3, 0, 0.05, "per class", (size_t)c);
     }
   }
   check_close(first->m.estimated_noise_rate, 0.3, 0, 0.05, "noise rate", 0);
   assert_string_equal(pipeline_estimator_name(PIPELINE_EST_CONFIDENT),
                       "confident");
-  assert_string_equal(pipeline_estimator_name(PIPELINE_ESTIMATORS),
-                      "unknown");
+  assert_string_equal(pipeline_estimator_name(PIPELINE_ESTIMATORS), "unknown");
 }
 
-/* The auto pace keeps of each class its clean share by the estimate, at
- * every selection and in the final easy set. */
+/* The auto pace keeps of each class the clean share of the whole set by
+ * the estimate, at every selection and in the final easy set. */
 static void check_auto_pace(const recorder_t *r) {
   for (int e = SPL_WARMUP; e <= SPL_EPOCHS; e++) {
     const epoch_rec_t *ep = &r->ep[e - 1];
     int n_c[PIPE_CLASSES], easy_c[PIPE_CLASSES];
     class_counts(r, ep->easy, n_c, easy_c);
     for (int c = 0; c < PIPE_CLASSES; c++) {
-      long keep = llround((1.0 - ep->per_class[c]) * n_c[c]);
+      long keep = llround((1.0 - ep->m.estimated_noise_rate) * n_c[c]);
       assert_int_equal(easy_c[c], keep < 1 ? 1 : keep);
     }
   }

@@ -552,8 +552,8 @@ static const bad_case_t bad_cases[] = {
      "spl.pace.lambda", 0},
     {"{" DS ", 'spl': {'pace': {'kind': 'threshold', 'growth': 0.5}}}",
      "spl.pace.growth", 0},
-    {"{" DS ", 'spl': {'pace': {'kind': 'auto', 'end': 0.9}}}",
-     "spl.pace.end", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'auto', 'end': 0.9}}}", "spl.pace.end",
+     0},
     {"{" DS ", 'spl': {'pace': {'kind': 'auto', 'lambda': 2}}}",
      "spl.pace.lambda", 0},
     {"{" DS ", 'spl': {'score': 'loss2'}}", "spl.score", 0},
@@ -889,9 +889,8 @@ static void test_spl_options(void **state) {
   assert_int_equal(s.spl_score, SPL_SCORE_LOSS);
   assert_int_equal(s.per_class, 1);
 
-  assert_int_equal(parse_q("{" DS ", 'spl': {'pace': {'kind': 'auto'}}}",
-                           &s, &e),
-                   0);
+  assert_int_equal(
+      parse_q("{" DS ", 'spl': {'pace': {'kind': 'auto'}}}", &s, &e), 0);
   assert_int_equal(s.pace_kind, SPL_PACE_AUTO);
 }
 

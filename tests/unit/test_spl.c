@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the self-paced building blocks on cases computed by hand:
  * the four scores, the paces and curves, selection per class, with a
- * fraction of each class and over the whole set, the weight schemes, one-call selection with weights, and the
- * final-set statistic; with empty, one-class and equal-score edge cases. */
+ * fraction of each class and over the whole set, the weight schemes, one-call
+ * selection with weights, and the final-set statistic; with empty, one-class
+ * and equal-score edge cases. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
