@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -172,6 +173,17 @@ def spkd_factory(tmp_path):
     factory.close()
 
 
+@pytest.fixture(scope='module')
+def rooted(tmp_path_factory, data_root):
+    """A daemon whose data root is the module's data_root fixture, running
+    one job at a time."""
+    factory = DaemonFactory(str(tmp_path_factory.mktemp('rooted')))
+    try:
+        yield factory.start(args=('--data-root', str(data_root)))
+    finally:
+        factory.close()
+
+
 @pytest.fixture
 def spkd(spkd_factory):
     """A fresh daemon with an empty database, running one job at a time."""
@@ -206,6 +218,25 @@ def tiny_spec(**over):
     }
     spec.update(copy.deepcopy(over))
     return spec
+
+
+def spec_with(student=None, **over):
+    """tiny_spec() without a baseline (unless over gives one), over's keys
+    replacing its own and student's added to its student."""
+    spec = tiny_spec(**over)
+    if 'baseline' not in over:
+        del spec['baseline']
+    spec['student'].update(copy.deepcopy(student or {}))
+    return spec
+
+
+def db_rows(db, sql, *args):
+    """Rows of a query on a read-only connection of its own."""
+    con = sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=10)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
 
 
 def long_spec(**over):

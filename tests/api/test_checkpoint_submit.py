@@ -8,7 +8,6 @@
 # file spoilt after submission fails the job at once, shown at its
 # teacher's stage, and the daemon's log line says why. One spoilt while
 # the self-paced stage trains fails the job at the teacher's stage too.
-import copy
 import os
 import random
 import shutil
@@ -18,8 +17,8 @@ import zlib
 
 import pytest
 
-from conftest import (DATA_ROOT, SPKD, DaemonFactory, long_spec, tiny_spec,
-                      wait_finished, wait_for, wait_state)
+from conftest import (DATA_ROOT, SPKD, long_spec, spec_with, wait_finished,
+                      wait_for, wait_state)
 from spkapi import expect_error, jobspec_errors
 
 GOOD = 'models/mlp.ckpt'
@@ -123,25 +122,6 @@ BAD_FILES = {
     'inf-weight.ckpt': lambda g: patched(g, first_weight(g), '<f',
                                          float('-inf')),
 }
-
-
-@pytest.fixture(scope='module')
-def rooted(tmp_path_factory, data_root):
-    """A daemon whose data root is data_root, one job at a time."""
-    factory = DaemonFactory(str(tmp_path_factory.mktemp('rooted')))
-    try:
-        yield factory.start(args=('--data-root', str(data_root)))
-    finally:
-        factory.close()
-
-
-def spec_with(student=None, **over):
-    """tiny_spec() without a baseline, over's keys replacing its own and
-    student's added to its student."""
-    spec = tiny_spec(**over)
-    del spec['baseline']
-    spec['student'].update(copy.deepcopy(student or {}))
-    return spec
 
 
 def loaded(path):

@@ -9,15 +9,14 @@ import json
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import (DATA_ROOT, SPKD, TERMINAL, wait_finished, wait_for,
-                      wait_state)
+from conftest import (DATA_ROOT, SPKD, TERMINAL, db_rows, wait_finished,
+                      wait_for, wait_state)
 
 DEADLINE = 60.0
 # Small enough to run in about 3 s, with every kind of stage: a self-paced
@@ -45,15 +44,6 @@ def epoch_of(line):
     m = LINE.match(line)
     assert m, line
     return m.group(1), int(m.group(2))
-
-
-def db_rows(db, sql, *args):
-    """Rows of a query on a read-only connection of its own."""
-    con = sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def assert_intact(db):

@@ -4,20 +4,10 @@
 # next daemon resumes the stage, the job shows the stage with the epochs
 # it had completed (never epoch 0) in its row and in GET /v1/jobs/{id}.
 import json
-import sqlite3
 
-from conftest import tiny_spec, wait_finished, wait_for
+from conftest import db_rows, tiny_spec, wait_finished, wait_for
 
 DEADLINE = 120.0
-
-
-def db_rows(db, sql, *args):
-    """Rows of a query on a read-only connection of its own."""
-    con = sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def spl_epochs(client, job_id):

@@ -17,7 +17,7 @@ import subprocess
 import jsonschema
 import pytest
 
-from conftest import (DATA_ROOT, SPKD, DaemonFactory, long_spec, tiny_spec,
+from conftest import (DATA_ROOT, SPKD, long_spec, spec_with, tiny_spec,
                       wait_finished, wait_state)
 from spkapi import (REPO, METHODS, component_schema, expect_error,
                     jobspec_errors, load_spec, match_route, schema_errors,
@@ -231,26 +231,6 @@ def data_root(tmp_path_factory):
     shutil.copyfile(root / CHECKPOINT, outside)
     os.symlink(outside, root / 'escape.ckpt')
     return root
-
-
-@pytest.fixture(scope='module')
-def rooted(tmp_path_factory, data_root):
-    """A daemon whose data root is data_root, running one job at a time."""
-    factory = DaemonFactory(str(tmp_path_factory.mktemp('rooted')))
-    try:
-        yield factory.start(args=('--data-root', str(data_root)))
-    finally:
-        factory.close()
-
-
-def spec_with(student=None, **over):
-    """tiny_spec() without a baseline (unless over gives one), over's keys
-    replacing its own and student's added to its student."""
-    spec = tiny_spec(**over)
-    if 'baseline' not in over:
-        del spec['baseline']
-    spec['student'].update(copy.deepcopy(student or {}))
-    return spec
 
 
 def refused_spec(client, spec, field):
