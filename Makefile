@@ -37,7 +37,7 @@ SAN_TESTS := $(TEST_SRC:tests/unit/%.c=$(SAN)/tests/%)
 VENDOR := web/vendor/uPlot.iife.min.js web/vendor/uPlot.min.css
 
 .PHONY: all setup run test unit unit-san api web-test lint bench clean \
-        format
+        format results
 all: $(B)/spkd $(B)/spkctl $(VENDOR)
 
 setup:
@@ -88,6 +88,11 @@ $(B)/spkrecbench: tests/bench/records_bench.c $(B)/libspk.a
 # test (see README, "Speed").
 bench: setup all $(B)/spkbench $(B)/spkrecbench
 	./scripts/bench.sh
+
+# Every examples/*-auto.json over three seeds on full Fashion-MNIST (a few
+# hours on 2 cores; resumes where it stopped) -> docs/results.md.
+results: setup all
+	/usr/bin/python3 scripts/results.py
 
 run: setup all
 	./scripts/run.sh

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""`make results`: runs every examples/*-auto.json over three seeds with
+`spkd run` and writes the table of docs/results.md between its markers.
+
+Each run's database and summary go under var/results/; a run whose
+summary says "succeeded" is not run again, so an interrupted `make
+results` goes on where it stopped (spkd run itself resumes a killed
+run from its last completed epoch). Only the job's `seed` changes
+between seeds: the label noise (seed 7) and the validation split stay
+the same, so the spread is that of training alone.
+
+    scripts/results.py [--seeds 1,2,3] [--only sym40,clean] [--table-only]
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGIMES = ["clean", "sym20", "sym40", "sym60", "pair45", "memorise"]
+STAGES = ["spl", "teacher", "student", "baseline"]
+BEGIN = "<!-- results:begin (scripts/results.py writes this part) -->"
+END = "<!-- results:end -->"
+
+
+def run_one(regime, seed, outdir):
+    """Runs regime at seed unless its summary is there; the summary."""
+    base = os.path.join(outdir, "%s-s%d" % (regime, seed))
+    summary = base + ".summary.json"
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+        if s.get("state") == "succeeded":
+            return s
+    with open(os.path.join(ROOT, "examples", regime + "-auto.json")) as f:
+        spec = json.load(f)
+    spec["seed"] = seed
+    spec["name"] = "%s-s%d" % (spec["name"], seed)
+    with open(base + ".json", "w") as f:
+        json.dump(spec, f, indent=1)
+    cmd = [os.path.join(ROOT, "build", "spkd"), "run", base + ".json",
+           "--db", base + ".db", "--summary", summary]
+    print("results: %s seed %d: %s" % (regime, seed, " ".join(cmd)),
+          flush=True)
+    t = time.time()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+    if r.returncode != 0:
+        sys.exit("results: %s seed %d failed (exit %d)" %
+                 (regime, seed, r.returncode))
+    print("results: %s seed %d done in %.0f s" % (regime, seed,
+                                                 time.time() - t),
+          flush=True)
+    with open(summary) as f:
+        return json.load(f)
+
+
+def mean_sd(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def pct(x):
+    return "—" if x is None else "%.2f" % (100 * x)
+
+
+def acc(s, stage, which):
+    st = s["stages"].get(stage)
+    return st["test_accuracy"][which] if st else None
+
+
+def table(results):
+    """results: {regime: [summary per seed]} -> markdown lines."""
+    seeds = max(len(v) for v in results.values())
+    out = []
+    out.append("Test accuracy in %, mean of %d seeds: last epoch, then "
+               "(in brackets) at the epoch of best validation accuracy."
+               % seeds)
+    out.append("")
+    out.append("| regime | spl | teacher | student | baseline | "
+               "student − baseline, last (per seed) | best-val |")
+    out.append("|---|---|---|---|---|---|---|")
+    for regime, runs in results.items():
+        cells = [regime]
+        for stage in STAGES:
+            last, _ = mean_sd([acc(s, stage, "last") for s in runs])
+            best, _ = mean_sd([acc(s, stage, "best") for s in runs])
+            cells.append("%s (%s)" % (pct(last), pct(best)))
+        d = [acc(s, "student", "last") - acc(s, "baseline", "last")
+             for s in runs]
+        db = [acc(s, "student", "best") - acc(s, "baseline", "best")
+              for s in runs]
+        m, sd = mean_sd(d)
+        mb, sdb = mean_sd(db)
+        cells.append("%+.2f ± %.2f (%s)" % (100 * m, 100 * sd, ", ".join(
+            "%+.2f" % (100 * x) for x in d)))
+        cells.append("%+.2f ± %.2f" % (100 * mb, 100 * sdb))
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Noise and the final easy set (the self-paced stage's last "
+               "epoch), mean ± standard deviation over the seeds; wall "
+               "time of the whole job (four stages) on this machine.")
+    out.append("")
+    out.append("| regime | injected | estimate | AUROC | easy precision | "
+               "easy recall | wall time |")
+    out.append("|---|---|---|---|---|---|---|")
+    for regime, runs in results.items():
+        est = mean_sd([s["noise"]["estimated_rate"] for s in runs])
+        cells = [regime, "%.2f" % runs[0]["noise"]["rate"],
+                 "%.4f ± %.4f" % est]
+        for k in ("auroc", "precision", "recall"):
+            m, sd = mean_sd([s["detection"][k] for s in runs])
+            cells.append("—" if m is None else "%.4f ± %.4f" % (m, sd))
+        w, _ = mean_sd([s["wall_seconds"] for s in runs])
+        cells.append("%d min %02d s" % (w // 60, w % 60))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def write_doc(path, lines):
+    with open(path) as f:
+        doc = f.read()
+    body = BEGIN + "\n\n" + "\n".join(lines) + "\n\n" + END
+    if BEGIN in doc and END in doc:
+        head, rest = doc.split(BEGIN, 1)
+        doc = head + body + rest.split(END, 1)[1]
+    else:
+        doc = doc.rstrip("\n") + "\n\n## `make results`\n\n" + body + "\n"
+    with open(path + ".tmp", "w") as f:
+        f.write(doc)
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--only", default=",".join(REGIMES))
+    ap.add_argument("--out", default=os.path.join(ROOT, "var", "results"))
+    ap.add_argument("--doc", default=os.path.join(ROOT, "docs",
+                                                  "results.md"))
+    ap.add_argument("--table-only", action="store_true",
+                    help="write the table from the summaries already there")
+    a = ap.parse_args()
+    seeds = [int(x) for x in a.seeds.split(",")]
+    regimes = [r for r in a.only.split(",") if r]
+    for r in regimes:
+        if r not in REGIMES:
+            sys.exit("results: unknown regime '%s' (%s)" %
+                     (r, ", ".join(REGIMES)))
+    os.makedirs(a.out, exist_ok=True)
+    results = {r: [] for r in regimes}
+    # Seed by seed, so that an interrupted run has every regime once.
+    for seed in seeds:
+        for regime in regimes:
+            if a.table_only:
+                p = os.path.join(a.out, "%s-s%d.summary.json" %
+                                 (regime, seed))
+                if not os.path.exists(p):
+                    continue
+                with open(p) as f:
+                    s = json.load(f)
+            else:
+                s = run_one(regime, seed, a.out)
+            if s.get("state") == "succeeded":
+                results[regime].append(s)
+    results = {r: v for r, v in results.items() if v}
+    if not results:
+        sys.exit("results: no finished run to tabulate")
+    lines = table(results)
+    print("\n".join(lines))
+    write_doc(a.doc, lines)
+    print("results: wrote %s" % a.doc)
+
+
+if __name__ == "__main__":
+    main()
