@@ -124,6 +124,7 @@ typedef struct {
   int pace_kind;               /* spl_pace_kind_t */
   int pace_curve;              /* spl_curve_t, fraction pace */
   double pace_lambda, pace_growth; /* threshold pace */
+  double pace_clean_below;     /* auto pace: estimates below keep all */
   int per_class;               /* fraction pace: keep each class's share */
   int weighting;               /* spl_weighting_t */
   double mix_ratio;            /* mixture weighting: lambda2 / lambda1 */

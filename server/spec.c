@@ -57,8 +57,8 @@ static const char *const spl_keys[] = {
     "model",     "epochs",    "warmup_epochs", "optimizer",
     "pace",      "score",     "score_pass",    "per_class",
     "weighting", "mix_ratio", "final_set",     NULL};
-static const char *const pace_keys[] = {"kind",   "start",  "end", "curve",
-                                        "lambda", "growth", NULL};
+static const char *const pace_keys[] = {
+    "kind", "start", "end", "curve", "lambda", "growth", "clean_below", NULL};
 static const char *const final_keys[] = {"statistic", "last_epochs", NULL};
 static const char *const stage_keys[] = {"model", "epochs", "optimizer", NULL};
 static const char *const teacher_keys[] = {"model", "epochs",     "optimizer",
@@ -775,11 +775,12 @@ static int spec_dataset(const spec_obj_t *root, pipeline_spec_t *s) {
   return 0;
 }
 
-/* Refuses in a pace object the keys of the pace kinds it is not; the
- * auto pace has none of its own. */
+/* Refuses in a pace object the keys of the pace kinds it is not. */
 static int spec_pace_keys(const spec_obj_t *o, int kind) {
   static const char *const owned[][4] = {
-      {"start", "end", "curve", NULL}, {"lambda", "growth", NULL}, {NULL}};
+      {"start", "end", "curve", NULL},
+      {"lambda", "growth", NULL},
+      {"clean_below", NULL}};
 
   for (int k = 0; pace_kinds[k]; k++)
     for (int i = 0; k != kind && owned[k][i]; i++)
@@ -791,12 +792,14 @@ static int spec_pace_keys(const spec_obj_t *o, int kind) {
 }
 
 /* Reads spl.pace: the fraction pace's kept fraction grows from start to
- * end; the auto pace takes it from the noise estimate. */
+ * end; the auto pace takes it from the noise estimate, or keeps all
+ * when the estimate is below clean_below. */
 
 static int spec_pace(const spec_obj_t *spl, pipeline_spec_t *s) {
   static const spec_range_t fraction = {0, 1, 1, 0};
   static const spec_range_t lambda = {0, 1e6, 1, 0};
   static const spec_range_t growth = {1, 100, 0, 0};
+  static const spec_range_t below = {0, 0.5, 0, 0};
   spec_obj_t o;
 
   if (spec_child(spl, "pace", pace_keys, &o) ||
@@ -806,7 +809,8 @@ static int spec_pace(const spec_obj_t *spl, pipeline_spec_t *s) {
       spec_num(&o, "end", &fraction, &s->pace_end) ||
       spec_enum(&o, "curve", curves, &s->pace_curve) ||
       spec_num(&o, "lambda", &lambda, &s->pace_lambda) ||
-      spec_num(&o, "growth", &growth, &s->pace_growth))
+      spec_num(&o, "growth", &growth, &s->pace_growth) ||
+      spec_num(&o, "clean_below", &below, &s->pace_clean_below))
     return -EINVAL;
   if (s->pace_start > s->pace_end)
     return spec_fail(&o, "start",

@@ -1558,14 +1558,18 @@ static void check_noise_estimates(const recorder_t *r) {
 }
 
 /* The auto pace keeps of each class the clean share of the whole set by
- * the estimate, at every selection and in the final easy set. */
+ * the estimate, at every selection and in the final easy set; all of it
+ * when the estimate is below the spec's clean_below. */
 static void check_auto_pace(const recorder_t *r) {
   for (int e = SPL_WARMUP; e <= SPL_EPOCHS; e++) {
     const epoch_rec_t *ep = &r->ep[e - 1];
+    double rate = ep->m.estimated_noise_rate;
     int n_c[PIPE_CLASSES], easy_c[PIPE_CLASSES];
     class_counts(r, ep->easy, n_c, easy_c);
+    if (rate < r->spec.pace_clean_below)
+      rate = 0;
     for (int c = 0; c < PIPE_CLASSES; c++) {
-      long keep = llround((1.0 - ep->m.estimated_noise_rate) * n_c[c]);
+      long keep = llround((1.0 - rate) * n_c[c]);
       assert_int_equal(easy_c[c], keep < 1 ? 1 : keep);
     }
   }
@@ -1573,7 +1577,7 @@ static void check_auto_pace(const recorder_t *r) {
 
 static void test_pipeline_noise_estimate(void **state) {
   dataset_t train, test;
-  recorder_t *r = recorder_new(), *a = recorder_new();
+  recorder_t *r = recorder_new(), *a = recorder_new(), *all = recorder_new();
   char err[256] = "";
 
   (void)state;
@@ -1587,8 +1591,17 @@ static void test_pipeline_noise_estimate(void **state) {
     fail_msg("pipeline_run: %s", err);
   check_noise_estimates(a);
   check_auto_pace(a);
+  /* An estimate (about 0.3) under clean_below keeps every sample. */
+  all->spec.pace_kind = SPL_PACE_AUTO;
+  all->spec.pace_clean_below = 0.45;
+  if (run_recorded(all, &train, &test, err, sizeof err) != 0)
+    fail_msg("pipeline_run: %s", err);
+  check_noise_estimates(all);
+  check_auto_pace(all);
+  assert_true(all->ep[SPL_EPOCHS - 1].m.estimated_noise_rate < 0.45);
   recorder_free(r);
   recorder_free(a);
+  recorder_free(all);
   dataset_deinit(&train);
   dataset_deinit(&test);
 }

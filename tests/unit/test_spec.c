@@ -556,6 +556,12 @@ static const bad_case_t bad_cases[] = {
      0},
     {"{" DS ", 'spl': {'pace': {'kind': 'auto', 'lambda': 2}}}",
      "spl.pace.lambda", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'auto', 'clean_below': 0.6}}}",
+     "spl.pace.clean_below", 0},
+    {"{" DS ", 'spl': {'pace': {'kind': 'auto', 'clean_below': -0.1}}}",
+     "spl.pace.clean_below", 0},
+    {"{" DS ", 'spl': {'pace': {'clean_below': 0.1}}}",
+     "spl.pace.clean_below", 0},
     {"{" DS ", 'spl': {'score': 'loss2'}}", "spl.score", 0},
     {"{" DS ", 'spl': {'score_pass': 'both'}}", "spl.score_pass", 0},
     {"{" DS ", 'spl': {'per_class': 1}}", "spl.per_class", 0},
@@ -892,6 +898,12 @@ static void test_spl_options(void **state) {
   assert_int_equal(
       parse_q("{" DS ", 'spl': {'pace': {'kind': 'auto'}}}", &s, &e), 0);
   assert_int_equal(s.pace_kind, SPL_PACE_AUTO);
+  assert_true(s.pace_clean_below == 0.05);
+  assert_int_equal(parse_q("{" DS ", 'spl': {'pace': {'kind': 'auto', "
+                           "'clean_below': 0}}}",
+                           &s, &e),
+                   0);
+  assert_true(s.pace_clean_below == 0);
 }
 
 /* Several teachers: each starts from the default teacher over the job's
