@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,6 +59,21 @@ def run_one(regime, seed, outdir):
         return json.load(f)
 
 
+def load(regime, seed, outdir):
+    """The summary of a finished run, with "easy_fraction" (the share
+    of training samples in the final easy set) from its database."""
+    base = os.path.join(outdir, "%s-s%d" % (regime, seed))
+    with open(base + ".summary.json") as f:
+        s = json.load(f)
+    con = sqlite3.connect("file:%s.db?mode=ro" % base, uri=True)
+    row = con.execute("SELECT easy_fraction FROM epoch_metrics WHERE "
+                      "job_id = ? AND stage = 'spl' ORDER BY epoch DESC "
+                      "LIMIT 1", (s["id"],)).fetchone()
+    con.close()
+    s["easy_fraction"] = row[0] if row else None
+    return s
+
+
 def mean_sd(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -81,7 +97,7 @@ def table(results):
     """results: {regime: [summary per seed]} -> markdown lines."""
     seeds = max(len(v) for v in results.values())
     out = []
-    out.append("Test accuracy in %, mean of %d seeds: last epoch, then "
+    out.append("Test accuracy in %%, mean of %d seeds: last epoch, then "
                "(in brackets) at the epoch of best validation accuracy."
                % seeds)
     out.append("")
@@ -109,14 +125,19 @@ def table(results):
                "epoch), mean ± standard deviation over the seeds; wall "
                "time of the whole job (four stages) on this machine.")
     out.append("")
-    out.append("| regime | injected | estimate | AUROC | easy precision | "
-               "easy recall | wall time |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| regime | injected | estimate | AUROC | easy set kept | "
+               "easy precision | easy recall | wall time |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for regime, runs in results.items():
         est = mean_sd([s["noise"]["estimated_rate"] for s in runs])
         cells = [regime, "%.2f" % runs[0]["noise"]["rate"],
                  "%.4f ± %.4f" % est]
-        for k in ("auroc", "precision", "recall"):
+        m, sd = mean_sd([s["detection"]["auroc"] for s in runs])
+        cells.append("—" if m is None else "%.4f ± %.4f" % (m, sd))
+        m, sd = mean_sd([s["easy_fraction"] for s in runs])
+        cells.append("—" if m is None else "%.2f %% ± %.2f" %
+                     (100 * m, 100 * sd))
+        for k in ("precision", "recall"):
             m, sd = mean_sd([s["detection"][k] for s in runs])
             cells.append("—" if m is None else "%.4f ± %.4f" % (m, sd))
         w, _ = mean_sd([s["wall_seconds"] for s in runs])
@@ -126,8 +147,10 @@ def table(results):
 
 
 def write_doc(path, lines):
-    with open(path) as f:
-        doc = f.read()
+    doc = "# Results\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            doc = f.read()
     body = BEGIN + "\n\n" + "\n".join(lines) + "\n\n" + END
     if BEGIN in doc and END in doc:
         head, rest = doc.split(BEGIN, 1)
@@ -165,10 +188,9 @@ def main():
                                  (regime, seed))
                 if not os.path.exists(p):
                     continue
-                with open(p) as f:
-                    s = json.load(f)
-            else:
-                s = run_one(regime, seed, a.out)
+            elif run_one(regime, seed, a.out).get("state") != "succeeded":
+                continue
+            s = load(regime, seed, a.out)
             if s.get("state") == "succeeded":
                 results[regime].append(s)
     results = {r: v for r, v in results.items() if v}

@@ -2,7 +2,8 @@
 # The one recipe for every regime: examples/auto.json and the files
 # derived from it differ only where a regime may differ (the injected
 # noise; for memorise also the optimizer and the epochs; the name, which
-# is only a label), and the daemon accepts every one of them.
+# is only a label), examples/cnn-sym40.json is sym40-auto.json with
+# every model a cnn, and the daemon accepts every one of them.
 import glob
 import json
 import os
@@ -73,13 +74,24 @@ def test_derived_differs_only_where_allowed(path):
         assert spec['dataset']['label_noise']['rate'] == 0.4
 
 
+def test_cnn_recipe_changes_only_the_models():
+    base = load(os.path.join(EXAMPLES, 'sym40-auto.json'))
+    cnn = load(os.path.join(EXAMPLES, 'cnn-sym40.json'))
+    models = {'spl.model', 'teachers[0].model', 'student.model',
+              'baseline.model'}
+    assert differences(base, cnn) == models | {'name'}
+    assert {cnn['spl']['model'], cnn['teachers'][0]['model'],
+            cnn['student']['model'], cnn['baseline']['model']} == {'cnn'}
+
+
 def test_the_daemon_accepts_every_recipe(spkd):
     """Each file passes the daemon's own validation (and its dataset
     check); a long job holds the only slot, so none of them runs."""
     client = spkd.client
     holder = client.submit(long_spec())
     wait_state(client, holder['id'], ('running',), 60)
-    for path in [os.path.join(EXAMPLES, 'auto.json')] + DERIVED:
+    for path in [os.path.join(EXAMPLES, name)
+                 for name in ('auto.json', 'cnn-sym40.json')] + DERIVED:
         job = client.submit(load(path))
         assert job['state'] == 'queued', path
         resp = client.post(f"/v1/jobs/{job['id']}/cancel")
