@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # `make run`: starts the daemon on 127.0.0.1:8080 with its database under
 # ./var in the foreground, and from the background submits
-# examples/sym40.json once it answers and prints how to follow the job.
+# examples/auto.json (the recommended recipe, at 40 % symmetric noise)
+# once it answers and prints how to follow the job.
 # Ctrl-C stops the daemon cleanly.
 set -eu
 
@@ -22,15 +23,15 @@ submit() {
     sleep 0.1
   done
   job=$(curl -sS -X POST -H 'Content-Type: application/json' \
-    --data-binary @examples/sym40.json "$url/v1/jobs")
+    --data-binary @examples/auto.json "$url/v1/jobs")
   id=$(printf '%s' "$job" | sed -n 's/^{"id":\([0-9]*\).*/\1/p')
   if [ -z "$id" ]; then
-    echo "run: submitting examples/sym40.json failed: $job" >&2
+    echo "run: submitting examples/auto.json failed: $job" >&2
     return 1
   fi
   cat >&2 <<MSG
 
-  Submitted examples/sym40.json as job $id: $url/v1/jobs/$id
+  Submitted examples/auto.json as job $id: $url/v1/jobs/$id
 
   Dashboard: $url/jobs/$id   (all jobs: $url/)
 
