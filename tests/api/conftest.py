@@ -6,6 +6,7 @@
 import copy
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -28,6 +29,20 @@ TERMINAL = ('succeeded', 'failed', 'cancelled')
 # Every daemon started in this session, in order, so that a failing test's
 # report can show the logs of those it started.
 STARTED = []
+
+
+# A structured log line of spkd's (time, level, message), such as the
+# one saying which BLAS kernel it chose on a CPU OpenBLAS misdetects.
+LOG_LINE = re.compile(r'^\d{4}-\d\d-\d\dT[\d:.]+Z (debug|info|warn|error) ')
+
+
+def message_lines(stderr):
+    """The lines of a command's stderr that are not log lines: what it
+    says to the person who ran it."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode()
+    return [ln for ln in stderr.splitlines()
+            if ln.strip() and not LOG_LINE.match(ln)]
 
 
 def free_port():

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import DATA_ROOT, SPKD
+from conftest import DATA_ROOT, SPKD, message_lines
 
 GENERIC_CORES = {'katmai', 'coppermine', 'northwood', 'prescott', 'banias',
                  'yonah', 'core2', 'penryn', 'dunnington', 'nehalem', 'atom',
@@ -103,7 +103,7 @@ def test_train_refuses_bad_options(args, message):
     res = train('--dataset', 'fashion-mnist', *args)
     assert res.returncode == 2
     assert res.stdout == ''
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert len(message_lines(res.stderr)) == 1, res.stderr
     assert message in res.stderr
 
 
@@ -120,7 +120,7 @@ def test_train_refuses_bad_options(args, message):
 def test_train_refuses_missing_files(args, message):
     res = train(*args)
     assert res.returncode == 1
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert len(message_lines(res.stderr)) == 1, res.stderr
     assert message in res.stderr
 
 

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 
-from conftest import DATA_ROOT, SPKD, free_port
+from conftest import DATA_ROOT, SPKD, free_port, message_lines
 from spkapi import expect_error
 
 
@@ -55,7 +55,7 @@ def test_non_loopback_listen_is_refused(tmp_path):
     for host in ('0.0.0.0', '192.0.2.1'):
         proc = run_refused(tmp_path, f'{host}:{free_port()}')
         assert proc.returncode == 2, proc
-        lines = [ln for ln in proc.stderr.decode().splitlines() if ln.strip()]
+        lines = message_lines(proc.stderr)
         assert len(lines) == 1, lines
         assert host in lines[0] or 'loopback' in lines[0].lower(), lines
 

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import DATA_ROOT, SPKD
+from conftest import DATA_ROOT, SPKD, message_lines
 
 STAGES = (['spl', 'teacher'] + ['teacher%d' % i for i in range(8)] +
           ['student', 'baseline'])
@@ -313,7 +313,7 @@ def test_bad_command_lines_are_refused(jobs, args, code, message):
                          text=True, timeout=60)
     assert res.returncode == code
     assert res.stdout == ''
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert len(message_lines(res.stderr)) == 1, res.stderr
     assert message.replace('DB', db) in res.stderr
 
 
@@ -359,7 +359,7 @@ def test_unreadable_databases_are_refused(jobs, tmp_path, kind, message):
         res = export(path, '--job', '1', '--format', fmt)
         assert res.returncode == 1, (kind, res.stderr)
         assert res.stdout == ''
-        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert len(message_lines(res.stderr)) == 1, res.stderr
         assert res.stderr.startswith('spkd export: ')
         assert message in res.stderr, res.stderr
     # Exporting never creates a database.
