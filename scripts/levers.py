@@ -13,15 +13,14 @@ column is printed for the record, not for choosing.
 
 A variant is NAME=PATH=JSON[;PATH=JSON...]; PATH is dotted (list items
 by index: teachers.0.epochs). Runs go under var/levers/ and are not run
-again when their summary is there.
+again once their summary says they succeeded.
 """
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from results import ROOT, spkd_run
 
 
 def set_path(doc, path, value):
@@ -61,17 +60,7 @@ def main():
             path, _, value = item.partition("=")
             set_path(spec, path, json.loads(value))
         stem = os.path.join(outdir, "%s-%s" % (tag, name))
-        with open(stem + ".json", "w") as f:
-            json.dump(spec, f, indent=1)
-        if not os.path.exists(stem + ".summary.json"):
-            r = subprocess.run([os.path.join(ROOT, "build", "spkd"), "run",
-                                stem + ".json", "--db", stem + ".db",
-                                "--summary", stem + ".summary.json"],
-                               stdout=subprocess.DEVNULL)
-            if r.returncode:
-                sys.exit("levers: %s failed" % name)
-        with open(stem + ".summary.json") as f:
-            wall = json.load(f)["wall_seconds"]
+        wall = spkd_run(spec, stem, "levers: " + name)["wall_seconds"]
         for stage, eps in stage_rows(stem + ".db").items():
             best = max(eps, key=lambda e: e[1])
             print("%-10s %-9s val last %.4f best %.4f (ep %d)   "

@@ -28,50 +28,53 @@ BEGIN = "<!-- results:begin (scripts/results.py writes this part) -->"
 END = "<!-- results:end -->"
 
 
-def run_one(regime, seed, outdir):
-    """Runs regime at seed unless its summary is there; the summary."""
-    base = os.path.join(outdir, "%s-s%d" % (regime, seed))
-    summary = base + ".summary.json"
-    if os.path.exists(summary):
-        with open(summary) as f:
-            s = json.load(f)
-        if s.get("state") == "succeeded":
-            return s
+def read_summary(stem):
+    """The summary spkd run wrote at stem.summary.json, or None."""
+    try:
+        with open(stem + ".summary.json") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def spkd_run(spec, stem, label):
+    """Runs spec with `spkd run` into stem.db and stem.summary.json
+    unless a summary there says it succeeded; the summary. Exits when
+    the run fails. Shared with scripts/levers.py."""
+    s = read_summary(stem)
+    if s and s.get("state") == "succeeded":
+        return s
+    with open(stem + ".json", "w") as f:
+        json.dump(spec, f, indent=1)
+    cmd = [os.path.join(ROOT, "build", "spkd"), "run", stem + ".json",
+           "--db", stem + ".db", "--summary", stem + ".summary.json"]
+    print("%s: %s" % (label, " ".join(cmd)), flush=True)
+    t = time.time()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+    if r.returncode != 0:
+        sys.exit("%s failed (exit %d)" % (label, r.returncode))
+    print("%s: done in %.0f s" % (label, time.time() - t), flush=True)
+    return read_summary(stem)
+
+
+def run_one(regime, seed, stem):
+    """Runs regime at seed unless it has succeeded; the summary."""
     with open(os.path.join(ROOT, "examples", regime + "-auto.json")) as f:
         spec = json.load(f)
     spec["seed"] = seed
     spec["name"] = "%s-s%d" % (spec["name"], seed)
-    with open(base + ".json", "w") as f:
-        json.dump(spec, f, indent=1)
-    cmd = [os.path.join(ROOT, "build", "spkd"), "run", base + ".json",
-           "--db", base + ".db", "--summary", summary]
-    print("results: %s seed %d: %s" % (regime, seed, " ".join(cmd)),
-          flush=True)
-    t = time.time()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL)
-    if r.returncode != 0:
-        sys.exit("results: %s seed %d failed (exit %d)" %
-                 (regime, seed, r.returncode))
-    print("results: %s seed %d done in %.0f s" % (regime, seed,
-                                                 time.time() - t),
-          flush=True)
-    with open(summary) as f:
-        return json.load(f)
+    return spkd_run(spec, stem, "results: %s seed %d" % (regime, seed))
 
 
-def load(regime, seed, outdir):
-    """The summary of a finished run, with "easy_fraction" (the share
-    of training samples in the final easy set) from its database."""
-    base = os.path.join(outdir, "%s-s%d" % (regime, seed))
-    with open(base + ".summary.json") as f:
-        s = json.load(f)
-    con = sqlite3.connect("file:%s.db?mode=ro" % base, uri=True)
+def easy_fraction(stem, job_id):
+    """The share of training samples in the run's final easy set, from
+    its database."""
+    con = sqlite3.connect("file:%s.db?mode=ro" % stem, uri=True)
     row = con.execute("SELECT easy_fraction FROM epoch_metrics WHERE "
                       "job_id = ? AND stage = 'spl' ORDER BY epoch DESC "
-                      "LIMIT 1", (s["id"],)).fetchone()
+                      "LIMIT 1", (job_id,)).fetchone()
     con.close()
-    s["easy_fraction"] = row[0] if row else None
-    return s
+    return row[0] if row else None
 
 
 def mean_sd(xs):
@@ -183,15 +186,11 @@ def main():
     # Seed by seed, so that an interrupted run has every regime once.
     for seed in seeds:
         for regime in regimes:
-            if a.table_only:
-                p = os.path.join(a.out, "%s-s%d.summary.json" %
-                                 (regime, seed))
-                if not os.path.exists(p):
-                    continue
-            elif run_one(regime, seed, a.out).get("state") != "succeeded":
-                continue
-            s = load(regime, seed, a.out)
-            if s.get("state") == "succeeded":
+            stem = os.path.join(a.out, "%s-s%d" % (regime, seed))
+            s = (read_summary(stem) if a.table_only else
+                 run_one(regime, seed, stem))
+            if s and s.get("state") == "succeeded":
+                s["easy_fraction"] = easy_fraction(stem, s["id"])
                 results[regime].append(s)
     results = {r: v for r, v in results.items() if v}
     if not results:
